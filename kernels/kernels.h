@@ -1,0 +1,93 @@
+/* kernels.h - hand-written compute kernels, NHWC float32.
+ *
+ * kernels/ knows nothing of graphs or files. Each optimized kernel has a scalar
+ * reference twin (suffix __ref) that tests compare it with; the unsuffixed name
+ * dispatches at run time (__builtin_cpu_supports) to the best variant this CPU
+ * has. Row ranges [y0, y1) let the engine split work across threads.
+ */
+#ifndef EFFCAM_KERNELS_H
+#define EFFCAM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Same numbering as ecm_act in engine/ecm_format.h. */
+enum ec_act {
+    EC_ACT_LINEAR = 0, EC_ACT_RELU = 1, EC_ACT_RELU6 = 2, EC_ACT_SIGMOID = 3,
+    EC_ACT_SOFTMAX = 4, EC_ACT_SWISH = 5, EC_ACT_TANH = 6, EC_ACT_GELU = 7
+};
+
+/* ---- float16 ------------------------------------------------------------- */
+float ec_f16_to_f32(uint16_t h);
+uint16_t ec_f32_to_f16(float f);                         /* round to nearest even */
+void ec_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);       /* dispatch (F16C) */
+void ec_f16_to_f32_n__ref(const uint16_t *src, float *dst, size_t n);
+
+/* ---- GEMM -----------------------------------------------------------------
+ * The one wrapper around cblas_sgemm, row-major, no transposes:
+ * C[M,N] = A[M,K] @ B[K,N] + beta * C. */
+void ec_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc);
+void ec_gemm__ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc);
+
+/* ---- im2col for k x k convolution ----------------------------------------
+ * Rows [p0, p1) of the im2col matrix of x(in_h, in_w, c): row p is output pixel
+ * (p / out_w, p % out_w), columns (ky, kx, ci) in HWIO order, zero for padding.
+ * col is (p1 - p0) x (kh * kw * c). */
+typedef struct {
+    int in_h, in_w, c;
+    int out_h, out_w;
+    int kh, kw, sh, sw;
+    int pad_t, pad_l;       /* bottom/right padding is implied by out_h/out_w */
+} ec_conv_geom;
+
+void ec_f32_im2col(const ec_conv_geom *g, const float *x, int p0, int p1, float *col);
+
+/* ---- per-channel epilogue --------------------------------------------------
+ * x[rows, c] = act(x * scale[c] + shift[c]) in place; scale/shift may be NULL
+ * (1 and 0). This is how BN (folded into scale/shift) and a conv bias are
+ * applied after a GEMM. Softmax is not allowed here. */
+void ec_f32_affine_act(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
+void ec_f32_affine_act__ref(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
+
+/* y[rows, c] = act(x) (x == y allowed); softmax normalises each row over c. */
+void ec_f32_act(const float *x, float *y, size_t rows, int c, int act);
+void ec_f32_act__ref(const float *x, float *y, size_t rows, int c, int act);
+
+/* ---- depthwise convolution -------------------------------------------------
+ * out(out_h, out_w, c*mult) rows [y0, y1) = act((x * w)(...) * scale + shift).
+ * w is (kh, kw, c, mult) float32; scale/shift per output channel, may be NULL
+ * (BN folded, or a bias in shift). */
+typedef struct {
+    ec_conv_geom g;
+    int mult;
+    int act;
+} ec_dwconv_params;
+
+void ec_f32_dwconv(const ec_dwconv_params *p, const float *x, const float *w,
+                   const float *scale, const float *shift, float *out, int y0, int y1);
+void ec_f32_dwconv__ref(const ec_dwconv_params *p, const float *x, const float *w,
+                        const float *scale, const float *shift, float *out, int y0, int y1);
+
+/* ---- pooling, elementwise -------------------------------------------------- */
+/* out[c] = mean over hw of x[hw, c] */
+void ec_f32_gap(const float *x, size_t hw, int c, float *out);
+void ec_f32_gap__ref(const float *x, size_t hw, int c, float *out);
+/* out = a + b (n elements; out may alias a or b) */
+void ec_f32_add(const float *a, const float *b, float *out, size_t n);
+/* out = a * b */
+void ec_f32_mul(const float *a, const float *b, float *out, size_t n);
+/* out[hw, c] = x[hw, c] * s[c] (SE excite; out may alias x) */
+void ec_f32_mul_bcast(const float *x, const float *s, float *out, size_t hw, int c);
+/* zero padding: out(h + pt + pb, w + pl + pr, c) */
+void ec_f32_zeropad(const float *x, int h, int w, int c, int pt, int pb, int pl, int pr, float *out);
+
+/* ---- backward (Grad-CAM) -----------------------------------------------------
+ * Each takes the forward's arguments plus d-prefixed gradients. */
+/* dx = dy * act'(x) for elementwise activations, given the forward input x. */
+void ec_f32_act_backward(const float *x, const float *dy, float *dx, size_t rows, int c, int act);
+/* softmax: dx = y * (dy - sum(dy * y)) per row, given the forward output y. */
+void ec_f32_softmax_backward(const float *y, const float *dy, float *dx, size_t rows, int c);
+
+#endif
