@@ -111,6 +111,27 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh $(BUILD)
 
+# The library, its header, the CLI and a pkg-config file. DESTDIR is honoured.
+LIBDIR := $(PREFIX)/lib
+install: $(EFFCAM) $(LIB_A) $(LIB_SO)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(EFFCAM) $(DESTDIR)$(PREFIX)/bin/effcam
+	install -m 644 effcam.h $(DESTDIR)$(PREFIX)/include/effcam.h
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libeffcam.a
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libeffcam.so.$(VERSION)
+	ln -sf libeffcam.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libeffcam.so.$(SOVERSION)
+	ln -sf libeffcam.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libeffcam.so
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: effcam' 'Description: EfficientNet inference and Grad-CAM for converted Keras models' \
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -leffcam' \
+	  'Libs.private: $(BLAS_LIBS) -lz -lm -lpthread' > $(DESTDIR)$(LIBDIR)/pkgconfig/effcam.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/effcam $(DESTDIR)$(PREFIX)/include/effcam.h
+	rm -f $(DESTDIR)$(LIBDIR)/libeffcam.a $(DESTDIR)$(LIBDIR)/libeffcam.so \
+	  $(DESTDIR)$(LIBDIR)/libeffcam.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libeffcam.so.$(VERSION) \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/effcam.pc
+
 clean:
 	rm -rf build
 

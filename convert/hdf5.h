@@ -4,7 +4,8 @@
  * (signature at 0, 512, 1024, ...), v1 object headers with continuation messages,
  * symbol-table groups (v1 B-tree type 0 + local heap + SNOD), compact link storage
  * (link messages in the header), datasets with contiguous, compact or chunked
- * (v1 B-tree type 1, deflate filter only) layouts, float16/32/64 little-endian data,
+ * (v1 B-tree type 1, deflate filter only) layouts, float16/32/64 little-endian data
+ * (and little-endian integers, converted to float),
  * attributes (message v1/v2/v3) holding fixed-length strings, arrays of them,
  * and variable-length strings stored in global heap collections.
  * Refused with a message: dense link storage (fractal heaps), soft/external
@@ -26,7 +27,8 @@ typedef struct {
     int rank;
     uint64_t dims[CV_H5_MAX_RANK];
     uint64_t nelem;
-    int elem_size;                /* 2, 4 or 8 (float16/32/64) */
+    int elem_size;                /* bytes per element: 2, 4, 8 (float16/32/64), 1-8 (integers) */
+    int is_int;                   /* 1: integer data (Keras counters), read_f32 converts */
 } cv_h5_dataset_info;
 
 /* src must outlive the cv_h5. */
@@ -54,8 +56,14 @@ int cv_h5_is_group(cv_h5 *h, cv_h5_obj obj, cv_err *e);
 int cv_h5_attr_strings(cv_h5 *h, cv_h5_obj obj, const char *name, char ***out, int *n, cv_err *e);
 void cv_h5_strings_free(char **s, int n);
 
+/* Calls cb with the name of each attribute of obj (compact storage, header
+ * order). cb returns 0 to go on, non-zero to stop (returned). For tools and the
+ * fuzz target: cb may call back into the reader. */
+int cv_h5_attr_names(cv_h5 *h, cv_h5_obj obj, int (*cb)(void *ctx, const char *name), void *ctx, cv_err *e);
+
 int cv_h5_dataset_info_get(cv_h5 *h, cv_h5_obj ds, cv_h5_dataset_info *out, cv_err *e);
-/* Reads the whole dataset as float32 (float16 and float64 converted); n must equal nelem. */
+/* Reads the whole dataset as float32 (float16, float64 and little-endian integers
+ * converted; float64 beyond float range saturates to infinity); n must equal nelem. */
 int cv_h5_dataset_read_f32(cv_h5 *h, cv_h5_obj ds, float *dst, uint64_t n, cv_err *e);
 
 #endif

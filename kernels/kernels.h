@@ -90,4 +90,21 @@ void ec_f32_act_backward(const float *x, const float *dy, float *dx, size_t rows
 /* softmax: dx = y * (dy - sum(dy * y)) per row, given the forward output y. */
 void ec_f32_softmax_backward(const float *y, const float *dy, float *dx, size_t rows, int c);
 
+/* ---- ISA variants (additions) ----------------------------------------------
+ * The dispatchers above pick these; tests call them directly to compare with
+ * __ref. Call an __avx2 variant only when ec_cpu_has_avx2() is true. */
+int ec_cpu_has_avx2(void);                               /* AVX2 + FMA + F16C usable */
+void ec_f16_to_f32_n__avx2(const uint16_t *src, float *dst, size_t n);
+void ec_f32_affine_act__avx2(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
+void ec_f32_act__avx2(const float *x, float *y, size_t rows, int c, int act);
+void ec_f32_dwconv__avx2(const ec_dwconv_params *p, const float *x, const float *w,
+                         const float *scale, const float *shift, float *out, int y0, int y1);
+void ec_f32_gap__avx2(const float *x, size_t hw, int c, float *out);
+void ec_f32_add__ref(const float *a, const float *b, float *out, size_t n);
+void ec_f32_add__avx2(const float *a, const float *b, float *out, size_t n);
+void ec_f32_mul__ref(const float *a, const float *b, float *out, size_t n);
+void ec_f32_mul__avx2(const float *a, const float *b, float *out, size_t n);
+void ec_f32_mul_bcast__ref(const float *x, const float *s, float *out, size_t hw, int c);
+void ec_f32_mul_bcast__avx2(const float *x, const float *s, float *out, size_t hw, int c);
+
 #endif

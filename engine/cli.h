@@ -1,0 +1,22 @@
+/* cli.h - pieces of the effcam command line shared between its files. */
+#ifndef EFFCAM_CLI_H
+#define EFFCAM_CLI_H
+
+/* "effcam: FILE: message" on stderr (file may be NULL). */
+void cli_err(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_int(const char *s, long lo, long hi, long *out);
+double cli_now(void);
+long cli_peak_rss_kib(void);
+
+/* SIGINT/SIGTERM/SIGHUP are held while an output file is being written, so an
+ * interrupted run still ends with either the complete file or none at all
+ * (writers go through temp file + rename and clean up after themselves). */
+void cli_signals_install(void);
+void cli_signals_hold(void);
+void cli_signals_release(void);
+
+int cli_info(int argc, char **argv);
+int cli_predict(int argc, char **argv);
+int cli_preprocess(int argc, char **argv);
+
+#endif

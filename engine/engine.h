@@ -1,0 +1,182 @@
+/* engine.h - the engine's internals, shared by model.c (load + validate),
+ * plan.c (lifetimes, fusion, arena placement), session.c (forward ops, their
+ * backward twins, threads, predict) and gradcam.c (the backward pass).
+ * Not installed; tests include it to reach the planner and the loader. */
+#ifndef EFFCAM_ENGINE_H
+#define EFFCAM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../effcam.h"
+#include "ecm_format.h"
+
+/* ---- limits (hostile files) ------------------------------------------------ */
+#define EC_MAX_NODES        100000
+#define EC_MAX_VALUES       (EC_MAX_NODES + 1)   /* every value but the input has a producer */
+#define EC_MAX_TENSORS      (ECM_MAX_W * EC_MAX_NODES)
+#define EC_MAX_LABELS       100000
+#define EC_MAX_DIM          65536                 /* any h, w, c or kernel extent */
+#define EC_MAX_TENSOR_ELEMS ((int64_t)1 << 31)    /* exclusive */
+#define EC_MAX_VALUE_ELEMS  ((int64_t)1 << 28)    /* one activation: 1 GiB of float32 */
+#define EC_ARENA_ALIGN      64                    /* every planned buffer */
+
+/* ---- the loaded model ------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    int h, w, c;                  /* the value is 1 x h x w x c, NHWC */
+} ec_value;
+
+typedef struct {
+    const char *name;             /* Keras variable path */
+    uint32_t dtype, flags;        /* ECM_DT_*, ECM_TF_* */
+    int rank;
+    int dims[4];                  /* unused = 1 */
+    int64_t elems;
+    const void *data;             /* into the map: float[elems] or uint16_t[elems] (fp16) */
+} ec_tensor;
+
+typedef struct {
+    int op, act;                  /* ECM_OP_*, ECM_ACT_* */
+    const char *name;             /* Keras layer name */
+    int out;                      /* value id */
+    int n_in, in[ECM_MAX_IN];     /* value ids */
+    int w[ECM_MAX_W];             /* tensor ids, -1 = none */
+    int kh, kw, sh, sw, pt, pb, pl, pr, mult;
+    float f0, f1;
+    uint32_t flags;
+    /* Derived at load, carved from ec_model.derived (or pointing into the map):
+     *   conv2d/dwconv2d/dense: bias [cout] or NULL
+     *   batchnorm:  scale [c] = gamma / sqrt(var + eps), shift [c] = beta - mean * scale,
+     *               fshift [c] = shift + bias * scale when the input comes from a
+     *               conv/dense with a bias (used when the two are fused), else NULL
+     *   normalize:  scale [c] = 1 / max(sqrt(var), 1e-7), shift [c] = mean */
+    const float *bias, *scale, *shift, *fshift;
+} ec_node;
+
+struct ec_model {
+    const unsigned char *base;    /* the file's bytes */
+    size_t size;
+    int mapped;                   /* base is our mmap (munmap at free) */
+    int n_values, n_nodes, n_tensors, n_labels;
+    ec_value *values;             /* [n_values] */
+    ec_node *nodes;               /* [n_nodes], execution order */
+    ec_tensor *tensors;           /* [n_tensors] */
+    const char **labels;          /* [n_labels] */
+    int *producer;                /* [n_values] node id, -1 for the model input */
+    int *n_uses;                  /* [n_values] how many node inputs read the value */
+    int input, output;            /* value ids */
+    int gradcam_node;             /* node id or -1 */
+    int64_t params;               /* elements of non-derived tensors */
+    int64_t max_f16_elems;        /* largest float16 tensor: the session's widening buffer */
+    void *tables;                 /* one allocation: the arrays above */
+    float *derived;               /* one allocation: every derived vector */
+};
+
+/* Validates and wraps a whole .ecm image held in memory (not copied: buf must
+ * outlive the model). ec_model_load = open + mmap + this. */
+ec_status ec_model_from_memory(const void *buf, size_t size, ec_model **out);
+const char *ec_op_name(int op);
+int ec_model_find_node(const ec_model *m, const char *name);   /* last node of that name, or -1 */
+
+/* ---- the memory plan (plan.c) ------------------------------------------------
+ * Times: 0 = the input is written, step k runs at time k + 1, n_steps + 1 = after
+ * the forward pass (Grad-CAM). A buffer is live over [first, last], inclusive. */
+
+typedef struct {
+    size_t bytes;                 /* EC_ARENA_ALIGN multiple */
+    int first, last;
+    int pinned;                   /* kept to the end for Grad-CAM */
+    size_t offset;                /* placement result */
+} ec_plan_buf;
+
+/* Largest-first placement into the smallest fitting gap among the buffers
+ * already placed whose lifetimes overlap (TFLM's greedy planner). */
+ec_status ec_plan_place(ec_plan_buf *b, int n, size_t *arena_bytes);
+/* 0 if no two buffers with overlapping lifetimes overlap in memory; -1 and a
+ * description of the first clash in msg otherwise. */
+int ec_plan_check(const ec_plan_buf *b, int n, size_t arena_bytes, char *msg, size_t cap);
+/* One line per buffer plus a time x memory chart; names may be NULL. */
+void ec_plan_print(FILE *f, const ec_plan_buf *b, int n, const char *const *names);
+
+typedef struct {
+    int node;                     /* the main node */
+    int bn, actn;                 /* fused batchnorm / activation nodes, -1 if none */
+    int out;                      /* the value this step writes */
+    int act;                      /* epilogue activation, never softmax */
+    int softmax;                  /* then softmax over channels (a softmax act of node) */
+    const float *scale, *shift;   /* epilogue [cout] each, may be NULL */
+    int inplace;                  /* out shares the buffer of input slot inplace_in */
+    int inplace_in;
+    int tile_rows;                /* k x k conv: im2col rows per tile, 0 = 1x1 GEMM */
+} ec_step;
+
+typedef struct {
+    int n_steps;
+    ec_step *steps;               /* [n_steps] */
+    int n_bufs;
+    ec_plan_buf *bufs;            /* [n_bufs] */
+    int *vbuf;                    /* [n_values] buffer id, -1 = fused away */
+    size_t arena_bytes, pinned_bytes;
+    size_t col_floats;            /* largest im2col tile (floats, one thread) */
+} ec_plan;
+
+/* pin[v] != 0: value v must survive the forward pass (not fused, not reused).
+ * keep_all: one buffer per value, no reuse, no fusion. */
+ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_all, ec_plan *p);
+void ec_plan_free(ec_plan *p);
+#define EC_IM2COL_TILE_BYTES (512u << 10)   /* bound on one thread's im2col tile */
+
+/* ---- Grad-CAM (gradcam.c) ---------------------------------------------------- */
+
+typedef struct {
+    int target;                   /* conv/dwconv node id */
+    int A;                        /* its output value */
+    int n_path;
+    int *path;                    /* [n_path] node ids between A and the output, forward order */
+    unsigned char *on;            /* [n_values] 1 = carries a gradient */
+    unsigned char *pin;           /* [n_values] 1 = forward value the backward reads */
+    int *gbuf;                    /* [n_values] gradient buffer id or -1 */
+    int n_gbufs;
+    ec_plan_buf *gbufs;
+    size_t grad_bytes;            /* planned gradient arena */
+    size_t tmp_floats;            /* 2 x the largest value on the path: temporaries */
+    unsigned char *written;       /* [n_values] per run: gradient holds data */
+} ec_gradcam_plan;
+
+/* Finds the target (opt->cam_layer or the model's choice), the path to the output,
+ * checks every op on it and lists the values to pin. */
+ec_status ec_gradcam_prepare(const ec_model *m, const ec_session_options *opt, ec_gradcam_plan *g);
+void ec_gradcam_plan_free(ec_gradcam_plan *g);
+/* Backward from the class score to A, then the heatmap into cam [A.h * A.w]. */
+ec_status ec_gradcam_run(ec_session *s, int cls, int logit, float *cam);
+
+/* ---- session internals gradcam.c uses (session.c) ----------------------------- */
+
+const ec_model *ec_session_model(const ec_session *s);
+float *ec_session_value(const ec_session *s, int value);      /* forward value or NULL */
+float *ec_session_grad(const ec_session *s, int value);       /* gradient buffer or NULL */
+float *ec_session_tmp(const ec_session *s);                  /* [tmp_floats] */
+const ec_gradcam_plan *ec_session_gradcam(const ec_session *s);
+const float *ec_session_weights(ec_session *s, int tensor);  /* float32 view (widened if fp16) */
+/* Tests: re-runs the forward steps after `node` (finite differences on a pinned value). */
+void ec_session_forward_after(ec_session *s, int node);
+int ec_session_check_plan(const ec_session *s, char *msg, size_t cap);
+void ec_session_print_plan(const ec_session *s, FILE *f);
+
+/* Backward ops (session.c, each under its forward op). acc: add into dx instead
+ * of overwriting it. Shapes as the forward's. */
+void ec_dense_backward(ec_session *s, const ec_node *n, const float *x, const float *y,
+                       const float *dy, float *dx, int acc, int dy_is_dlogit);
+void ec_act_backward(ec_session *s, int act, const float *x, const float *y, size_t rows, int c,
+                     const float *dy, float *dx, int acc);
+void ec_scale_backward(const float *scale, float f, size_t rows, int c, const float *dy, float *dx, int acc);
+void ec_gap_backward(size_t hw, int c, const float *dy, float *dx, int acc);
+void ec_copy_backward(size_t n, const float *dy, float *dx, int acc);
+void ec_mul_backward(const ec_value *va, const float *b, const ec_value *vb, const float *dy, float *da, int acc);
+void ec_zeropad_backward(const ec_node *n, const ec_value *vx, const ec_value *vy,
+                         const float *dy, float *dx, int acc);
+
+#endif

@@ -1,0 +1,307 @@
+/* plan.c - the session's static memory plan, made once in ec_session_new.
+ *
+ *   1. steps:     one per node, except that CONV2D / DWCONV2D / DENSE followed by
+ *                 its sole-consumer BATCHNORM (and that BN's sole-consumer
+ *                 ACTIVATION) become one step: GEMM/dwconv + one affine epilogue.
+ *   2. buffers:   IDENTITY / RESHAPE outputs alias their input; elementwise ops
+ *                 write over an input whose buffer dies at this step; every other
+ *                 value gets a buffer live from its producer to its last consumer.
+ *                 Pinned values (Grad-CAM) and the output live to the end.
+ *   3. placement: largest first, each into the smallest gap left by the buffers
+ *                 already placed that are live at the same time (TFLM greedy).
+ * keep_all turns off 1 and the reuse in 2 and 3: every layer's output survives. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "error.h"
+
+static size_t ec_align(size_t n) { return (n + EC_ARENA_ALIGN - 1) & ~(size_t)(EC_ARENA_ALIGN - 1); }
+
+static int ec_live_together(const ec_plan_buf *a, const ec_plan_buf *b)
+{
+    return a->first <= b->last && b->first <= a->last;
+}
+
+/* ---- placement ------------------------------------------------------------------ */
+
+static int ec_cmp_place_order(const void *pa, const void *pb, void *ctx)
+{
+    const ec_plan_buf *b = ctx;
+    int x = *(const int *)pa, y = *(const int *)pb;
+    if (b[x].bytes != b[y].bytes) return b[x].bytes > b[y].bytes ? -1 : 1;   /* largest first */
+    if (b[x].first != b[y].first) return b[x].first < b[y].first ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static int ec_cmp_offset(const void *pa, const void *pb, void *ctx)
+{
+    const ec_plan_buf *b = ctx;
+    int x = *(const int *)pa, y = *(const int *)pb;
+    if (b[x].offset != b[y].offset) return b[x].offset < b[y].offset ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+ec_status ec_plan_place(ec_plan_buf *b, int n, size_t *arena_bytes)
+{
+    *arena_bytes = 0;
+    if (n <= 0) return EC_OK;
+    int *order = malloc(2 * (size_t)n * sizeof *order);   /* placement order | live neighbours */
+    if (!order) return ec_fail(EC_ERR_NOMEM, "out of memory planning %d buffers", n);
+    int *near = order + n;
+    for (int i = 0; i < n; i++) order[i] = i;
+    qsort_r(order, (size_t)n, sizeof *order, ec_cmp_place_order, b);
+    size_t arena = 0;
+    for (int k = 0; k < n; k++) {
+        ec_plan_buf *x = &b[order[k]];
+        int nn = 0;
+        for (int j = 0; j < k; j++)
+            if (ec_live_together(&b[order[j]], x)) near[nn++] = order[j];
+        qsort_r(near, (size_t)nn, sizeof *near, ec_cmp_offset, b);
+        /* Walk the occupied ranges by offset; remember the smallest hole that fits. */
+        size_t end = 0, best = SIZE_MAX, best_gap = SIZE_MAX;
+        for (int j = 0; j < nn; j++) {
+            const ec_plan_buf *a = &b[near[j]];
+            if (a->offset > end && a->offset - end >= x->bytes && a->offset - end < best_gap) {
+                best_gap = a->offset - end;
+                best = end;
+            }
+            if (a->offset + a->bytes > end) end = a->offset + a->bytes;
+        }
+        x->offset = best != SIZE_MAX ? best : end;
+        if (x->offset + x->bytes > arena) arena = x->offset + x->bytes;
+    }
+    free(order);
+    *arena_bytes = arena;
+    return EC_OK;
+}
+
+int ec_plan_check(const ec_plan_buf *b, int n, size_t arena_bytes, char *msg, size_t cap)
+{
+    for (int i = 0; i < n; i++) {
+        if (b[i].offset % EC_ARENA_ALIGN || b[i].offset + b[i].bytes > arena_bytes || b[i].first > b[i].last) {
+            snprintf(msg, cap, "buffer %d: [%zu, +%zu) times [%d, %d] is misaligned, outside the %zu-byte arena or empty in time",
+                     i, b[i].offset, b[i].bytes, b[i].first, b[i].last, arena_bytes);
+            return -1;
+        }
+        for (int j = i + 1; j < n; j++) {
+            if (!ec_live_together(&b[i], &b[j])) continue;
+            if (b[i].offset < b[j].offset + b[j].bytes && b[j].offset < b[i].offset + b[i].bytes) {
+                snprintf(msg, cap, "buffers %d [%zu, +%zu) t[%d, %d] and %d [%zu, +%zu) t[%d, %d] overlap", i, b[i].offset,
+                         b[i].bytes, b[i].first, b[i].last, j, b[j].offset, b[j].bytes, b[j].first, b[j].last);
+                return -1;
+            }
+        }
+    }
+    if (msg && cap) msg[0] = 0;
+    return 0;
+}
+
+void ec_plan_print(FILE *f, const ec_plan_buf *b, int n, const char *const *names)
+{
+    size_t arena = 0;
+    int tmax = 0;
+    for (int i = 0; i < n; i++) {
+        if (b[i].offset + b[i].bytes > arena) arena = b[i].offset + b[i].bytes;
+        if (b[i].last > tmax) tmax = b[i].last;
+    }
+    fprintf(f, "plan: %d buffers, arena %zu bytes\n", n, arena);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "  buf %4d  t[%4d, %4d]  %10zu @ %10zu%s  %s\n", i, b[i].first, b[i].last, b[i].bytes, b[i].offset,
+                b[i].pinned ? " pinned" : "", names && names[i] ? names[i] : "");
+    /* The arena over time, 64 columns: '#' where some live buffer sits. */
+    enum { COLS = 64 };
+    if (arena == 0) return;
+    for (int t = 0; t <= tmax; t++) {
+        char row[COLS + 1];
+        memset(row, '.', COLS);
+        row[COLS] = 0;
+        for (int i = 0; i < n; i++) {
+            if (t < b[i].first || t > b[i].last) continue;
+            size_t c0 = b[i].offset * COLS / arena, c1 = ((b[i].offset + b[i].bytes) * COLS + arena - 1) / arena;
+            for (size_t c = c0; c < c1 && c < COLS; c++) row[c] = '#';
+        }
+        fprintf(f, "  t %4d |%s|\n", t, row);
+    }
+}
+
+/* ---- steps and buffers ------------------------------------------------------------ */
+
+void ec_plan_free(ec_plan *p)
+{
+    free(p->steps);
+    free(p->bufs);
+    free(p->vbuf);
+    memset(p, 0, sizeof *p);
+}
+
+/* The node reading value v, when exactly one node reads it (else -1). */
+static int ec_sole_consumer(const ec_model *m, int v, const int *last_reader)
+{
+    return m->n_uses[v] == 1 ? last_reader[v] : -1;
+}
+
+static int ec_inplace_op(const ec_model *m, const ec_node *n, int k)
+{
+    switch (n->op) {
+    case ECM_OP_ACTIVATION: case ECM_OP_BATCHNORM: case ECM_OP_RESCALE: case ECM_OP_NORMALIZE: case ECM_OP_ADD:
+        return 1;
+    case ECM_OP_MUL: {   /* broadcast form only, over the full-size operand */
+        const ec_value *a = &m->values[n->in[k]], *o = &m->values[n->out];
+        const ec_value *b = &m->values[n->in[1 - k]];
+        return a->h == o->h && a->w == o->w && !(b->h == a->h && b->w == a->w);
+    }
+    default:
+        return 0;
+    }
+}
+
+ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_all, ec_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    int nn = m->n_nodes, nv = m->n_values;
+    int *last_reader = malloc((size_t)nv * sizeof *last_reader);   /* [nv] node id */
+    int *stepof = malloc((size_t)nn * sizeof *stepof);             /* [nn] step of each node */
+    int *vlast = malloc((size_t)nv * sizeof *vlast);               /* [nv] last read time */
+    p->steps = malloc((size_t)nn * sizeof *p->steps);
+    p->bufs = malloc((size_t)nv * sizeof *p->bufs);
+    p->vbuf = malloc((size_t)nv * sizeof *p->vbuf);
+    if (!last_reader || !stepof || !vlast || !p->steps || !p->bufs || !p->vbuf) {
+        free(last_reader), free(stepof), free(vlast);
+        ec_plan_free(p);
+        return ec_fail(EC_ERR_NOMEM, "out of memory planning %d nodes", nn);
+    }
+    for (int v = 0; v < nv; v++) last_reader[v] = -1, p->vbuf[v] = -1;
+    for (int i = 0; i < nn; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++) last_reader[m->nodes[i].in[k]] = i;
+
+    /* 1. steps, with fusion */
+    for (int i = 0; i < nn; i++) stepof[i] = -1;
+    int ns = 0;
+    for (int i = 0; i < nn; i++) {
+        if (stepof[i] >= 0) continue;    /* fused into an earlier step */
+        const ec_node *n = &m->nodes[i];
+        ec_step *st = &p->steps[ns];
+        memset(st, 0, sizeof *st);
+        st->node = i, st->bn = st->actn = -1, st->out = n->out;
+        stepof[i] = ns;
+        int mm = n->op == ECM_OP_CONV2D || n->op == ECM_OP_DWCONV2D || n->op == ECM_OP_DENSE;
+        if (mm && !keep_all && n->act == ECM_ACT_LINEAR && !pin[n->out] && n->out != m->output) {
+            int c = ec_sole_consumer(m, n->out, last_reader);
+            if (c >= 0 && m->nodes[c].op == ECM_OP_BATCHNORM) {
+                st->bn = c;
+                stepof[c] = ns;
+                st->out = m->nodes[c].out;
+                int v = m->nodes[c].out, a = ec_sole_consumer(m, v, last_reader);
+                if (!pin[v] && v != m->output && a >= 0 && m->nodes[a].op == ECM_OP_ACTIVATION &&
+                    m->nodes[a].act != ECM_ACT_SOFTMAX) {
+                    st->actn = a;
+                    stepof[a] = ns;
+                    st->out = m->nodes[a].out;
+                }
+            }
+        }
+        if (mm) {
+            /* epilogue: bias, or BN folded (with the bias folded into its shift), then act */
+            if (st->bn >= 0) {
+                const ec_node *bn = &m->nodes[st->bn];
+                st->scale = bn->scale;
+                st->shift = n->bias ? bn->fshift : bn->shift;
+                st->act = st->actn >= 0 ? m->nodes[st->actn].act : ECM_ACT_LINEAR;
+            } else {
+                st->shift = n->bias;
+                st->act = n->act == ECM_ACT_SOFTMAX ? ECM_ACT_LINEAR : n->act;
+                st->softmax = n->act == ECM_ACT_SOFTMAX;
+            }
+        }
+        if (n->op == ECM_OP_CONV2D && !(n->kh == 1 && n->kw == 1 && n->sh == 1 && n->sw == 1 &&
+                                        n->pt == 0 && n->pb == 0 && n->pl == 0 && n->pr == 0)) {
+            /* im2col in row tiles of bounded size, 48-row multiples: GEMM splits
+             * there keep OpenBLAS's column tiles (session.c), and the tiling is
+             * fixed here, independent of the thread count */
+            size_t K = (size_t)n->kh * n->kw * m->values[n->in[0]].c;
+            size_t M = (size_t)m->values[n->out].h * m->values[n->out].w;
+            size_t rows = EC_IM2COL_TILE_BYTES / sizeof(float) / K / 48 * 48;
+            if (rows < 48) rows = 48;
+            if (rows > M) rows = M;
+            st->tile_rows = (int)rows;
+            if (rows * K > p->col_floats) p->col_floats = rows * K;
+        }
+        ns++;
+    }
+    p->n_steps = ns;
+    int end = ns + 1;
+
+    /* 2. lifetimes: time of the step that reads a value last (step k runs at k + 1) */
+    for (int v = 0; v < nv; v++) vlast[v] = -1;
+    for (int s = 0; s < ns; s++) {
+        const ec_node *n = &m->nodes[p->steps[s].node];
+        for (int k = 0; k < n->n_in; k++) vlast[n->in[k]] = s + 1;
+    }
+    for (int v = 0; v < nv; v++)
+        if (pin[v] || v == m->output || keep_all) vlast[v] = end;
+
+    int nb = 0;
+    /* the model input: written at time 0 */
+    ec_plan_buf *in = &p->bufs[nb];
+    const ec_value *iv = &m->values[m->input];
+    in->bytes = ec_align((size_t)iv->h * iv->w * iv->c * sizeof(float));
+    in->first = 0;
+    in->last = vlast[m->input] < 0 ? 0 : vlast[m->input];
+    in->pinned = pin[m->input];
+    in->offset = 0;
+    p->vbuf[m->input] = nb++;
+    for (int s = 0; s < ns; s++) {
+        ec_step *st = &p->steps[s];
+        const ec_node *n = &m->nodes[st->node];
+        int t = s + 1, v = st->out;
+        const ec_value *ov = &m->values[v];
+        size_t bytes = ec_align((size_t)ov->h * ov->w * ov->c * sizeof(float));
+        int last = vlast[v] < t ? t : vlast[v];
+        int b = -1;
+        if (n->op == ECM_OP_IDENTITY || n->op == ECM_OP_RESHAPE) {
+            b = p->vbuf[n->in[0]];
+        } else if (!keep_all && st->bn < 0) {
+            for (int k = 0; k < n->n_in && b < 0; k++) {
+                int x = n->in[k], bx = p->vbuf[x];
+                if (!ec_inplace_op(m, n, k) || p->bufs[bx].last != t || p->bufs[bx].pinned || p->bufs[bx].bytes != bytes)
+                    continue;
+                int shared = 0;   /* another input in the same buffer would be clobbered */
+                for (int j = 0; j < n->n_in; j++) shared |= j != k && p->vbuf[n->in[j]] == bx;
+                if (shared) continue;
+                b = bx;
+                st->inplace = 1;
+                st->inplace_in = k;
+            }
+        }
+        if (b < 0) {
+            b = nb++;
+            p->bufs[b].bytes = bytes;
+            p->bufs[b].first = keep_all ? 0 : t;
+            p->bufs[b].last = last;
+            p->bufs[b].pinned = 0;
+            p->bufs[b].offset = 0;
+        } else if (last > p->bufs[b].last) {
+            p->bufs[b].last = last;
+        }
+        p->bufs[b].pinned |= pin[v];
+        p->vbuf[v] = b;
+        /* fused-away intermediates (conv out, bn out) have no buffer: vbuf stays -1 */
+    }
+    p->n_bufs = nb;
+    free(last_reader), free(stepof), free(vlast);
+
+    /* 3. placement */
+    ec_status st = EC_OK;
+    if (keep_all) {
+        size_t off = 0;   /* everything lives all the time: stack them */
+        for (int b = 0; b < nb; b++) p->bufs[b].offset = off, off += p->bufs[b].bytes;
+        p->arena_bytes = off;
+    } else {
+        st = ec_plan_place(p->bufs, nb, &p->arena_bytes);
+    }
+    for (int b = 0; b < nb; b++)
+        if (p->bufs[b].pinned) p->pinned_bytes += p->bufs[b].bytes;
+    if (st) ec_plan_free(p);
+    return st;
+}

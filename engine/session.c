@@ -1,0 +1,733 @@
+/* session.c - a session: the plan, the arena, the thread pool, the forward
+ * pass, the predict API. Each op's backward twin (for Grad-CAM, driven by
+ * gradcam.c) sits right under its forward, with the same argument order.
+ *
+ * Threading: work is split by rows of the output (GEMM rows, im2col tiles,
+ * dwconv output rows, elementwise pixel rows), so every output element is
+ * computed by the same arithmetic whatever the thread count: results are
+ * bit-identical for threads = 1, 2, ... That needs care for GEMM: our
+ * row-major M is OpenBLAS's column-major n, which its kernels tile by
+ * 3 * UNROLL_N (12 on Haswell/Zen) with differently accumulating tail tiles,
+ * so a row's bits depend on the tile it lands in. Split points at multiples
+ * of EC_ROW_ALIGN = 48 (a multiple of 12, 16 and 24) put every row in the same
+ * tile as the single call would (measured: 0 differing bits on 10 shapes). */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/kernels.h"
+#include "../kernels/resize.h"
+#include "engine.h"
+#include "error.h"
+#include "image.h"
+
+/* OpenBLAS's own setting (process-wide); declared here to keep cblas.h out of engine/. */
+void openblas_set_num_threads(int num_threads);
+
+#define EC_ROW_ALIGN 48   /* split points: multiples of this many rows (see above) */
+
+/* ---- thread pool ------------------------------------------------------------------
+ * threads - 1 workers plus the calling thread. A job is n_tasks calls of
+ * fn(ctx, task, thread); thread t runs tasks t, t + n, t + 2n, ... so a task
+ * may use per-thread scratch indexed by `thread`. */
+
+typedef void (*ec_task_fn)(void *ctx, int task, int thread);
+
+typedef struct ec_pool ec_pool;
+typedef struct { ec_pool *pool; int index; } ec_worker;
+
+struct ec_pool {
+    int n;                        /* threads including the caller */
+    pthread_t *tid;               /* [n - 1] */
+    ec_worker *workers;           /* [n - 1] */
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned long gen;            /* bumped per job */
+    int busy;                     /* workers still on the current job */
+    int quit;
+    ec_task_fn fn;
+    void *ctx;
+    int n_tasks;
+};
+
+static void *ec_pool_main(void *arg)
+{
+    ec_worker *wk = arg;
+    ec_pool *p = wk->pool;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
+        if (p->quit) break;
+        seen = p->gen;
+        ec_task_fn fn = p->fn;
+        void *ctx = p->ctx;
+        int nt = p->n_tasks;
+        pthread_mutex_unlock(&p->mu);
+        for (int t = wk->index; t < nt; t += p->n) fn(ctx, t, wk->index);
+        pthread_mutex_lock(&p->mu);
+        if (--p->busy == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void ec_pool_free(ec_pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n - 1; i++)
+        if (p->workers[i].pool) pthread_join(p->tid[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    free(p->tid);
+    free(p->workers);
+    free(p);
+}
+
+static ec_status ec_pool_new(int n, ec_pool **out)
+{
+    ec_pool *p = calloc(1, sizeof *p);
+    if (!p) return ec_fail(EC_ERR_NOMEM, "out of memory (thread pool)");
+    p->n = n;
+    p->tid = calloc((size_t)n, sizeof *p->tid);
+    p->workers = calloc((size_t)n, sizeof *p->workers);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    if (!p->tid || !p->workers) {
+        p->n = 1;
+        ec_pool_free(p);
+        return ec_fail(EC_ERR_NOMEM, "out of memory (thread pool)");
+    }
+    for (int i = 0; i < n - 1; i++) {
+        p->workers[i].index = i + 1;
+        p->workers[i].pool = p;
+        if (pthread_create(&p->tid[i], NULL, ec_pool_main, &p->workers[i]) != 0) {
+            p->workers[i].pool = NULL;   /* not started: not joined */
+            ec_pool_free(p);
+            return ec_fail(EC_ERR_NOMEM, "cannot start worker thread %d of %d", i + 1, n - 1);
+        }
+    }
+    *out = p;
+    return EC_OK;
+}
+
+static void ec_pool_run(ec_pool *p, int n_tasks, ec_task_fn fn, void *ctx)
+{
+    if (!p || n_tasks <= 1) {
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn, p->ctx = ctx, p->n_tasks = n_tasks;
+    p->busy = p->n - 1;
+    p->gen++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int t = 0; t < n_tasks; t += p->n) fn(ctx, t, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- the session ------------------------------------------------------------------- */
+
+struct ec_session {
+    const ec_model *m;
+    ec_session_options opt;
+    int threads;
+    ec_pool *pool;                /* NULL when threads == 1 */
+    ec_plan plan;
+    unsigned char *pin;           /* [n_values] */
+    float **vptr;                 /* [n_values] forward value in the arena, NULL if fused away */
+    unsigned char *arena;         /* [plan.arena_bytes] */
+    /* scratch */
+    float *col;                   /* [threads][plan.col_floats] im2col tiles */
+    float *wide;                  /* [max_f16_elems] one layer's kernel widened from fp16 */
+    uint8_t *rgb;                 /* [H * W * 3] the resized input the model saw */
+    void *rs_scratch;             /* resize scratch, grown to the largest source seen */
+    size_t rs_cap;
+    size_t scratch_bytes;
+    /* Grad-CAM */
+    int gradcam;
+    ec_gradcam_plan gc;
+    float **gptr;                 /* [n_values] gradient buffers */
+    unsigned char *garena;        /* [gc.grad_bytes] */
+    float *gtmp;                  /* [gc.tmp_floats] */
+    float *cam;                   /* [A.h * A.w] */
+    uint8_t *rgba;                /* [H * W * 4] overlay */
+    void *ov_scratch;
+    /* last result */
+    int have_result;
+    ec_result res;
+};
+
+const ec_model *ec_session_model(const ec_session *s) { return s->m; }
+float *ec_session_value(const ec_session *s, int v) { return s->vptr[v]; }
+float *ec_session_grad(const ec_session *s, int v) { return s->gptr ? s->gptr[v] : NULL; }
+float *ec_session_tmp(const ec_session *s) { return s->gtmp; }
+const ec_gradcam_plan *ec_session_gradcam(const ec_session *s) { return s->gradcam ? &s->gc : NULL; }
+
+const float *ec_session_weights(ec_session *s, int t)
+{
+    const ec_tensor *T = &s->m->tensors[t];
+    if (T->dtype == ECM_DT_F32) return T->data;
+    /* fp16 kernels are widened per layer: only the largest one is ever resident */
+    ec_f16_to_f32_n(T->data, s->wide, (size_t)T->elems);
+    return s->wide;
+}
+
+static int ec_round_up(int x, int a) { return (x + a - 1) / a * a; }
+
+/* Rows per task when splitting `rows` across the session's threads. */
+static int ec_split_rows(const ec_session *s, int rows)
+{
+    if (s->threads <= 1 || rows < 2 * EC_ROW_ALIGN) return rows > 0 ? rows : 1;
+    return ec_round_up((rows + s->threads - 1) / s->threads, EC_ROW_ALIGN);
+}
+
+/* ---- conv2d / dense: GEMM over row blocks ------------------------------------------------
+ * y[M, N] = epilogue(A[M, K] @ W[K, N]); A is the input itself (1x1 conv, dense)
+ * or im2col tiles of it (k x k conv). */
+
+typedef struct {
+    const float *x;               /* conv: [in_h, in_w, cin]; 1x1/dense: [M, K] */
+    const float *w;               /* [K, N] */
+    float *y;                     /* [M, N] */
+    int M, N, K, rows;            /* rows per task */
+    const float *scale, *shift;   /* [N] each or NULL */
+    int act;
+    const ec_conv_geom *g;        /* NULL: no im2col */
+    float *col;                   /* [threads][col_stride] */
+    size_t col_stride;
+} ec_mm_task;
+
+static void ec_mm_rows(void *ctx, int task, int thread)
+{
+    const ec_mm_task *t = ctx;
+    int p0 = task * t->rows, p1 = p0 + t->rows < t->M ? p0 + t->rows : t->M;
+    const float *a = t->x + (size_t)p0 * t->K;   /* [p1 - p0, K] */
+    if (t->g) {
+        float *col = t->col + (size_t)thread * t->col_stride;   /* [p1 - p0, K] */
+        ec_f32_im2col(t->g, t->x, p0, p1, col);
+        a = col;
+    }
+    float *y = t->y + (size_t)p0 * t->N;         /* [p1 - p0, N] */
+    ec_gemm(p1 - p0, t->N, t->K, a, t->K, t->w, t->N, 0.0f, y, t->N);
+    if (t->scale || t->shift || t->act != EC_ACT_LINEAR)
+        ec_f32_affine_act(y, (size_t)(p1 - p0), t->N, t->scale, t->shift, t->act);
+}
+
+static void ec_conv_forward(ec_session *s, const ec_step *st, const float *x, float *y)
+{
+    const ec_model *m = s->m;
+    const ec_node *n = &m->nodes[st->node];
+    const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[n->out];
+    ec_conv_geom g = { vx->h, vx->w, vx->c, vy->h, vy->w, n->kh, n->kw, n->sh, n->sw, n->pt, n->pl };
+    ec_mm_task t = { x, ec_session_weights(s, n->w[0]), y, vy->h * vy->w, vy->c, 0, 0,
+                     st->scale, st->shift, st->act, NULL, s->col, s->plan.col_floats };
+    if (n->op == ECM_OP_DENSE) {
+        t.K = vx->c;
+        t.M = vx->h * vx->w;
+    } else {
+        t.K = n->kh * n->kw * vx->c;
+    }
+    if (st->tile_rows > 0) {
+        t.g = &g;
+        t.rows = st->tile_rows;   /* fixed by the plan, independent of the thread count */
+    } else {
+        t.rows = ec_split_rows(s, t.M);
+    }
+    ec_pool_run(s->pool, (t.M + t.rows - 1) / t.rows, ec_mm_rows, &t);
+    if (st->softmax) ec_f32_act(y, y, (size_t)t.M, t.N, EC_ACT_SOFTMAX);
+}
+
+/* dense: dx[M, cin] (+)= dz[M, cout] @ W^T, dz from dy through the activation. */
+void ec_dense_backward(ec_session *s, const ec_node *n, const float *x, const float *y,
+                       const float *dy, float *dx, int acc, int dy_is_dlogit)
+{
+    const ec_model *m = s->m;
+    const ec_value *vx = &m->values[n->in[0]];
+    int M = vx->h * vx->w, cin = vx->c, cout = m->values[n->out].c;
+    const float *w = ec_session_weights(s, n->w[0]);   /* [cin, cout] */
+    float *dz = s->gtmp;                                /* [M, cout] */
+    float *z = s->gtmp + s->gc.tmp_floats / 2;          /* [M, cout] */
+    if (n->act == ECM_ACT_LINEAR || (n->act == ECM_ACT_SOFTMAX && dy_is_dlogit)) {
+        memcpy(dz, dy, (size_t)M * cout * sizeof *dz);
+    } else if (n->act == ECM_ACT_SOFTMAX) {
+        ec_f32_softmax_backward(y, dy, dz, (size_t)M, cout);
+    } else {
+        /* the pre-activation was fused away: recompute it (the head is tiny) */
+        ec_gemm(M, cout, cin, x, cin, w, cout, 0.0f, z, cout);
+        if (n->bias) ec_f32_affine_act(z, (size_t)M, cout, NULL, n->bias, EC_ACT_LINEAR);
+        ec_f32_act_backward(z, dy, dz, (size_t)M, cout, n->act);
+    }
+    for (int r = 0; r < M; r++) {
+        const float *dzr = dz + (size_t)r * cout;   /* [cout] */
+        float *dxr = dx + (size_t)r * cin;          /* [cin] */
+        for (int i = 0; i < cin; i++) {
+            const float *wi = w + (size_t)i * cout; /* row i of W: [cout] */
+            float sum = 0.0f;
+            for (int j = 0; j < cout; j++) sum += dzr[j] * wi[j];
+            dxr[i] = acc ? dxr[i] + sum : sum;
+        }
+    }
+}
+
+/* ---- dwconv2d -------------------------------------------------------------------------- */
+
+typedef struct {
+    ec_dwconv_params p;
+    const float *x, *w, *scale, *shift;   /* x [in_h, in_w, c], w [kh, kw, c, mult] */
+    float *y;                             /* [out_h, out_w, c * mult] */
+    int rows;                             /* output rows per task */
+} ec_dw_task;
+
+static void ec_dw_rows(void *ctx, int task, int thread)
+{
+    const ec_dw_task *t = ctx;
+    int y0 = task * t->rows, y1 = y0 + t->rows < t->p.g.out_h ? y0 + t->rows : t->p.g.out_h;
+    ec_f32_dwconv(&t->p, t->x, t->w, t->scale, t->shift, t->y, y0, y1);
+}
+
+static void ec_dwconv_forward(ec_session *s, const ec_step *st, const float *x, float *y)
+{
+    const ec_model *m = s->m;
+    const ec_node *n = &m->nodes[st->node];
+    const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[n->out];
+    ec_dw_task t;
+    t.p.g = (ec_conv_geom){ vx->h, vx->w, vx->c, vy->h, vy->w, n->kh, n->kw, n->sh, n->sw, n->pt, n->pl };
+    t.p.mult = n->mult;
+    t.p.act = st->act;
+    t.x = x, t.w = ec_session_weights(s, n->w[0]), t.scale = st->scale, t.shift = st->shift, t.y = y;
+    /* whole output rows per task: each element's arithmetic does not depend on the split */
+    t.rows = s->threads > 1 ? (vy->h + s->threads - 1) / s->threads : vy->h;
+    ec_pool_run(s->pool, (vy->h + t.rows - 1) / t.rows, ec_dw_rows, &t);
+    if (st->softmax) ec_f32_act(y, y, (size_t)vy->h * vy->w, vy->c, EC_ACT_SOFTMAX);
+}
+
+/* ---- elementwise ops over pixel rows ---------------------------------------------------- */
+
+typedef struct {
+    const ec_session *s;
+    const ec_step *st;
+    int rows;                     /* pixel rows per task */
+    int n_rows;
+} ec_ew_task;
+
+static void ec_ew_rows(void *ctx, int task, int thread)
+{
+    const ec_ew_task *t = ctx;
+    const ec_model *m = t->s->m;
+    const ec_step *st = t->st;
+    const ec_node *n = &m->nodes[st->node];
+    int c = m->values[n->out].c;
+    size_t r0 = (size_t)task * t->rows, r1 = r0 + t->rows < (size_t)t->n_rows ? r0 + t->rows : (size_t)t->n_rows;
+    size_t e0 = r0 * c, ne = (r1 - r0) * c;          /* element range */
+    float *y = t->s->vptr[st->out] + e0;              /* [r1 - r0, c] */
+    /* [r1 - r0, c]: every op but mul has one input shaped like y */
+    const float *x = n->op == ECM_OP_MUL ? NULL : t->s->vptr[n->in[0]] + e0;
+    switch (n->op) {
+    case ECM_OP_ACTIVATION:
+        ec_f32_act(x, y, r1 - r0, c, n->act);
+        break;
+    case ECM_OP_BATCHNORM:
+        if (x != y) memcpy(y, x, ne * sizeof *y);
+        ec_f32_affine_act(y, r1 - r0, c, n->scale, n->shift, EC_ACT_LINEAR);
+        break;
+    case ECM_OP_NORMALIZE:
+        /* Keras: (x - mean) / std; shift holds the mean, scale 1/std */
+        for (size_t r = 0; r < r1 - r0; r++)
+            for (int k = 0; k < c; k++) y[r * c + k] = (x[r * c + k] - n->shift[k]) * n->scale[k];
+        break;
+    case ECM_OP_RESCALE:
+        /* two roundings, as Keras's x * scale + offset (no FMA contraction in ISO C mode) */
+        for (size_t i = 0; i < ne; i++) y[i] = x[i] * n->f0 + n->f1;
+        break;
+    case ECM_OP_ADD: {
+        /* y = in[first] + in[second] + ...; in place, y already holds in[inplace_in] */
+        int k0 = st->inplace ? st->inplace_in : 0, k = 0;
+        const float *a = t->s->vptr[n->in[k0]] + e0;
+        for (int j = 0; j < n->n_in; j++) {
+            if (j == k0) continue;
+            const float *b = t->s->vptr[n->in[j]] + e0;
+            ec_f32_add(k++ == 0 ? a : y, b, y, ne);
+        }
+        break;
+    }
+    case ECM_OP_MUL: {
+        const ec_value *va = &m->values[n->in[0]], *vb = &m->values[n->in[1]];
+        const float *a = t->s->vptr[n->in[0]], *b = t->s->vptr[n->in[1]];
+        if (va->h == vb->h && va->w == vb->w)
+            ec_f32_mul(a + e0, b + e0, y, ne);
+        else if (vb->h == 1 && vb->w == 1)
+            ec_f32_mul_bcast(a + e0, b, y, r1 - r0, c);
+        else
+            ec_f32_mul_bcast(b + e0, a, y, r1 - r0, c);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* y = act(x): dx (+)= dy * act'(x), or the softmax rule from y. */
+void ec_act_backward(ec_session *s, int act, const float *x, const float *y, size_t rows, int c,
+                     const float *dy, float *dx, int acc)
+{
+    float *d = acc ? s->gtmp : dx;   /* [rows, c] */
+    if (act == ECM_ACT_SOFTMAX)
+        ec_f32_softmax_backward(y, dy, d, rows, c);
+    else if (act == ECM_ACT_LINEAR)
+        memcpy(d, dy, rows * c * sizeof *d);
+    else
+        ec_f32_act_backward(x, dy, d, rows, c, act);
+    if (acc) ec_f32_add(dx, d, dx, rows * c);
+}
+
+/* y = x * scale[c] (+ shift) (batchnorm, normalize) or x * f (rescale, scale NULL):
+ * dx (+)= dy * scale. */
+void ec_scale_backward(const float *scale, float f, size_t rows, int c, const float *dy, float *dx, int acc)
+{
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < c; k++) {
+            float g = dy[r * c + k] * (scale ? scale[k] : f);
+            dx[r * c + k] = acc ? dx[r * c + k] + g : g;
+        }
+}
+
+/* y = x (identity, reshape, each input of add): dx (+)= dy. */
+void ec_copy_backward(size_t n, const float *dy, float *dx, int acc)
+{
+    if (acc) ec_f32_add(dx, dy, dx, n);
+    else memcpy(dx, dy, n * sizeof *dx);
+}
+
+/* y = a * b (b same shape or broadcast, or a the broadcast one): the gradient
+ * for a, from b. */
+void ec_mul_backward(const ec_value *va, const float *b, const ec_value *vb, const float *dy, float *da, int acc)
+{
+    int c = va->c;
+    if (va->h == vb->h && va->w == vb->w) {           /* da = dy * b */
+        size_t n = (size_t)va->h * va->w * c;
+        for (size_t i = 0; i < n; i++) da[i] = acc ? da[i] + dy[i] * b[i] : dy[i] * b[i];
+    } else if (vb->h == 1 && vb->w == 1) {            /* a full, b [c]: da = dy * b[c] */
+        size_t hw = (size_t)va->h * va->w;
+        for (size_t p = 0; p < hw; p++)
+            for (int k = 0; k < c; k++) {
+                float g = dy[p * c + k] * b[k];
+                da[p * c + k] = acc ? da[p * c + k] + g : g;
+            }
+    } else {                                          /* a [c], b full: da[c] = sum_hw dy * b */
+        size_t hw = (size_t)vb->h * vb->w;
+        for (int k = 0; k < c; k++) {
+            float sum = 0.0f;
+            for (size_t p = 0; p < hw; p++) sum += dy[p * c + k] * b[p * c + k];
+            da[k] = acc ? da[k] + sum : sum;
+        }
+    }
+}
+
+static void ec_ew_forward(ec_session *s, const ec_step *st)
+{
+    const ec_value *vy = &s->m->values[st->out];
+    ec_ew_task t = { s, st, 0, vy->h * vy->w };
+    t.rows = ec_split_rows(s, t.n_rows);
+    ec_pool_run(s->pool, (t.n_rows + t.rows - 1) / t.rows, ec_ew_rows, &t);
+}
+
+/* ---- gap, zeropad (single-threaded: small or memory-bound) ------------------------------- */
+
+/* y[c] = mean over hw of x[hw, c] */
+static void ec_gap_forward(size_t hw, int c, const float *x, float *y) { ec_f32_gap(x, hw, c, y); }
+
+/* dx[hw, c] (+)= dy[c] / hw */
+void ec_gap_backward(size_t hw, int c, const float *dy, float *dx, int acc)
+{
+    float inv = 1.0f / (float)hw;
+    for (size_t p = 0; p < hw; p++)
+        for (int k = 0; k < c; k++) dx[p * c + k] = acc ? dx[p * c + k] + dy[k] * inv : dy[k] * inv;
+}
+
+/* y = x padded with zeros: dx (+)= the interior of dy. */
+void ec_zeropad_backward(const ec_node *n, const ec_value *vx, const ec_value *vy, const float *dy, float *dx, int acc)
+{
+    size_t row = (size_t)vx->w * vx->c;
+    for (int r = 0; r < vx->h; r++) {
+        const float *src = dy + ((size_t)(r + n->pt) * vy->w + n->pl) * vy->c;   /* [w * c] */
+        float *dst = dx + (size_t)r * row;
+        for (size_t i = 0; i < row; i++) dst[i] = acc ? dst[i] + src[i] : src[i];
+    }
+}
+
+/* ---- the forward pass ---------------------------------------------------------------------- */
+
+static void ec_forward_steps(ec_session *s, int k0)
+{
+    const ec_model *m = s->m;
+    for (int k = k0; k < s->plan.n_steps; k++) {
+        const ec_step *st = &s->plan.steps[k];
+        const ec_node *n = &m->nodes[st->node];
+        const ec_value *vx = &m->values[n->in[0]];
+        const float *x = s->vptr[n->in[0]];
+        float *y = s->vptr[st->out];
+        switch (n->op) {
+        case ECM_OP_CONV2D:
+        case ECM_OP_DENSE:
+            ec_conv_forward(s, st, x, y);
+            break;
+        case ECM_OP_DWCONV2D:
+            ec_dwconv_forward(s, st, x, y);
+            break;
+        case ECM_OP_GAP:
+            ec_gap_forward((size_t)vx->h * vx->w, vx->c, x, y);
+            break;
+        case ECM_OP_ZEROPAD:
+            ec_f32_zeropad(x, vx->h, vx->w, vx->c, n->pt, n->pb, n->pl, n->pr, y);
+            break;
+        case ECM_OP_IDENTITY:
+        case ECM_OP_RESHAPE:
+            break;   /* the output aliases the input */
+        case ECM_OP_ACTIVATION:
+            if (n->act == ECM_ACT_SOFTMAX) {   /* rows are independent; c is small */
+                ec_f32_act(x, y, (size_t)vx->h * vx->w, vx->c, ECM_ACT_SOFTMAX);
+                break;
+            }
+            /* fall through */
+        default:
+            ec_ew_forward(s, st);
+            break;
+        }
+    }
+}
+
+static void ec_forward(ec_session *s) { ec_forward_steps(s, 0); }
+
+void ec_session_forward_after(ec_session *s, int node)
+{
+    int k = 0;
+    while (k < s->plan.n_steps && s->plan.steps[k].node <= node) k++;
+    ec_forward_steps(s, k);
+}
+
+/* ---- create / free ----------------------------------------------------------------------- */
+
+static pthread_once_t ec_blas_once = PTHREAD_ONCE_INIT;
+static void ec_blas_single(void) { openblas_set_num_threads(1); }
+
+ec_session_options ec_session_options_default(void)
+{
+    ec_session_options o;
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    o.cam_class = -1;
+    o.max_pixels = 50000000;
+    return o;
+}
+
+static void *ec_alloc(size_t bytes, size_t *total)
+{
+    *total += bytes;
+    /* 64-byte aligned for the kernels' vector loads; never a zero-size request */
+    return aligned_alloc(EC_ARENA_ALIGN, (bytes + EC_ARENA_ALIGN - 1) / EC_ARENA_ALIGN * EC_ARENA_ALIGN + EC_ARENA_ALIGN);
+}
+
+ec_status ec_session_new(const ec_model *m, const ec_session_options *opt, ec_session **out)
+{
+    if (!m || !out) return ec_fail(EC_ERR_ARG, "ec_session_new: NULL argument");
+    *out = NULL;
+    ec_session_options o = opt ? *opt : ec_session_options_default();
+    if (o.threads < 1 || o.threads > 256) return ec_fail(EC_ERR_ARG, "threads = %d (1..256)", o.threads);
+    if (o.max_pixels <= 0) return ec_fail(EC_ERR_ARG, "max_pixels = %lld must be positive", (long long)o.max_pixels);
+    if (o.gradcam && (o.cam_class < -1 || o.cam_class >= m->n_labels))
+        return ec_fail(EC_ERR_ARG, "cam_class = %d (the model has %d classes)", o.cam_class, m->n_labels);
+    pthread_once(&ec_blas_once, ec_blas_single);
+
+    ec_session *s = calloc(1, sizeof *s);
+    if (!s) return ec_fail(EC_ERR_NOMEM, "out of memory");
+    s->m = m;
+    s->opt = o;
+    s->opt.cam_layer = NULL;   /* not kept: the caller's string may go away */
+    s->threads = o.threads;
+    s->gradcam = o.gradcam != 0;
+    ec_status st;
+    int nv = m->n_values;
+    s->pin = calloc((size_t)nv, 1);
+    s->vptr = calloc((size_t)nv, sizeof *s->vptr);
+    if (!s->pin || !s->vptr) { st = ec_fail(EC_ERR_NOMEM, "out of memory"); goto fail; }
+    if (s->gradcam) {
+        if ((st = ec_gradcam_prepare(m, &o, &s->gc))) goto fail;
+        memcpy(s->pin, s->gc.pin, (size_t)nv);
+    }
+    if ((st = ec_plan_build(m, s->pin, o.keep_all, &s->plan))) goto fail;
+
+    size_t scratch = 0, arena_total = 0;
+    s->arena = ec_alloc(s->plan.arena_bytes, &arena_total);
+    s->col = ec_alloc((size_t)s->threads * s->plan.col_floats * sizeof(float), &scratch);
+    s->wide = ec_alloc((size_t)m->max_f16_elems * sizeof(float), &scratch);
+    const ec_value *vi = &m->values[m->input];
+    s->rgb = ec_alloc((size_t)vi->h * vi->w * 3, &scratch);
+    if (!s->arena || !s->col || !s->wide || !s->rgb) { st = ec_fail(EC_ERR_NOMEM, "out of memory (arena %zu bytes)", s->plan.arena_bytes); goto fail; }
+    for (int v = 0; v < nv; v++)
+        s->vptr[v] = s->plan.vbuf[v] >= 0 ? (float *)(s->arena + s->plan.bufs[s->plan.vbuf[v]].offset) : NULL;
+
+    if (s->gradcam) {
+        const ec_value *va = &m->values[s->gc.A];
+        s->gptr = calloc((size_t)nv, sizeof *s->gptr);
+        s->garena = ec_alloc(s->gc.grad_bytes, &scratch);
+        s->gtmp = ec_alloc(s->gc.tmp_floats * sizeof(float), &scratch);
+        s->cam = ec_alloc((size_t)va->h * va->w * sizeof(float), &scratch);
+        s->rgba = ec_alloc((size_t)vi->h * vi->w * 4, &scratch);
+        s->ov_scratch = ec_alloc(ec_overlay_scratch_bytes(va->h, va->w, vi->h, vi->w), &scratch);
+        if (!s->gptr || !s->garena || !s->gtmp || !s->cam || !s->rgba || !s->ov_scratch) {
+            st = ec_fail(EC_ERR_NOMEM, "out of memory (grad-cam buffers)");
+            goto fail;
+        }
+        for (int v = 0; v < nv; v++)
+            s->gptr[v] = s->gc.gbuf[v] >= 0 ? (float *)(s->garena + s->gc.gbufs[s->gc.gbuf[v]].offset) : NULL;
+    }
+    s->scratch_bytes = scratch;
+    if (s->threads > 1 && (st = ec_pool_new(s->threads, &s->pool))) goto fail;
+    *out = s;
+    return EC_OK;
+fail:
+    ec_session_free(s);
+    return st;
+}
+
+void ec_session_free(ec_session *s)
+{
+    if (!s) return;
+    ec_pool_free(s->pool);
+    ec_plan_free(&s->plan);
+    ec_gradcam_plan_free(&s->gc);
+    free(s->pin);
+    free(s->vptr);
+    free(s->arena);
+    free(s->col);
+    free(s->wide);
+    free(s->rgb);
+    free(s->rs_scratch);
+    free(s->gptr);
+    free(s->garena);
+    free(s->gtmp);
+    free(s->cam);
+    free(s->rgba);
+    free(s->ov_scratch);
+    free(s);
+}
+
+size_t ec_session_arena_bytes(const ec_session *s) { return s ? s->plan.arena_bytes : 0; }
+size_t ec_session_pinned_bytes(const ec_session *s) { return s ? s->plan.pinned_bytes : 0; }
+size_t ec_session_scratch_bytes(const ec_session *s) { return s ? s->scratch_bytes + s->rs_cap : 0; }
+
+int ec_session_check_plan(const ec_session *s, char *msg, size_t cap)
+{
+    if (ec_plan_check(s->plan.bufs, s->plan.n_bufs, s->plan.arena_bytes, msg, cap)) return -1;
+    if (s->gradcam && ec_plan_check(s->gc.gbufs, s->gc.n_gbufs, s->gc.grad_bytes, msg, cap)) return -1;
+    return 0;
+}
+
+void ec_session_print_plan(const ec_session *s, FILE *f)
+{
+    const char **names = calloc((size_t)s->plan.n_bufs + 1, sizeof *names);
+    for (int v = 0; names && v < s->m->n_values; v++)
+        if (s->plan.vbuf[v] >= 0 && !names[s->plan.vbuf[v]]) names[s->plan.vbuf[v]] = s->m->values[v].name;
+    ec_plan_print(f, s->plan.bufs, s->plan.n_bufs, names);
+    free(names);
+}
+
+const float *ec_session_layer_output(const ec_session *s, const char *layer, int *h, int *w, int *c)
+{
+    if (!s || !layer || !s->have_result) return NULL;
+    int i = ec_model_find_node(s->m, layer);
+    if (i < 0) return NULL;
+    const ec_node *n = &s->m->nodes[i];
+    /* only values nothing has overwritten: keep_all, or pinned */
+    if (!s->opt.keep_all && !s->pin[n->out] && n->out != s->m->output) return NULL;
+    const ec_value *v = &s->m->values[n->out];
+    if (h) *h = v->h;
+    if (w) *w = v->w;
+    if (c) *c = v->c;
+    return s->vptr[n->out];
+}
+
+/* ---- predict ------------------------------------------------------------------------------ */
+
+ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, int height, ec_result *out)
+{
+    if (!s || !rgb || !out) return ec_fail(EC_ERR_ARG, "ec_session_predict_rgb: NULL argument");
+    if (width <= 0 || height <= 0 || (int64_t)width * height > s->opt.max_pixels)
+        return ec_fail(EC_ERR_ARG, "image %dx%d: size out of range (max %lld pixels)", width, height, (long long)s->opt.max_pixels);
+    s->have_result = 0;
+    const ec_model *m = s->m;
+    const ec_value *vi = &m->values[m->input];
+    int H = vi->h, W = vi->w;
+    if (width == W && height == H) {
+        memcpy(s->rgb, rgb, (size_t)H * W * 3);
+    } else {
+        size_t need = ec_u8_resize_scratch_bytes(width, height, W, H, 3);
+        if (need > s->rs_cap) {
+            /* grows only when a larger source arrives; steady state allocates nothing */
+            void *p = realloc(s->rs_scratch, need);
+            if (!p) return ec_fail(EC_ERR_NOMEM, "out of memory (%zu bytes of resize scratch)", need);
+            s->rs_scratch = p;
+            s->rs_cap = need;
+        }
+        if (ec_u8_resize_bilinear(rgb, width, height, 3, s->rgb, W, H, s->rs_scratch) != 0)
+            return ec_fail(EC_ERR_ARG, "cannot resize a %dx%d image to %dx%d", width, height, W, H);
+    }
+    float *x = s->vptr[m->input];   /* [H, W, 3] */
+    for (size_t i = 0; i < (size_t)H * W * 3; i++) x[i] = (float)s->rgb[i];
+    ec_forward(s);
+
+    const float *p = s->vptr[m->output];   /* [K] */
+    int K = m->n_labels, top = 0;
+    for (int k = 1; k < K; k++)
+        if (p[k] > p[top]) top = k;   /* first max, as numpy argmax */
+    memset(&s->res, 0, sizeof s->res);
+    s->res.num_classes = K;
+    s->res.probabilities = p;
+    s->res.top_class = top;
+    s->res.input_height = H, s->res.input_width = W;
+    s->res.input_rgb = s->rgb;
+    if (s->gradcam) {
+        int cls = s->opt.cam_class >= 0 ? s->opt.cam_class : top;
+        ec_status st = ec_gradcam_run(s, cls, s->opt.cam_logit, s->cam);
+        if (st) return st;
+        const ec_value *va = &m->values[s->gc.A];
+        s->res.cam = s->cam;
+        s->res.cam_height = va->h, s->res.cam_width = va->w;
+    }
+    s->have_result = 1;
+    *out = s->res;
+    return EC_OK;
+}
+
+ec_status ec_session_predict_file(ec_session *s, const char *path, ec_result *out)
+{
+    if (!s || !path || !out) return ec_fail(EC_ERR_ARG, "ec_session_predict_file: NULL argument");
+    uint8_t *rgb = NULL;
+    int w = 0, h = 0;
+    ec_status st = ec_image_decode_file(path, s->opt.max_pixels, &rgb, &w, &h);
+    if (st) return st;
+    st = ec_session_predict_rgb(s, rgb, w, h, out);
+    free(rgb);
+    return st;
+}
+
+ec_status ec_session_write_overlay(ec_session *s, const char *png_path)
+{
+    if (!s || !png_path) return ec_fail(EC_ERR_ARG, "ec_session_write_overlay: NULL argument");
+    if (!s->gradcam) return ec_fail(EC_ERR_STATE, "overlay needs a session created with gradcam = 1");
+    if (!s->have_result) return ec_fail(EC_ERR_STATE, "overlay before a successful predict");
+    const ec_value *vi = &s->m->values[s->m->input];
+    ec_overlay_rgba(s->cam, s->res.cam_height, s->res.cam_width, s->rgb, vi->h, vi->w, s->ov_scratch, s->rgba);
+    return ec_png_write(png_path, s->rgba, vi->w, vi->h, 4);
+}

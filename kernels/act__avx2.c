@@ -1,0 +1,158 @@
+/* act__avx2.c - activations and the per-channel affine epilogue, AVX2 + FMA.
+ *
+ * The activation is a compile-time constant inside each loop (always_inline
+ * helpers instantiated from one switch), so the exp polynomial is fused into the
+ * streaming loop with no branch or call per vector. */
+#include <string.h>
+
+#include "kernels/vmath_avx2.h"
+
+/* ---- elementwise over a flat array --------------------------------------- */
+
+/* y[n] = act(x[n]); x == y allowed. Two vectors per step give the latency-bound
+ * exp chains some parallelism; the tail is one masked vector. */
+EC_V8_INLINE void act_flat(const float *x, float *y, size_t n, const int act)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 v[2] = {_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i + 8)};
+        ec_v8_act_n(v, 2, act);
+        _mm256_storeu_ps(y + i, v[0]);
+        _mm256_storeu_ps(y + i + 8, v[1]);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 v[1] = {_mm256_loadu_ps(x + i)};
+        ec_v8_act_n(v, 1, act);
+        _mm256_storeu_ps(y + i, v[0]);
+    }
+    if (i < n) {
+        const __m256i m = ec_v8_tail_mask((int)(n - i));
+        __m256 v[1] = {_mm256_maskload_ps(x + i, m)};
+        ec_v8_act_n(v, 1, act);
+        _mm256_maskstore_ps(y + i, m, v[0]);
+    }
+}
+
+static void act_flat_any(const float *x, float *y, size_t n, int act)
+{
+    switch (act) {
+    case EC_ACT_RELU:    act_flat(x, y, n, EC_ACT_RELU); break;
+    case EC_ACT_RELU6:   act_flat(x, y, n, EC_ACT_RELU6); break;
+    case EC_ACT_SIGMOID: act_flat(x, y, n, EC_ACT_SIGMOID); break;
+    case EC_ACT_SWISH:   act_flat(x, y, n, EC_ACT_SWISH); break;
+    case EC_ACT_TANH:    act_flat(x, y, n, EC_ACT_TANH); break;
+    case EC_ACT_GELU:    act_flat(x, y, n, EC_ACT_GELU); break;
+    default:             if (x != y) memmove(y, x, n * sizeof *y); break;   /* linear */
+    }
+}
+
+/* ---- softmax ---------------------------------------------------------------- */
+
+/* x, y: (c) one row, x == y allowed. Max-subtracted so every exp argument is
+ * <= 0 (what ec_v8_exp_le0 expects, and no overflow); division by the sum, not
+ * multiplication by its reciprocal, to round once. */
+static void softmax_row(const float *x, float *y, int c)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    const int cv = c & ~7;
+    const __m256i tm = ec_v8_tail_mask(c - cv);
+    __m256 mv = ninf;
+    for (int j = 0; j < cv; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + j));
+    if (cv < c)   /* masked-off lanes must not win the max: fill them with -inf */
+        mv = _mm256_max_ps(mv, _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + cv, tm),
+                                                _mm256_castsi256_ps(tm)));
+    const __m256 m = _mm256_set1_ps(ec_v8_hmax(mv));
+
+    __m256 sv = _mm256_setzero_ps();
+    for (int j = 0; j < cv; j += 8) {
+        __m256 e = ec_v8_exp_le0(_mm256_sub_ps(_mm256_loadu_ps(x + j), m));
+        _mm256_storeu_ps(y + j, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    if (cv < c) {
+        __m256 e = ec_v8_exp_le0(_mm256_sub_ps(_mm256_maskload_ps(x + cv, tm), m));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(tm));
+        _mm256_maskstore_ps(y + cv, tm, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    const __m256 s = _mm256_set1_ps(ec_v8_hsum(sv));
+    for (int j = 0; j < cv; j += 8)
+        _mm256_storeu_ps(y + j, _mm256_div_ps(_mm256_loadu_ps(y + j), s));
+    if (cv < c)
+        _mm256_maskstore_ps(y + cv, tm, _mm256_div_ps(_mm256_maskload_ps(y + cv, tm), s));
+}
+
+/* x, y: (rows, c); x == y allowed. */
+void ec_f32_act__avx2(const float *x, float *y, size_t rows, int c, int act)
+{
+    if (act == EC_ACT_SOFTMAX) {
+        for (size_t r = 0; r < rows; r++)
+            softmax_row(x + r * c, y + r * c, c);
+        return;
+    }
+    act_flat_any(x, y, rows * (size_t)c, act);
+}
+
+/* ---- affine + activation -------------------------------------------------- */
+
+/* x: (rows, c) in place; scale, shift: (c) or NULL. A NULL side becomes the
+ * constant 1 or 0 (x * 1 + b is exact, so this equals a plain add). */
+EC_V8_INLINE void affine_rows(float *x, size_t rows, int c, const float *scale,
+                              const float *shift, const int act)
+{
+    const int cv = c & ~7;
+    const __m256i tm = ec_v8_tail_mask(c - cv);
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * c;
+        int j = 0;
+        for (; j + 16 <= cv; j += 16) {
+            __m256 v[2];
+            EC_V8_UNROLL for (int u = 0; u < 2; u++) {
+                const __m256 s = scale ? _mm256_loadu_ps(scale + j + 8 * u) : one;
+                const __m256 b = shift ? _mm256_loadu_ps(shift + j + 8 * u) : zero;
+                v[u] = _mm256_fmadd_ps(_mm256_loadu_ps(row + j + 8 * u), s, b);
+            }
+            ec_v8_act_n(v, 2, act);
+            _mm256_storeu_ps(row + j, v[0]);
+            _mm256_storeu_ps(row + j + 8, v[1]);
+        }
+        for (; j < cv; j += 8) {
+            const __m256 s = scale ? _mm256_loadu_ps(scale + j) : one;
+            const __m256 b = shift ? _mm256_loadu_ps(shift + j) : zero;
+            __m256 v[1] = {_mm256_fmadd_ps(_mm256_loadu_ps(row + j), s, b)};
+            ec_v8_act_n(v, 1, act);
+            _mm256_storeu_ps(row + j, v[0]);
+        }
+        if (cv < c) {
+            const __m256 s = scale ? _mm256_maskload_ps(scale + cv, tm) : one;
+            const __m256 b = shift ? _mm256_maskload_ps(shift + cv, tm) : zero;
+            __m256 v[1] = {_mm256_fmadd_ps(_mm256_maskload_ps(row + cv, tm), s, b)};
+            ec_v8_act_n(v, 1, act);
+            _mm256_maskstore_ps(row + cv, tm, v[0]);
+        }
+    }
+}
+
+void ec_f32_affine_act__avx2(float *x, size_t rows, int c, const float *scale,
+                             const float *shift, int act)
+{
+    if (act == EC_ACT_SOFTMAX) {          /* outside the contract; see the __ref */
+        affine_rows(x, rows, c, scale, shift, EC_ACT_LINEAR);
+        ec_f32_act__avx2(x, x, rows, c, EC_ACT_SOFTMAX);
+        return;
+    }
+    if (!scale && !shift) {               /* no per-channel part: one flat stream */
+        act_flat_any(x, x, rows * (size_t)c, act);
+        return;
+    }
+    switch (act) {
+    case EC_ACT_RELU:    affine_rows(x, rows, c, scale, shift, EC_ACT_RELU); break;
+    case EC_ACT_RELU6:   affine_rows(x, rows, c, scale, shift, EC_ACT_RELU6); break;
+    case EC_ACT_SIGMOID: affine_rows(x, rows, c, scale, shift, EC_ACT_SIGMOID); break;
+    case EC_ACT_SWISH:   affine_rows(x, rows, c, scale, shift, EC_ACT_SWISH); break;
+    case EC_ACT_TANH:    affine_rows(x, rows, c, scale, shift, EC_ACT_TANH); break;
+    case EC_ACT_GELU:    affine_rows(x, rows, c, scale, shift, EC_ACT_GELU); break;
+    default:             affine_rows(x, rows, c, scale, shift, EC_ACT_LINEAR); break;
+    }
+}

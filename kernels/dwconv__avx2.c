@@ -1,0 +1,194 @@
+/* dwconv__avx2.c - depthwise convolution, AVX2 + FMA, fused scale/shift + act.
+ *
+ * Loop order: output row -> tile of 8 output channels -> output pixels.
+ * - One tile's taps for a whole row come from kh input rows; sweeping the next
+ *   tile re-reads the other half of the same cache lines while they are still in
+ *   L1, and the tile's kh * kw weight vectors stay in L1 for the whole row.
+ * - Vertical padding is resolved once per row (range [ky0, ky1)); horizontally,
+ *   output columns [xa, xb) have every tap inside the image, so that interior
+ *   runs with no bounds checks, four pixels at a time: each weight vector loaded
+ *   once feeds four independent FMA chains (1.25 loads per FMA instead of 2).
+ *   Only the few border columns clip [kx0, kx1).
+ * - kw = 3 and 5 (all of EfficientNet) are compile-time constants in their own
+ *   instantiation, so the kx loop unrolls fully.
+ * - Depth multiplier > 1 gathers the input lanes (oc / mult); EfficientNet never
+ *   uses it, so that path is correct rather than fast.
+ */
+#include "kernels/vmath_avx2.h"
+
+typedef struct {
+    const float *x;              /* (in_h, in_w, c) */
+    const float *w;              /* (kh, kw, C) with C = c * mult */
+    const float *scale, *shift;  /* (C) or NULL */
+    float *out;                  /* (out_h, out_w, C) */
+    int in_h, in_w, c, C, out_w, kh, sh, sw, pad_t, pad_l, mult, act;
+    int xa, xb;                  /* interior output columns [xa, xb) */
+} dw_ctx;
+
+/* How a tile's lanes are loaded: plain, masked (channel tail), or gathered
+ * (mult > 1, lane j reads input channel (cb + j) / mult, masked for the tail). */
+enum { DW_PLAIN, DW_MASKED, DW_GATHER };
+
+/* px points at the pixel's channel cb (plain, masked) or channel 0 (gather). */
+EC_V8_INLINE __m256 dw_load_x(const float *px, const int mode, __m256i mask, __m256i gidx)
+{
+    if (mode == DW_PLAIN) return _mm256_loadu_ps(px);
+    if (mode == DW_MASKED) return _mm256_maskload_ps(px, mask);
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), px, gidx, _mm256_castsi256_ps(mask), 4);
+}
+
+EC_V8_INLINE __m256 dw_load(const float *p, const int mode, __m256i mask)
+{
+    return mode == DW_PLAIN ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
+}
+
+EC_V8_INLINE void dw_store(float *p, __m256 v, const int mode, __m256i mask)
+{
+    if (mode == DW_PLAIN) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, mask, v);
+}
+
+/* One output pixel with taps kx in [kx0, kx1) (a border column, or an interior
+ * leftover with [0, KW)); xr points at input row iy0 + ky0, pixel ix0 + kx0.
+ * Rows alternate between two accumulators to halve the FMA latency chain; that
+ * only reassociates the reference's (ky, kx)-ordered sum. */
+EC_V8_INLINE void dw_pixel(const dw_ctx *k, const float *xr, const float *wt, float *o,
+                           int ky0, int ky1, int kx0, int kx1, const int KW,
+                           const int mode, __m256i mask, __m256i gidx, __m256 vs, __m256 vh)
+{
+    const size_t C = (size_t)k->C, c = (size_t)k->c, xrow = (size_t)k->in_w * c;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int ky = ky0; ky < ky1; ky++, xr += xrow) {
+        const float *wr = wt + ((size_t)ky * KW + kx0) * C;
+        __m256 a = acc[ky & 1];
+        for (int t = 0; t < kx1 - kx0; t++)
+            a = _mm256_fmadd_ps(dw_load_x(xr + t * c, mode, mask, gidx),
+                                dw_load(wr + t * C, mode, mask), a);
+        acc[ky & 1] = a;
+    }
+    __m256 v[1] = {_mm256_fmadd_ps(_mm256_add_ps(acc[0], acc[1]), vs, vh)};
+    ec_v8_act_n(v, 1, k->act);
+    dw_store(o, v[0], mode, mask);
+}
+
+/* Output row oy, channels [cb, cb + 8) (fewer under a tail mask). */
+EC_V8_INLINE void dw_row_tile(const dw_ctx *k, int oy, int cb, const int KW, const int mode,
+                              __m256i mask, __m256i gidx)
+{
+    const size_t C = (size_t)k->C, c = (size_t)k->c;
+    const int sw = k->sw, out_w = k->out_w;
+    const int iy0 = oy * k->sh - k->pad_t;
+    const int ky0 = iy0 < 0 ? -iy0 : 0;
+    const int ky1 = k->in_h - iy0 < k->kh ? k->in_h - iy0 : k->kh;
+    /* First input row used (iy0 + ky0), at this tile's channel offset. Pointers
+     * are only formed inside the image, even when a whole row is padding. */
+    const float *xrow0 = k->x + (mode == DW_GATHER ? 0 : cb) +
+                         (ky0 < ky1 ? (size_t)(iy0 + ky0) * k->in_w * c : 0);
+    const float *wt = k->w + cb;                          /* tap t at wt + t * C */
+    float *orow = k->out + (size_t)oy * out_w * C + cb;   /* pixel ox at orow + ox * C */
+    const __m256 vs = k->scale ? dw_load(k->scale + cb, mode, mask) : _mm256_set1_ps(1.0f);
+    const __m256 vh = k->shift ? dw_load(k->shift + cb, mode, mask) : _mm256_setzero_ps();
+    const size_t xstep = (size_t)sw * c;                  /* input floats between output pixels */
+    const size_t xrow = (size_t)k->in_w * c;
+
+    int ox = 0;
+    for (; ox < out_w && ox < k->xa; ox++) {              /* left border */
+        const int ix0 = ox * sw - k->pad_l;
+        const int kx0 = ix0 < 0 ? -ix0 : 0;
+        const int kx1 = k->in_w - ix0 < KW ? k->in_w - ix0 : KW;
+        const float *xr = kx0 < kx1 ? xrow0 + (size_t)(ix0 + kx0) * c : xrow0;
+        dw_pixel(k, xr, wt, orow + ox * C, ky0, ky1, kx0, kx1, KW, mode, mask, gidx, vs, vh);
+    }
+    for (; ox + 4 <= k->xb; ox += 4) {                    /* interior, 4 pixels */
+        const float *xp0 = xrow0 + (size_t)(ox * sw - k->pad_l) * c;
+        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int ky = ky0; ky < ky1; ky++) {
+            const float *xr = xp0 + (size_t)(ky - ky0) * xrow;
+            const float *wr = wt + (size_t)ky * KW * C;
+            EC_V8_UNROLL for (int kx = 0; kx < KW; kx++) {
+                const __m256 wv = dw_load(wr + kx * C, mode, mask);
+                const float *xp = xr + kx * c;
+                a[0] = _mm256_fmadd_ps(dw_load_x(xp, mode, mask, gidx), wv, a[0]);
+                a[1] = _mm256_fmadd_ps(dw_load_x(xp + xstep, mode, mask, gidx), wv, a[1]);
+                a[2] = _mm256_fmadd_ps(dw_load_x(xp + 2 * xstep, mode, mask, gidx), wv, a[2]);
+                a[3] = _mm256_fmadd_ps(dw_load_x(xp + 3 * xstep, mode, mask, gidx), wv, a[3]);
+            }
+        }
+        EC_V8_UNROLL for (int u = 0; u < 4; u++) a[u] = _mm256_fmadd_ps(a[u], vs, vh);
+        ec_v8_act_n(a, 4, k->act);
+        EC_V8_UNROLL for (int u = 0; u < 4; u++) dw_store(orow + (ox + u) * C, a[u], mode, mask);
+    }
+    for (; ox < k->xb; ox++)                              /* interior leftovers */
+        dw_pixel(k, xrow0 + (size_t)(ox * sw - k->pad_l) * c, wt, orow + ox * C,
+                 ky0, ky1, 0, KW, KW, mode, mask, gidx, vs, vh);
+    for (; ox < out_w; ox++) {                            /* right border */
+        const int ix0 = ox * sw - k->pad_l;
+        const int kx0 = ix0 < 0 ? -ix0 : 0;
+        const int kx1 = k->in_w - ix0 < KW ? k->in_w - ix0 : KW;
+        const float *xr = kx0 < kx1 ? xrow0 + (size_t)(ix0 + kx0) * c : xrow0;
+        dw_pixel(k, xr, wt, orow + ox * C, ky0, ky1, kx0, kx1, KW, mode, mask, gidx, vs, vh);
+    }
+}
+
+/* Instantiations: the plain tile for kw = 3, 5 and any, plus the generic
+ * masked and gathered tiles. noinline keeps each a separate, compact loop nest. */
+static __attribute__((noinline)) void dw_tile_k3(const dw_ctx *k, int oy, int cb)
+{
+    dw_row_tile(k, oy, cb, 3, DW_PLAIN, _mm256_set1_epi32(-1), _mm256_setzero_si256());
+}
+static __attribute__((noinline)) void dw_tile_k5(const dw_ctx *k, int oy, int cb)
+{
+    dw_row_tile(k, oy, cb, 5, DW_PLAIN, _mm256_set1_epi32(-1), _mm256_setzero_si256());
+}
+static __attribute__((noinline)) void dw_tile_kany(const dw_ctx *k, int oy, int cb, int kw)
+{
+    dw_row_tile(k, oy, cb, kw, DW_PLAIN, _mm256_set1_epi32(-1), _mm256_setzero_si256());
+}
+static __attribute__((noinline)) void dw_tile_masked(const dw_ctx *k, int oy, int cb, int kw, __m256i mask)
+{
+    dw_row_tile(k, oy, cb, kw, DW_MASKED, mask, _mm256_setzero_si256());
+}
+static __attribute__((noinline)) void dw_tile_gather(const dw_ctx *k, int oy, int cb, int kw,
+                                                     __m256i mask, __m256i gidx)
+{
+    dw_row_tile(k, oy, cb, kw, DW_GATHER, mask, gidx);
+}
+
+void ec_f32_dwconv__avx2(const ec_dwconv_params *p, const float *restrict x,
+                         const float *restrict w, const float *restrict scale,
+                         const float *restrict shift, float *restrict out, int y0, int y1)
+{
+    const ec_conv_geom *g = &p->g;
+    dw_ctx k = {
+        .x = x, .w = w, .scale = scale, .shift = shift, .out = out,
+        .in_h = g->in_h, .in_w = g->in_w, .c = g->c, .C = g->c * p->mult, .out_w = g->out_w,
+        .kh = g->kh, .sh = g->sh, .sw = g->sw, .pad_t = g->pad_t, .pad_l = g->pad_l,
+        .mult = p->mult, .act = p->act,
+    };
+    /* Column ox is interior when ix0 = ox * sw - pad_l >= 0 and ix0 + kw <= in_w. */
+    k.xa = (g->pad_l + g->sw - 1) / g->sw;
+    const int room = g->in_w - g->kw + g->pad_l;          /* largest interior ox * sw */
+    k.xb = room < 0 ? 0 : room / g->sw + 1;
+    if (k.xb > g->out_w) k.xb = g->out_w;
+
+    const int C = k.C, Cv = C & ~7;
+    const __m256i tail = ec_v8_tail_mask(C - Cv);
+    for (int oy = y0; oy < y1; oy++) {
+        if (p->mult != 1) {
+            for (int cb = 0; cb < C; cb += 8) {
+                int32_t idx[8];
+                for (int j = 0; j < 8; j++) idx[j] = (cb + j) / p->mult;
+                const __m256i gidx = _mm256_loadu_si256((const __m256i *)idx);
+                dw_tile_gather(&k, oy, cb, g->kw, cb < Cv ? _mm256_set1_epi32(-1) : tail, gidx);
+            }
+            continue;
+        }
+        for (int cb = 0; cb < Cv; cb += 8) {
+            if (g->kw == 3) dw_tile_k3(&k, oy, cb);
+            else if (g->kw == 5) dw_tile_k5(&k, oy, cb);
+            else dw_tile_kany(&k, oy, cb, g->kw);
+        }
+        if (Cv < C)
+            dw_tile_masked(&k, oy, Cv, g->kw, tail);
+    }
+}

@@ -1,0 +1,85 @@
+/* eltwise.c - global average pooling, elementwise ops, zero padding:
+ * references, dispatch, and zeropad (a pure copy, no SIMD variant needed). */
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+/* Pixels per partial sum in GAP. Summing a long run straight into one float
+ * grows the rounding error with hw (a 150 x 150 map is 22500 terms); summing
+ * blocks of 64 and then the block sums keeps it near (64 + hw / 64) ulp. The
+ * AVX2 kernel uses the same blocking, so both give bit-identical results. */
+#define EC_GAP_BLOCK 64
+
+/* x: (hw, c) -> out: (c), mean over hw (0 for hw == 0). */
+void ec_f32_gap__ref(const float *restrict x, size_t hw, int c, float *restrict out)
+{
+    for (int j = 0; j < c; j++) {
+        float total = 0.0f;
+        for (size_t p0 = 0; p0 < hw; p0 += EC_GAP_BLOCK) {
+            const size_t p1 = hw - p0 < EC_GAP_BLOCK ? hw : p0 + EC_GAP_BLOCK;
+            float part = 0.0f;
+            for (size_t p = p0; p < p1; p++) part += x[p * c + j];
+            total += part;
+        }
+        out[j] = hw ? total / (float)hw : 0.0f;
+    }
+}
+
+void ec_f32_gap(const float *x, size_t hw, int c, float *out)
+{
+    if (ec_cpu_has_avx2()) ec_f32_gap__avx2(x, hw, c, out);
+    else ec_f32_gap__ref(x, hw, c, out);
+}
+
+/* a, b, out: (n); out may alias a or b exactly (no restrict). */
+void ec_f32_add__ref(const float *a, const float *b, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void ec_f32_mul__ref(const float *a, const float *b, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+
+/* x, out: (hw, c), out may alias x; s: (c). */
+void ec_f32_mul_bcast__ref(const float *x, const float *s, float *out, size_t hw, int c)
+{
+    for (size_t p = 0; p < hw; p++)
+        for (int j = 0; j < c; j++) out[p * c + j] = x[p * c + j] * s[j];
+}
+
+void ec_f32_add(const float *a, const float *b, float *out, size_t n)
+{
+    if (ec_cpu_has_avx2()) ec_f32_add__avx2(a, b, out, n);
+    else ec_f32_add__ref(a, b, out, n);
+}
+
+void ec_f32_mul(const float *a, const float *b, float *out, size_t n)
+{
+    if (ec_cpu_has_avx2()) ec_f32_mul__avx2(a, b, out, n);
+    else ec_f32_mul__ref(a, b, out, n);
+}
+
+void ec_f32_mul_bcast(const float *x, const float *s, float *out, size_t hw, int c)
+{
+    if (ec_cpu_has_avx2()) ec_f32_mul_bcast__avx2(x, s, out, hw, c);
+    else ec_f32_mul_bcast__ref(x, s, out, hw, c);
+}
+
+/* x: (h, w, c) -> out: (h + pt + pb, w + pl + pr, c). Row by row: each output
+ * byte is written once (no memset of the whole buffer followed by copies). */
+void ec_f32_zeropad(const float *restrict x, int h, int w, int c, int pt, int pb, int pl, int pr,
+                    float *restrict out)
+{
+    const size_t orow = (size_t)(w + pl + pr) * c;        /* floats per output row */
+    const size_t lpad = (size_t)pl * c, rpad = (size_t)pr * c, xrow = (size_t)w * c;
+    memset(out, 0, (size_t)pt * orow * sizeof *out);
+    out += (size_t)pt * orow;
+    for (int y = 0; y < h; y++, out += orow, x += xrow) {
+        memset(out, 0, lpad * sizeof *out);
+        memcpy(out + lpad, x, xrow * sizeof *out);
+        memset(out + lpad + xrow, 0, rpad * sizeof *out);
+    }
+    memset(out, 0, (size_t)pb * orow * sizeof *out);
+}

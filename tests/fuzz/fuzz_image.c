@@ -1,0 +1,62 @@
+/* fuzz_image.c - libFuzzer target for the image front end.
+ *
+ * Decodes arbitrary bytes with a small pixel limit (so the fuzzer explores
+ * parsers, not allocation sizes), then drives what the engine does with a
+ * decoded photo: PIL-BILINEAR resize to 64x64 (a model input) and to 13x7
+ * (odd, shrinking on one axis and possibly growing on the other), and a PNG
+ * encode of the small result that must decode back to the same pixels.
+ *
+ *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+ *     tests/fuzz/fuzz_image.c engine/image.c engine/error.c engine/stb_image_impl.c \
+ *     kernels/resize.c -lz -lm -o build/fuzz_image
+ *   build/fuzz_image -max_len=65536 corpus/ tests/fixtures/images/
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb/stb_image.h>
+
+#include "effcam.h"
+#include "engine/image.h"
+#include "kernels/resize.h"
+
+#define FUZZ_MAX_PIXELS (1 << 20)
+
+static void resize_to(const uint8_t *rgb, int w, int h, int dw, int dh, uint8_t *out)
+{
+    size_t sb = ec_u8_resize_scratch_bytes(w, h, dw, dh, 3);
+    void *scratch = sb ? malloc(sb) : NULL;
+    if (sb && !scratch) return;
+    if (ec_u8_resize_bilinear(rgb, w, h, 3, out, dw, dh, scratch) != 0) abort();
+    free(scratch);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint8_t *rgb = NULL;
+    int w = 0, h = 0;
+    ec_status st = ec_image_decode_mem(data, size, FUZZ_MAX_PIXELS, &rgb, &w, &h);
+    if (st != EC_OK) {
+        /* A failure is fine; a failure without a one-line message is a bug. */
+        const char *e = ec_last_error();
+        if (rgb || !e[0] || strchr(e, '\n')) abort();
+        return 0;
+    }
+    if (!rgb || w <= 0 || h <= 0 || (int64_t)w * h > FUZZ_MAX_PIXELS) abort();
+
+    uint8_t big[64 * 64 * 3], small[13 * 7 * 3];
+    resize_to(rgb, w, h, 64, 64, big);
+    resize_to(rgb, w, h, 13, 7, small);
+    free(rgb);
+
+    uint8_t *png = NULL;
+    size_t n = 0;
+    if (ec_png_encode(small, 13, 7, 3, &png, &n) != EC_OK) abort();
+    int bw, bh, bc;
+    uint8_t *back = stbi_load_from_memory(png, (int)n, &bw, &bh, &bc, 3);
+    if (!back || bw != 13 || bh != 7 || memcmp(back, small, sizeof small)) abort();
+    stbi_image_free(back);
+    free(png);
+    return 0;
+}

@@ -1,0 +1,890 @@
+/* test_engine.c - the engine core: loader validation, the memory planner, the
+ * forward pass (fused vs keep_all), Grad-CAM's backward (finite differences),
+ * threads (bit-identical), and the Keras fixtures layer by layer and end to end.
+ *
+ * Tiny graphs are built in memory with the converter's IR (convert/cv.h) and
+ * written with its .ecm writer; the fixture models are converted with
+ * cv_keras_open + cv_ecm_write in fp32 and fp16. Tolerances are stated at each
+ * check; failures print the worst element. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "convert/cv.h"
+#include "convert/json.h"
+#include "engine/ecm_format.h"
+#include "engine/engine.h"
+#include "tests/harness.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+
+static float rng_uniform(float lo, float hi)
+{
+    rng_state ^= rng_state >> 12;   /* xorshift64*: deterministic */
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint32_t r = (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+    return lo + (hi - lo) * (float)(r >> 8) * 0x1p-24f;
+}
+
+static char *path_join(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + (c ? strlen(c) : 0) + 3;
+    char *p = malloc(n);
+    snprintf(p, n, "%s/%s%s%s", a, b, c ? "/" : "", c ? c : "");
+    return p;
+}
+
+/* ---- tiny graphs through the converter's IR ------------------------------------ */
+
+static int tg_tensor(cv_graph *g, const char *name, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                     float lo, float hi)
+{
+    int64_t dims[4] = { d0, d1, d2, d3 };
+    int t = cv_graph_add_tensor(g, name, rank, dims);
+    cv_tensor *T = &g->tensors[t];
+    int64_t n = cv_tensor_elems(T);
+    T->data = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) T->data[i] = rng_uniform(lo, hi);
+    return t;
+}
+
+static cv_node *tg_node(cv_graph *g, int op, const char *name, int in0, int in1, int out)
+{
+    cv_node *n = cv_graph_add_node(g, op, name);
+    n->n_in = in1 >= 0 ? 2 : 1;
+    n->in[0] = in0;
+    n->in[1] = in1;
+    n->out = out;
+    return n;
+}
+
+static void tg_bn(cv_graph *g, const char *name, int in, int out, int c)
+{
+    char nm[64];
+    cv_node *n = tg_node(g, ECM_OP_BATCHNORM, name, in, -1, out);
+    n->f0 = 1e-3f;
+    n->n_w = 4;
+    snprintf(nm, sizeof nm, "%s/gamma", name); n->w[0] = tg_tensor(g, nm, 1, c, 1, 1, 1, 0.5f, 1.5f);
+    n = &g->nodes[g->n_nodes - 1];
+    snprintf(nm, sizeof nm, "%s/beta", name); n->w[1] = tg_tensor(g, nm, 1, c, 1, 1, 1, -0.5f, 0.5f);
+    n = &g->nodes[g->n_nodes - 1];
+    snprintf(nm, sizeof nm, "%s/moving_mean", name); n->w[2] = tg_tensor(g, nm, 1, c, 1, 1, 1, -0.3f, 0.3f);
+    n = &g->nodes[g->n_nodes - 1];
+    snprintf(nm, sizeof nm, "%s/moving_variance", name); n->w[3] = tg_tensor(g, nm, 1, c, 1, 1, 1, 0.5f, 2.0f);
+}
+
+static int tg_conv(cv_graph *g, int op, const char *name, int in, int out, int k, int s, int pt, int pb, int pl, int pr,
+                   int cin, int cout, int bias, int act)
+{
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s/kernel", name);
+    float r = 1.5f / sqrtf((float)(k * k * (op == ECM_OP_DWCONV2D ? 1 : cin)));
+    int kt = op == ECM_OP_DWCONV2D ? tg_tensor(g, nm, 4, k, k, cin, 1, -r, r) : tg_tensor(g, nm, 4, k, k, cin, cout, -r, r);
+    int bt = -1;
+    if (bias) {
+        snprintf(nm, sizeof nm, "%s/bias", name);
+        bt = tg_tensor(g, nm, 1, cout, 1, 1, 1, -0.2f, 0.2f);
+    }
+    cv_node *n = tg_node(g, op, name, in, -1, out);
+    n->kh = n->kw = k;
+    n->sh = n->sw = s;
+    n->pt = pt, n->pb = pb, n->pl = pl, n->pr = pr;
+    n->mult = 1;
+    n->act = act;
+    n->n_w = 2;
+    n->w[0] = kt;
+    n->w[1] = bt;
+    return g->n_nodes - 1;
+}
+
+static void tg_dense(cv_graph *g, const char *name, int in, int out, int cin, int cout, int act, int f16)
+{
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s/kernel", name);
+    float r = 2.0f / sqrtf((float)cin);
+    int kt = tg_tensor(g, nm, 2, cin, cout, 1, 1, -r, r);
+    g->tensors[kt].to_f16 = f16;
+    snprintf(nm, sizeof nm, "%s/bias", name);
+    int bt = tg_tensor(g, nm, 1, cout, 1, 1, 1, -0.3f, 0.3f);
+    cv_node *n = tg_node(g, ECM_OP_DENSE, name, in, -1, out);
+    n->act = act;
+    n->n_w = 2;
+    n->w[0] = kt;
+    n->w[1] = bt;
+}
+
+/* G1, the V2 shape: rescale -> conv3x3 s2 + BN + swish -> dwconv3x3 + BN + swish ->
+ * top_conv 1x1 (target) -> BN -> swish -> GAP -> dropout -> dense softmax. */
+static void tg_build_v2(cv_graph *g, int f16)
+{
+    cv_graph_init(g);
+    int x = cv_graph_add_value(g, "input", 9, 7, 3);
+    int r = cv_graph_add_value(g, "rescaling", 9, 7, 3);
+    cv_node *n = tg_node(g, ECM_OP_RESCALE, "rescaling", x, -1, r);
+    n->f0 = 1.0f / 128, n->f1 = -1.0f;
+    int a = cv_graph_add_value(g, "stem_conv", 5, 4, 8), b = cv_graph_add_value(g, "stem_bn", 5, 4, 8);
+    int c = cv_graph_add_value(g, "stem_activation", 5, 4, 8);
+    tg_conv(g, ECM_OP_CONV2D, "stem_conv", r, a, 3, 2, 1, 1, 1, 1, 3, 8, 0, ECM_ACT_LINEAR);
+    g->tensors[g->nodes[g->n_nodes - 1].w[0]].to_f16 = f16;
+    tg_bn(g, "stem_bn", a, b, 8);
+    tg_node(g, ECM_OP_ACTIVATION, "stem_activation", b, -1, c)->act = ECM_ACT_SWISH;
+    int d = cv_graph_add_value(g, "dw", 5, 4, 8), e = cv_graph_add_value(g, "dw_bn", 5, 4, 8);
+    int f = cv_graph_add_value(g, "dw_act", 5, 4, 8);
+    tg_conv(g, ECM_OP_DWCONV2D, "dw", c, d, 3, 1, 1, 1, 1, 1, 8, 8, 0, ECM_ACT_LINEAR);
+    tg_bn(g, "dw_bn", d, e, 8);
+    tg_node(g, ECM_OP_ACTIVATION, "dw_act", e, -1, f)->act = ECM_ACT_SWISH;
+    int t = cv_graph_add_value(g, "top_conv", 5, 4, 12), tb = cv_graph_add_value(g, "top_bn", 5, 4, 12);
+    int ta = cv_graph_add_value(g, "top_activation", 5, 4, 12);
+    tg_conv(g, ECM_OP_CONV2D, "top_conv", f, t, 1, 1, 0, 0, 0, 0, 8, 12, 0, ECM_ACT_LINEAR);
+    g->tensors[g->nodes[g->n_nodes - 1].w[0]].to_f16 = f16;
+    tg_bn(g, "top_bn", t, tb, 12);
+    tg_node(g, ECM_OP_ACTIVATION, "top_activation", tb, -1, ta)->act = ECM_ACT_SWISH;
+    int gp = cv_graph_add_value(g, "avg_pool", 1, 1, 12), dr = cv_graph_add_value(g, "top_dropout", 1, 1, 12);
+    tg_node(g, ECM_OP_GAP, "avg_pool", ta, -1, gp);
+    tg_node(g, ECM_OP_IDENTITY, "top_dropout", gp, -1, dr);
+    int o = cv_graph_add_value(g, "predictions", 1, 1, 5);
+    tg_dense(g, "predictions", dr, o, 12, 5, ECM_ACT_SOFTMAX, f16);
+    g->input_value = x;
+    g->output_value = o;
+    cv_graph_pick_gradcam(g);
+    cv_err er;
+    cv_graph_set_labels(g, NULL, &er);
+}
+
+/* G2, every backward op on the path: target conv (bias, relu6) -> BN, sigmoid,
+ * GAP, reshape, MUL (small operand first), 3-ary ADD, rescale, normalize,
+ * zeropad, GAP, dense tanh, dense linear, softmax activation. */
+static void tg_build_ops(cv_graph *g)
+{
+    cv_graph_init(g);
+    int x = cv_graph_add_value(g, "input", 6, 5, 3);
+    int nz = cv_graph_add_value(g, "normalization", 6, 5, 3);
+    cv_node *n = tg_node(g, ECM_OP_NORMALIZE, "normalization", x, -1, nz);
+    n->n_w = 2;
+    n->w[0] = tg_tensor(g, "normalization/mean", 1, 3, 1, 1, 1, 100, 150);
+    g->tensors[n->w[0]].flags = ECM_TF_DERIVED;
+    n = &g->nodes[g->n_nodes - 1];
+    n->w[1] = tg_tensor(g, "normalization/variance", 1, 3, 1, 1, 1, 2000, 4000);
+    g->tensors[n->w[1]].flags = ECM_TF_DERIVED;
+    int zp = cv_graph_add_value(g, "pad", 8, 7, 3);
+    n = tg_node(g, ECM_OP_ZEROPAD, "pad", nz, -1, zp);
+    n->pt = n->pb = n->pl = n->pr = 1;
+    int A = cv_graph_add_value(g, "tconv", 6, 5, 6);
+    tg_conv(g, ECM_OP_CONV2D, "tconv", zp, A, 3, 1, 0, 0, 0, 0, 3, 6, 1, ECM_ACT_RELU6);
+    int b = cv_graph_add_value(g, "bn", 6, 5, 6), c = cv_graph_add_value(g, "sig", 6, 5, 6);
+    tg_bn(g, "bn", A, b, 6);
+    tg_node(g, ECM_OP_ACTIVATION, "sig", b, -1, c)->act = ECM_ACT_SIGMOID;
+    int d = cv_graph_add_value(g, "squeeze", 1, 1, 6), e = cv_graph_add_value(g, "reshape", 1, 1, 6);
+    tg_node(g, ECM_OP_GAP, "squeeze", c, -1, d);
+    tg_node(g, ECM_OP_RESHAPE, "reshape", d, -1, e);
+    int f = cv_graph_add_value(g, "excite", 6, 5, 6);
+    tg_node(g, ECM_OP_MUL, "excite", e, A, f);
+    int s = cv_graph_add_value(g, "add", 6, 5, 6);
+    n = tg_node(g, ECM_OP_ADD, "add", f, A, s);
+    n->n_in = 3;
+    n->in[2] = b;
+    int h = cv_graph_add_value(g, "rescale", 6, 5, 6);
+    n = tg_node(g, ECM_OP_RESCALE, "rescale", s, -1, h);
+    n->f0 = 0.7f, n->f1 = 0.1f;
+    int p = cv_graph_add_value(g, "pad2", 7, 7, 6);
+    n = tg_node(g, ECM_OP_ZEROPAD, "pad2", h, -1, p);
+    n->pt = 1, n->pb = 0, n->pl = 0, n->pr = 2;
+    int q = cv_graph_add_value(g, "gap", 1, 1, 6);
+    tg_node(g, ECM_OP_GAP, "gap", p, -1, q);
+    int k = cv_graph_add_value(g, "fc1", 1, 1, 4), l = cv_graph_add_value(g, "fc2", 1, 1, 3);
+    tg_dense(g, "fc1", q, k, 6, 4, ECM_ACT_TANH, 0);
+    tg_dense(g, "fc2", k, l, 4, 3, ECM_ACT_LINEAR, 0);
+    int o = cv_graph_add_value(g, "softmax", 1, 1, 3);
+    tg_node(g, ECM_OP_ACTIVATION, "softmax", l, -1, o)->act = ECM_ACT_SOFTMAX;
+    g->input_value = x;
+    g->output_value = o;
+    cv_graph_pick_gradcam(g);
+    cv_err er;
+    cv_graph_set_labels(g, NULL, &er);
+}
+
+static ec_model *tg_load(cv_graph *g, const char *file)
+{
+    char *path = path_join(t_tmp(), file, NULL);
+    cv_err e;
+    ec_model *m = NULL;
+    if (cv_ecm_write(g, path, &e)) printf("# write %s: %s\n", file, e.msg);
+    else if (ec_model_load(path, &m)) printf("# load %s: %s\n", file, ec_last_error());
+    free(path);
+    return m;
+}
+
+/* ---- planner ------------------------------------------------------------------------ */
+
+static void test_planner(void)
+{
+    /* A chain a -> b -> c -> d with a long skip from a to d: a must not be reused. */
+    ec_plan_buf b[5] = {
+        { 4096, 0, 4, 0, 0 }, { 1024, 1, 2, 0, 0 }, { 2048, 2, 3, 0, 0 }, { 1024, 3, 4, 0, 0 }, { 512, 4, 5, 0, 0 },
+    };
+    size_t arena;
+    char msg[256];
+    int ok = ec_plan_place(b, 5, &arena) == EC_OK && ec_plan_check(b, 5, arena, msg, sizeof msg) == 0;
+    /* peak live: t=3: 4096 + 2048 + 1024 = 7168; greedy reaches it here */
+    T_CHECK("plan_chain", ok && arena == 7168, "arena %zu (want 7168) check '%s'", arena, msg);
+
+    /* The checker catches a forced clash. */
+    b[3].offset = b[2].offset;
+    T_CHECK("plan_checker_detects_overlap", ec_plan_check(b, 5, arena, msg, sizeof msg) != 0, "overlap not detected");
+
+    /* Random lifetimes: never an overlap, arena >= the peak of live bytes. */
+    int bad = 0;
+    size_t worst_ratio_num = 0, worst_ratio_den = 1;
+    for (int trial = 0; trial < 200 && !bad; trial++) {
+        enum { N = 60 };
+        ec_plan_buf r[N];
+        for (int i = 0; i < N; i++) {
+            int f = (int)rng_uniform(0, 40), len = (int)rng_uniform(0, 8);
+            r[i] = (ec_plan_buf){ (size_t)(1 + (int)rng_uniform(0, 100)) * 64, f, f + len, 0, 0 };
+        }
+        if (ec_plan_place(r, N, &arena) || ec_plan_check(r, N, arena, msg, sizeof msg)) { bad = 1; break; }
+        size_t peak = 0;
+        for (int t = 0; t < 48; t++) {
+            size_t live = 0;
+            for (int i = 0; i < N; i++) live += (r[i].first <= t && t <= r[i].last) ? r[i].bytes : 0;
+            if (live > peak) peak = live;
+        }
+        if (arena < peak) bad = 2;
+        if (arena * worst_ratio_den > worst_ratio_num * peak) worst_ratio_num = arena, worst_ratio_den = peak;
+    }
+    T_CHECK("plan_random_lifetimes", !bad, "trial failed (%d): %s", bad, msg);
+    printf("# planner: worst arena / peak live over random trials = %.3f\n", (double)worst_ratio_num / (double)worst_ratio_den);
+}
+
+/* ---- loader validation --------------------------------------------------------------- */
+
+static void put32(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8), p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24); }
+static uint32_t get32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+static void fix_crc(unsigned char *b, size_t n)
+{
+    put32(b + ECM_H_CRC32, 0);
+    put32(b + ECM_H_CRC32, (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)n));
+}
+
+/* Loads a patched copy: u32 `v` at `off` (CRC fixed unless keep_crc). */
+static ec_status try_patch(const unsigned char *img, size_t n, size_t off, uint32_t v, int keep_crc, size_t size)
+{
+    unsigned char *b = malloc(n);
+    memcpy(b, img, n);
+    if (off + 4 <= n) put32(b + off, v);
+    if (!keep_crc) fix_crc(b, size < n ? size : n);
+    ec_model *m = NULL;
+    ec_status st = ec_model_from_memory(b, size < n ? size : n, &m);
+    ec_model_free(m);
+    free(b);
+    return st;
+}
+
+static void test_loader(void)
+{
+    cv_graph g;
+    tg_build_v2(&g, 1);
+    char *path = path_join(t_tmp(), "v2tiny.ecm", NULL);
+    cv_err e;
+    if (cv_ecm_write(&g, path, &e)) {
+        t_fail("loader_write", "%s", e.msg);
+        cv_graph_free(&g);
+        free(path);
+        return;
+    }
+    size_t n;
+    unsigned char *img = (unsigned char *)t_slurp(path, &n);
+    ec_model *m = NULL;
+    ec_status st = ec_model_load(path, &m);
+    T_CHECK("load_valid", st == EC_OK, "%s", ec_last_error());
+    if (m) {
+        int64_t want = cv_graph_params(&g);
+        T_CHECK("load_params", ec_model_params(m) == want, "params %lld, want %lld", (long long)ec_model_params(m), (long long)want);
+        T_CHECK("load_gradcam_layer", ec_model_gradcam_layer(m) && !strcmp(ec_model_gradcam_layer(m), "top_conv"), "%s",
+                ec_model_gradcam_layer(m) ? ec_model_gradcam_layer(m) : "(none)");
+        ec_layer_info li;
+        ec_model_layer(m, 1, &li);
+        T_CHECK("load_layer_info", !strcmp(li.name, "stem_conv") && !strcmp(li.op, "conv2d") && li.out_h == 5 && li.out_c == 8 &&
+                li.params == 3 * 3 * 3 * 8, "%s %s %dx%dx%d %lld", li.name, li.op, li.out_h, li.out_w, li.out_c, (long long)li.params);
+        T_CHECK("load_weight_bytes", ec_model_weight_bytes(m, 1) == 2 * (3 * 3 * 3 * 8 + 8 * 12 + 12 * 5), "f16 bytes %lld",
+                (long long)ec_model_weight_bytes(m, 1));
+        ec_model_free(m);
+    }
+    int nv = g.n_values, nn = g.n_nodes;
+    size_t voff = ECM_HEADER_SIZE, noff = voff + (size_t)nv * ECM_VALUE_SIZE, toff = noff + (size_t)nn * ECM_NODE_SIZE;
+    struct { const char *name; size_t off; uint32_t v; int keep_crc; size_t size; ec_status want; const char *msg; } cases[] = {
+        { "bad_magic", 0, 0x46434d46, 0, n, EC_ERR_FORMAT, "magic" },
+        { "bad_version", ECM_H_VERSION, 2, 0, n, EC_ERR_UNSUPPORTED, "version" },
+        { "truncated", 0, get32(img), 1, n - 1, EC_ERR_FORMAT, "bytes" },
+        { "bad_crc", n - 4, get32(img + n - 4) ^ 1u, 1, n, EC_ERR_FORMAT, "checksum" },
+        { "file_size", ECM_H_FILE_SIZE, (uint32_t)n + 64, 0, n, EC_ERR_FORMAT, "header says" },
+        { "string_id", voff, 0xFFFFFF, 0, n, EC_ERR_FORMAT, "string blob" },
+        { "value_shape", voff + 2 * ECM_VALUE_SIZE + 12, 9, 0, n, EC_ERR_FORMAT, "node 1 (stem_conv)" },
+        { "later_input", noff + 1 * ECM_NODE_SIZE + ECM_N_IN, 5, 0, n, EC_ERR_FORMAT, "not produced by an earlier node" },
+        { "op_unknown", noff + ECM_N_OP, 99, 0, n, EC_ERR_UNSUPPORTED, "unknown op" },
+        { "kernel_cin", toff + ECM_T_DIMS + 8, 4, 0, n, EC_ERR_FORMAT, "" },
+        { "tensor_misaligned", toff + ECM_T_OFFSET, 8, 0, n, EC_ERR_FORMAT, "aligned" },
+        { "tensor_outside", toff + ECM_T_OFFSET, 1u << 30, 0, n, EC_ERR_FORMAT, "outside" },
+        { "dtype", toff + ECM_T_DTYPE, 7, 0, n, EC_ERR_UNSUPPORTED, "dtype" },
+        { "stride_zero", noff + ECM_NODE_SIZE + ECM_N_SH, 0, 0, n, EC_ERR_FORMAT, "stride" },
+        { "gradcam_not_conv", ECM_H_GRADCAM_NODE, 0, 0, n, EC_ERR_FORMAT, "not a convolution" },
+        { "too_many_nodes", ECM_H_N_NODES, 200000, 0, n, EC_ERR_LIMIT, "nodes" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "load_reject_%s", cases[i].name);
+        st = try_patch(img, n, cases[i].off, cases[i].v, cases[i].keep_crc, cases[i].size);
+        T_CHECK(name, st == cases[i].want && strstr(ec_last_error(), cases[i].msg), "status %d (want %d): %s", st,
+                cases[i].want, ec_last_error());
+    }
+    /* every single-byte corruption of the meta section is caught (CRC kept valid) */
+    int missed = 0;
+    size_t meta_end = toff + (size_t)g.n_tensors * ECM_TENSOR_SIZE;
+    for (size_t off = 0; off < meta_end; off++) {
+        unsigned char *b = malloc(n);
+        memcpy(b, img, n);
+        b[off] ^= 0x80;
+        fix_crc(b, n);
+        ec_model *mm = NULL;
+        if (ec_model_from_memory(b, n, &mm) == EC_OK) {
+            /* benign flips exist (e.g. float attributes); the model must still be usable */
+            ec_session *s = NULL;
+            if (ec_session_new(mm, NULL, &s) == EC_OK) ec_session_free(s);
+            ec_model_free(mm);
+        } else if (!ec_last_error()[0]) {
+            missed++;
+        }
+        free(b);
+    }
+    T_CHECK("load_meta_bitflips_have_messages", missed == 0, "%d rejections without a message", missed);
+    printf("# loader: last message example: %s\n", ec_last_error());
+    free(img);
+    free(path);
+    cv_graph_free(&g);
+}
+
+/* ---- forward: fused vs keep_all, threads ------------------------------------------------ */
+
+static void fill_image(uint8_t *rgb, size_t n)
+{
+    for (size_t i = 0; i < n; i++) rgb[i] = (uint8_t)rng_uniform(0, 255.99f);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n, size_t *where)
+{
+    double w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > w || isnan(d)) { w = isnan(d) ? INFINITY : d; if (where) *where = i; }
+    }
+    return w;
+}
+
+static void test_forward_tiny(const char *tag, ec_model *m)
+{
+    int H, W;
+    ec_model_input_size(m, &H, &W);
+    uint8_t *rgb = malloc((size_t)H * W * 3);
+    fill_image(rgb, (size_t)H * W * 3);
+    ec_session_options o = ec_session_options_default();
+    ec_session *fused = NULL, *all = NULL, *two = NULL;
+    o.gradcam = 1;
+    ec_status s1 = ec_session_new(m, &o, &fused);
+    o.keep_all = 1;
+    ec_status s2 = ec_session_new(m, &o, &all);
+    o.keep_all = 0;
+    o.threads = 2;
+    ec_status s3 = ec_session_new(m, &o, &two);
+    char name[96], msg[256];
+    snprintf(name, sizeof name, "tiny_%s_sessions", tag);
+    if (s1 || s2 || s3) {
+        t_fail(name, "%s", ec_last_error());
+        goto out;
+    }
+    t_pass(name);
+    snprintf(name, sizeof name, "tiny_%s_plan_check", tag);
+    T_CHECK(name, !ec_session_check_plan(fused, msg, sizeof msg) && !ec_session_check_plan(all, msg, sizeof msg), "%s", msg);
+    ec_result a, b, c;
+    ec_session_predict_rgb(fused, rgb, W, H, &a);
+    ec_session_predict_rgb(all, rgb, W, H, &b);
+    ec_session_predict_rgb(two, rgb, W, H, &c);
+    double dp = max_abs_diff(a.probabilities, b.probabilities, (size_t)a.num_classes, NULL);
+    double dc = max_abs_diff(a.cam, b.cam, (size_t)a.cam_height * a.cam_width, NULL);
+    snprintf(name, sizeof name, "tiny_%s_fused_vs_keep_all", tag);
+    /* fusion folds BN into the epilogue: a few ulps of reassociation */
+    T_CHECK(name, dp <= 1e-5 && dc <= 1e-4, "probs %.3g cam %.3g", dp, dc);
+    snprintf(name, sizeof name, "tiny_%s_threads_bit_identical", tag);
+    int same = !memcmp(a.probabilities, c.probabilities, sizeof(float) * (size_t)a.num_classes) &&
+               !memcmp(a.cam, c.cam, sizeof(float) * (size_t)a.cam_height * a.cam_width);
+    T_CHECK(name, same, "threads=2 differs: probs %.3g", max_abs_diff(a.probabilities, c.probabilities, (size_t)a.num_classes, NULL));
+    printf("# tiny %s: arena %zu (keep_all %zu), pinned %zu, scratch %zu bytes\n", tag, ec_session_arena_bytes(fused),
+           ec_session_arena_bytes(all), ec_session_pinned_bytes(fused), ec_session_scratch_bytes(fused));
+out:
+    ec_session_free(fused);
+    ec_session_free(all);
+    ec_session_free(two);
+    free(rgb);
+}
+
+/* ---- Grad-CAM backward: finite differences on A ------------------------------------------- */
+
+/* The class score from a keep_all session: p_c, or the logit (the input of the
+ * final softmax; recomputed for a dense + softmax node, whose logits are not a value). */
+static double fd_score(ec_session *s, const ec_model *m, int cls, int logit)
+{
+    const ec_node *n = &m->nodes[m->producer[m->output]];
+    if (!logit || n->act != ECM_ACT_SOFTMAX) return ec_session_value(s, m->output)[cls];
+    if (n->op == ECM_OP_ACTIVATION) return ec_session_value(s, n->in[0])[cls];
+    const ec_tensor *W = &m->tensors[n->w[0]];          /* [cin, K] float32 in these tests */
+    const float *x = ec_session_value(s, n->in[0]);     /* [cin] */
+    int cin = W->dims[0], K = W->dims[1];
+    double z = n->bias ? n->bias[cls] : 0.0;
+    for (int i = 0; i < cin; i++) z += (double)x[i] * ((const float *)W->data)[(size_t)i * K + cls];
+    return z;
+}
+
+static void test_gradcam_fd(const char *tag, ec_model *m, int logit)
+{
+    int H, W;
+    ec_model_input_size(m, &H, &W);
+    uint8_t *rgb = malloc((size_t)H * W * 3);
+    fill_image(rgb, (size_t)H * W * 3);
+    ec_session_options o = ec_session_options_default();
+    o.gradcam = 1;
+    o.cam_logit = logit;
+    ec_session *s = NULL, *k = NULL;
+    char name[96];
+    snprintf(name, sizeof name, "gradcam_fd_%s%s", tag, logit ? "_logit" : "");
+    ec_status st = ec_session_new(m, &o, &s);
+    o.keep_all = 1;
+    if (st || ec_session_new(m, &o, &k)) { t_fail(name, "%s", ec_last_error()); free(rgb); ec_session_free(s); return; }
+    ec_result r;
+    ec_session_predict_rgb(s, rgb, W, H, &r);     /* analytic G: the production plan */
+    ec_session_predict_rgb(k, rgb, W, H, &r);     /* finite differences: every value kept */
+    const ec_gradcam_plan *g = ec_session_gradcam(s);
+    const ec_value *va = &m->values[g->A];
+    size_t n = (size_t)va->h * va->w * va->c;
+    float *A = ec_session_value(k, g->A);
+    const float *G = ec_session_grad(s, g->A);
+    int cls = r.top_class;
+    double worst = 0, gmax = 0, wfd = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) {
+        float keep = A[i], eps = 1e-2f;
+        A[i] = keep + eps;
+        ec_session_forward_after(k, g->target);
+        double sp = fd_score(k, m, cls, logit);
+        A[i] = keep - eps;
+        ec_session_forward_after(k, g->target);
+        double sm = fd_score(k, m, cls, logit);
+        A[i] = keep;
+        double fd = (sp - sm) / (2.0 * eps);
+        double err = fabs(fd - G[i]) / (1e-3 + fabs(fd));
+        if (fabs(G[i]) > gmax) gmax = fabs(G[i]);
+        if (err > worst) worst = err, wi = i, wfd = fd;
+    }
+    /* central differences in float32 with eps 1e-2: ~1e-2 relative noise floor */
+    T_CHECK(name, worst < 3e-2 && gmax > 0, "worst rel err %.3g at %zu: analytic %.6g fd %.6g (max |G| %.3g)", worst, wi,
+            G[wi], wfd, gmax);
+    printf("# %s: worst relative error %.3g over %zu elements of A\n", name, worst, n);
+    free(rgb);
+    ec_session_free(s);
+    ec_session_free(k);
+}
+
+static void test_gradcam_errors(ec_model *m)
+{
+    ec_session_options o = ec_session_options_default();
+    ec_session *s = NULL;
+    o.gradcam = 1;
+    o.cam_layer = "stem_conv";   /* path crosses the dwconv */
+    ec_status st = ec_session_new(m, &o, &s);
+    T_CHECK("gradcam_path_unsupported_op", st == EC_ERR_UNSUPPORTED && strstr(ec_last_error(), "cannot backpropagate through layer dw (dwconv2d)"),
+            "status %d: %s", st, ec_last_error());
+    ec_session_free(s), s = NULL;
+    o.cam_layer = "top_bn";
+    st = ec_session_new(m, &o, &s);
+    T_CHECK("gradcam_layer_not_conv", st == EC_ERR_ARG && strstr(ec_last_error(), "top_bn"), "status %d: %s", st, ec_last_error());
+    ec_session_free(s), s = NULL;
+    o.cam_layer = "nope";
+    st = ec_session_new(m, &o, &s);
+    T_CHECK("gradcam_layer_unknown", st == EC_ERR_ARG && strstr(ec_last_error(), "nope"), "status %d: %s", st, ec_last_error());
+    ec_session_free(s), s = NULL;
+    o.cam_layer = NULL;
+    o.gradcam = 0;
+    ec_session_new(m, &o, &s);
+    st = ec_session_write_overlay(s, "x.png");
+    T_CHECK("overlay_without_gradcam", st == EC_ERR_STATE, "status %d", st);
+    ec_session_free(s), s = NULL;
+    o.gradcam = 1;
+    ec_session_new(m, &o, &s);
+    st = ec_session_write_overlay(s, "x.png");
+    T_CHECK("overlay_before_predict", st == EC_ERR_STATE, "status %d", st);
+    ec_session_free(s);
+}
+
+/* ---- Keras fixtures ------------------------------------------------------------------------ */
+
+typedef struct {
+    double p32, p16, p16_tol;          /* worst max|p - p_keras| over cases */
+    double cam32, cam16, pearson16;    /* worst max|cam - keras|, lowest Pearson */
+    double layer_rel;                  /* worst per-layer max err / max|x| (fp32) */
+    char layer_name[96];
+    int top1_bad32, top1_bad16;
+} fx_stats;
+
+static int convert_model(const char *src, const char *dst, int f16, char *err, size_t cap)
+{
+    cv_options opt = { f16, NULL, cv_limits_default() };
+    cv_graph g;
+    cv_keras *k = NULL;
+    cv_err e = { "" };
+    int rc = cv_keras_open(src, &opt, &g, &k, &e);
+    if (rc == 0) {
+        rc = cv_ecm_write(&g, dst, &e);
+        cv_graph_free(&g);
+        cv_keras_close(k);
+    }
+    if (rc) snprintf(err, cap, "%s", e.msg);
+    return rc;
+}
+
+static int read_floats(const js_value *arr, float *out, int n)
+{
+    if (!arr || arr->type != JS_ARRAY || arr->n != n) return -1;
+    for (int i = 0; i < n; i++) {
+        double d;
+        if (js_num(js_at(arr, i), &d)) return -1;
+        out[i] = (float)d;
+    }
+    return 0;
+}
+
+static double pearson(const float *a, const float *b, int n)
+{
+    double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
+    for (int i = 0; i < n; i++) ma += a[i], mb += b[i];
+    ma /= n, mb /= n;
+    for (int i = 0; i < n; i++) {
+        sab += (a[i] - ma) * (b[i] - mb);
+        saa += (a[i] - ma) * (a[i] - ma);
+        sbb += (b[i] - mb) * (b[i] - mb);
+    }
+    if (saa == 0 || sbb == 0) return saa == sbb ? 1.0 : 0.0;
+    return sab / sqrt(saa * sbb);
+}
+
+/* Layer by layer on layers_image through a keep_all session. */
+static void fx_layers(const char *tag, ec_model *m, const js_value *root, const char *expdir, int f16, fx_stats *fs)
+{
+    const js_value *layers = js_get(root, "layers");
+    const char *img = js_get_str(root, "layers_image");
+    const js_value *cases = js_get(root, "cases");
+    const char *u8 = NULL;
+    for (int i = 0; cases && i < cases->n; i++)
+        if (img && !strcmp(js_get_str(js_at(cases, i), "image"), img)) u8 = js_get_str(js_at(cases, i), "input_u8");
+    char name[256];
+    snprintf(name, sizeof name, "%s_layers", tag);
+    if (!layers || !u8) { t_skip(name, "no layers in expected.json"); return; }
+    int H, W;
+    ec_model_input_size(m, &H, &W);
+    char *p = path_join(expdir, u8, NULL);
+    size_t n;
+    uint8_t *rgb = (uint8_t *)t_slurp(p, &n);
+    free(p);
+    ec_session_options o = ec_session_options_default();
+    o.keep_all = 1;
+    ec_session *s = NULL;
+    ec_result r;
+    if (!rgb || n != (size_t)H * W * 3 || ec_session_new(m, &o, &s) || ec_session_predict_rgb(s, rgb, W, H, &r)) {
+        t_fail(name, "setup: %s", ec_last_error());
+        free(rgb);
+        ec_session_free(s);
+        return;
+    }
+    int compared = 0, failed = 0, missing = 0;
+    double worst = 0;
+    char worst_name[96] = "";
+    for (int i = 0; i < layers->n; i++) {
+        const js_value *L = js_at(layers, i);
+        const char *ln = js_get_str(L, "layer"), *file = js_get_str(L, "file");
+        if (!ln || !file) continue;
+        int h, w, c;
+        const float *y = ec_session_layer_output(s, ln, &h, &w, &c);
+        if (!y) { missing++; printf("# %s: layer %s not in the model\n", tag, ln); continue; }
+        char *fp = path_join(expdir, "layers", file);
+        size_t nb = 0;
+        float *ref = (float *)t_slurp(fp, &nb);
+        free(fp);
+        size_t ne = (size_t)h * w * c;
+        if (!ref || nb != ne * sizeof(float)) { failed++; printf("# %s: %s: reference size %zu, ours %zu floats\n", tag, ln, nb / 4, ne); free(ref); continue; }
+        compared++;
+        double amax = 0;
+        for (size_t k = 0; k < ne; k++) amax = fmax(amax, fabs(ref[k]));
+        if (!f16) {
+            size_t wi = 0;
+            double err = max_abs_diff(y, ref, ne, &wi);
+            double rel = err / (amax > 0 ? amax : 1);
+            if (rel > worst) worst = rel, snprintf(worst_name, sizeof worst_name, "%s", ln);
+            if (err > 1e-4 * amax) {
+                failed++;
+                printf("# %s: layer %s: max err %.3g > 1e-4 * %.3g at %zu (pixel %zu, ch %zu): ours %.7g keras %.7g\n", tag, ln, err,
+                       amax, wi, wi / c, wi % c, y[wi], ref[wi]);
+            }
+        } else {
+            /* fp16 weights move every layer: compare the statistics loosely */
+            double m1 = 0, m2 = 0, r1 = 0, r2 = 0;
+            for (size_t k = 0; k < ne; k++) m1 += y[k], r1 += ref[k];
+            m1 /= ne, r1 /= ne;
+            for (size_t k = 0; k < ne; k++) m2 += (y[k] - m1) * (y[k] - m1), r2 += (ref[k] - r1) * (ref[k] - r1);
+            double sd1 = sqrt(m2 / ne), sd2 = sqrt(r2 / ne);
+            double tol = 0.05 * sd2 + 1e-3 * amax + 1e-6;
+            double rel = fmax(fabs(m1 - r1), fabs(sd1 - sd2)) / (sd2 > 0 ? sd2 : 1);
+            if (rel > worst) worst = rel, snprintf(worst_name, sizeof worst_name, "%s", ln);
+            if (fabs(m1 - r1) > tol || fabs(sd1 - sd2) > tol) {
+                failed++;
+                printf("# %s: layer %s: mean %.5g vs %.5g, std %.5g vs %.5g (tol %.3g)\n", tag, ln, m1, r1, sd1, sd2, tol);
+            }
+        }
+        free(ref);
+    }
+    T_CHECK(name, failed == 0 && missing == 0 && compared > 0, "%d of %d layers off, %d missing", failed, compared, missing);
+    printf("# %s: %d layers compared; worst %s %.3g at %s\n", tag, compared, f16 ? "stat rel diff" : "max err / max|x|", worst, worst_name);
+    if (!f16 && worst > fs->layer_rel) fs->layer_rel = worst, snprintf(fs->layer_name, sizeof fs->layer_name, "%s", worst_name);
+    free(rgb);
+    ec_session_free(s);
+}
+
+/* Every case end to end (probabilities + Grad-CAM) from the stored uint8 input. */
+static void fx_cases(const char *tag, ec_model *m, const js_value *root, const char *expdir, int f16, fx_stats *fs)
+{
+    const js_value *cases = js_get(root, "cases");
+    int H, W, K = ec_model_num_classes(m);
+    ec_model_input_size(m, &H, &W);
+    ec_session_options o = ec_session_options_default();
+    o.gradcam = 1;
+    ec_session *s = NULL;
+    char name[256];
+    snprintf(name, sizeof name, "%s_cases", tag);
+    if (ec_session_new(m, &o, &s)) { t_fail(name, "%s", ec_last_error()); return; }
+    char msg[256], pname[256];
+    snprintf(pname, sizeof pname, "%s_plan_check", tag);
+    T_CHECK(pname, ec_session_check_plan(s, msg, sizeof msg) == 0, "%s", msg);
+    printf("# %s: arena %zu bytes, pinned %zu, scratch %zu\n", tag, ec_session_arena_bytes(s), ec_session_pinned_bytes(s),
+           ec_session_scratch_bytes(s));
+    float *probs = malloc(sizeof(float) * (size_t)K), *p16 = malloc(sizeof(float) * (size_t)K);
+    float *cam = NULL;
+    int bad = 0;
+    double wp = 0, wc = 0, wpear = 1, tolmax = 0;
+    for (int i = 0; cases && i < cases->n; i++) {
+        const js_value *C = js_at(cases, i);
+        const char *u8 = js_get_str(C, "input_u8"), *img = js_get_str(C, "image");
+        long top1 = -1;
+        js_int(js_get(C, "top1"), 0, K - 1, &top1);
+        const js_value *hw = js_get(C, "gradcam_hw");
+        long ch = 0, cw = 0;
+        js_int(js_at(hw, 0), 1, 100000, &ch);
+        js_int(js_at(hw, 1), 1, 100000, &cw);
+        char *p = path_join(expdir, u8, NULL);
+        size_t n;
+        uint8_t *rgb = (uint8_t *)t_slurp(p, &n);
+        free(p);
+        cam = realloc(cam, sizeof(float) * (size_t)(ch * cw + 1));
+        ec_result r;
+        if (!rgb || n != (size_t)H * W * 3 || read_floats(js_get(C, "probs"), probs, K) ||
+            read_floats(js_get(C, "fp16w_probs"), p16, K) || read_floats(js_get(C, "gradcam"), cam, (int)(ch * cw))) {
+            printf("# %s %s: bad fixture\n", tag, img);
+            bad++;
+            free(rgb);
+            continue;
+        }
+        if (ec_session_predict_rgb(s, rgb, W, H, &r)) {
+            printf("# %s %s: %s\n", tag, img, ec_last_error());
+            bad++;
+            free(rgb);
+            continue;
+        }
+        free(rgb);
+        double dp = max_abs_diff(r.probabilities, probs, (size_t)K, NULL);
+        double d16 = max_abs_diff(p16, probs, (size_t)K, NULL);
+        double ptol = f16 ? fmax(3e-3, 1.5 * d16) : 1e-5;
+        int camok = r.cam_height == ch && r.cam_width == cw;
+        double dc = camok ? max_abs_diff(r.cam, cam, (size_t)(ch * cw), NULL) : INFINITY;
+        double pr = camok ? pearson(r.cam, cam, (int)(ch * cw)) : 0;
+        int ok = r.top_class == top1 && dp <= ptol && (f16 ? (pr >= 0.995 && dc <= 0.03) : dc <= 1e-3);
+        if (r.top_class != top1) (f16 ? fs->top1_bad16++ : fs->top1_bad32++);
+        if (!ok) {
+            bad++;
+            printf("# %s %s: top1 %d (keras %ld), max|dp| %.3g (tol %.3g; keras fp16w moved %.3g, we are %.3g from it), "
+                   "cam %dx%d max|d| %.3g pearson %.5f\n", tag, img, r.top_class, top1, dp, ptol, d16,
+                   max_abs_diff(r.probabilities, p16, (size_t)K, NULL), r.cam_height, r.cam_width, dc, pr);
+        }
+        wp = fmax(wp, dp), wc = fmax(wc, dc), wpear = fmin(wpear, pr), tolmax = fmax(tolmax, ptol);
+    }
+    T_CHECK(name, bad == 0 && cases && cases->n > 0, "%d cases off", bad);
+    printf("# %s: %d cases: max|p - p_keras| %.3g (tol %.3g), grad-cam max|d| %.3g, min pearson %.6f\n", tag,
+           cases ? cases->n : 0, wp, tolmax, wc, wpear);
+    if (f16) fs->p16 = wp, fs->p16_tol = tolmax, fs->cam16 = wc, fs->pearson16 = wpear;
+    else fs->p32 = wp, fs->cam32 = wc;
+
+    /* threads: the first case again with threads = 2, bit for bit */
+    if (!f16 && cases && cases->n > 0) {
+        ec_session *s2 = NULL;
+        o.threads = 2;
+        snprintf(name, sizeof name, "%s_threads_bit_identical", tag);
+        char *p = path_join(expdir, js_get_str(js_at(cases, 0), "input_u8"), NULL);
+        size_t n;
+        uint8_t *rgb = (uint8_t *)t_slurp(p, &n);
+        free(p);
+        ec_result r1, r2;
+        if (rgb && !ec_session_new(m, &o, &s2) && !ec_session_predict_rgb(s, rgb, W, H, &r1) &&
+            !ec_session_predict_rgb(s2, rgb, W, H, &r2)) {
+            int same = !memcmp(r1.probabilities, r2.probabilities, sizeof(float) * (size_t)K) &&
+                       !memcmp(r1.cam, r2.cam, sizeof(float) * (size_t)r1.cam_height * r1.cam_width);
+            T_CHECK(name, same, "max|dp| %.3g", max_abs_diff(r1.probabilities, r2.probabilities, (size_t)K, NULL));
+        } else {
+            t_fail(name, "%s", ec_last_error());
+        }
+        free(rgb);
+        ec_session_free(s2);
+    }
+    free(probs);
+    free(p16);
+    free(cam);
+    ec_session_free(s);
+}
+
+static void fx_model(const char *fixdir, const char *mname, const char *file)
+{
+    char *src = path_join(fixdir, "models", file);
+    char *expdir = path_join(fixdir, "expected", mname);
+    char *expjson = path_join(expdir, "expected.json", NULL);
+    size_t len;
+    char *text = t_slurp(expjson, &len);
+    js_doc *doc = NULL;
+    const js_value *root = NULL;
+    char err[256];
+    fx_stats fs;
+    memset(&fs, 0, sizeof fs);
+    fs.pearson16 = 1;
+    if (!text || js_parse(text, len, 64, &doc, &root, err, sizeof err)) {
+        t_fail(mname, "cannot read %s", "expected.json");
+        goto out;
+    }
+    for (int f16 = 0; f16 <= 1; f16++) {
+        char tag[128], dst[64];
+        snprintf(tag, sizeof tag, "%s_%s", file, f16 ? "fp16" : "fp32");
+        snprintf(dst, sizeof dst, "fx_%s.ecm", f16 ? "fp16" : "fp32");
+        char *out = path_join(t_tmp(), dst, NULL);
+        ec_model *m = NULL;
+        if (convert_model(src, out, f16, err, sizeof err)) {
+            t_fail(tag, "convert: %s", err);
+        } else if (ec_model_load(out, &m)) {
+            t_fail(tag, "load: %s", ec_last_error());
+        } else {
+            long params = 0;
+            js_int(js_get(root, "params"), 0, 1L << 40, &params);
+            char nm[200];
+            snprintf(nm, sizeof nm, "%s_params", tag);
+            T_CHECK(nm, ec_model_params(m) == params, "%lld vs keras %ld", (long long)ec_model_params(m), params);
+            snprintf(nm, sizeof nm, "%s_gradcam_layer", tag);
+            const char *gl = js_get_str(root, "gradcam_layer");
+            T_CHECK(nm, gl && ec_model_gradcam_layer(m) && !strcmp(gl, ec_model_gradcam_layer(m)), "%s vs %s",
+                    ec_model_gradcam_layer(m) ? ec_model_gradcam_layer(m) : "(none)", gl ? gl : "?");
+            fx_layers(tag, m, root, expdir, f16, &fs);
+            fx_cases(tag, m, root, expdir, f16, &fs);
+            ec_model_free(m);
+        }
+        remove(out);
+        free(out);
+    }
+    printf("# SUMMARY %s: fp32 max|dp| %.3g, cam max|d| %.3g, worst layer %.3g (%s); fp16 max|dp| %.3g (tol %.3g), cam max|d| %.3g, "
+           "pearson %.5f; top-1 misses fp32 %d fp16 %d\n", file, fs.p32, fs.cam32, fs.layer_rel, fs.layer_name, fs.p16, fs.p16_tol,
+           fs.cam16, fs.pearson16, fs.top1_bad32, fs.top1_bad16);
+out:
+    js_doc_free(doc);
+    free(text);
+    free(src);
+    free(expdir);
+    free(expjson);
+}
+
+static void test_fixtures(const char *fixdir, const char *only_not_in)
+{
+    char *mp = path_join(fixdir, "manifest.json", NULL);
+    size_t len;
+    char *text = t_slurp(mp, &len);
+    free(mp);
+    js_doc *doc = NULL;
+    const js_value *root = NULL;
+    char err[256];
+    if (!text || js_parse(text, len, 64, &doc, &root, err, sizeof err)) {
+        t_fail("fixtures_manifest", "cannot read %s/manifest.json", fixdir);
+        free(text);
+        return;
+    }
+    const js_value *models = js_get(root, "models");
+    for (int i = 0; models && i < models->n; i++) {
+        const js_value *M = js_at(models, i);
+        const char *name = js_get_str(M, "name");
+        if (!name) continue;
+        if (only_not_in) {   /* shared set: only the models the local set lacks */
+            char *p = path_join(only_not_in, "expected", name);
+            char *q = path_join(p, "expected.json", NULL);
+            FILE *f = fopen(q, "rb");
+            free(p), free(q);
+            if (f) { fclose(f); continue; }
+        }
+        const js_value *files = js_get(M, "files");
+        for (int k = 0; files && k < files->n; k++) {
+            const char *file = js_str(js_at(files, k));
+            if (file) fx_model(fixdir, name, file);
+        }
+    }
+    js_doc_free(doc);
+    free(text);
+}
+
+int main(void)
+{
+    test_planner();
+    test_loader();
+
+    cv_graph g;
+    tg_build_v2(&g, 0);
+    ec_model *m32 = tg_load(&g, "v2_32.ecm");
+    cv_graph_free(&g);
+    tg_build_v2(&g, 1);
+    ec_model *m16 = tg_load(&g, "v2_16.ecm");
+    cv_graph_free(&g);
+    tg_build_ops(&g);
+    ec_model *mops = tg_load(&g, "ops.ecm");
+    cv_graph_free(&g);
+    T_CHECK("tiny_models_load", m32 && m16 && mops, "%s", ec_last_error());
+    if (m32 && m16 && mops) {
+        test_forward_tiny("v2_fp32", m32);
+        test_forward_tiny("v2_fp16", m16);
+        test_forward_tiny("ops", mops);
+        test_gradcam_fd("v2_fp32", m32, 0);
+        test_gradcam_fd("v2_fp32", m32, 1);
+        test_gradcam_fd("v2_fp16", m16, 0);
+        test_gradcam_fd("ops", mops, 0);
+        test_gradcam_fd("ops", mops, 1);
+        test_gradcam_errors(m32);
+    }
+    ec_model_free(m32);
+    ec_model_free(m16);
+    ec_model_free(mops);
+
+    test_fixtures(t_local(), NULL);
+    if (t_shared()) test_fixtures(t_shared(), t_local());
+    else t_skip("shared_fixtures", "EC_SHARED not set");
+    return t_failed;
+}

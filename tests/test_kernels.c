@@ -1,0 +1,766 @@
+/* test_kernels.c - kernels/ against their references, math and finite differences.
+ *
+ * Every optimized kernel is compared with its __ref twin over awkward sizes
+ * (channels 1, 7, 8, 9, 15, 16, 17, 33 around the 8-lane tile; odd H/W down to 1;
+ * kernels 1/3/5, strides 1/2, SAME/VALID/asymmetric/oversized padding,
+ * multiplier 1 and 2, row ranges split in parts). Activations are also measured
+ * against double-precision libm, f16 is checked exhaustively, and every backward
+ * op gets a finite-difference check. Each check prints one PASS/FAIL line with
+ * its tolerance; failures print the worst element. */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "tests/harness.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint32_t rng_u32(void)          /* xorshift64*: deterministic, good enough */
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+static float rng_uniform(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) * 0x1p-24f; }
+
+static void fill(float *p, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++) p[i] = rng_uniform(lo, hi);
+}
+
+/* Exact-size allocations, so ASan sees any read or write past a tensor. */
+static float *fmalloc(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) { printf("FAIL alloc: out of memory\n"); exit(1); }
+    return p;
+}
+
+static uint32_t fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+static const char *act_name(int act)
+{
+    static const char *names[] = {"linear", "relu", "relu6", "sigmoid", "softmax", "swish", "tanh", "gelu"};
+    return act >= 0 && act < 8 ? names[act] : "?";
+}
+
+static const int channels[] = {1, 7, 8, 9, 15, 16, 17, 33};
+#define NCH (int)(sizeof channels / sizeof channels[0])
+static const int elementwise_acts[] = {EC_ACT_LINEAR, EC_ACT_RELU, EC_ACT_RELU6, EC_ACT_SIGMOID,
+                                       EC_ACT_SWISH, EC_ACT_TANH, EC_ACT_GELU};
+#define NACT (int)(sizeof elementwise_acts / sizeof elementwise_acts[0])
+
+/* Double-precision truth for each activation. */
+static double act_double(double x, int act)
+{
+    switch (act) {
+    case EC_ACT_RELU:    return x < 0 ? 0 : x;
+    case EC_ACT_RELU6:   return x < 0 ? 0 : (x > 6 ? 6 : x);
+    case EC_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case EC_ACT_SWISH:   return x / (1.0 + exp(-x));
+    case EC_ACT_TANH:    return tanh(x);
+    case EC_ACT_GELU:    return 0.5 * x * erfc(-x / sqrt(2.0));
+    default:             return x;
+    }
+}
+
+/* ---- f16 -------------------------------------------------------------------- */
+
+static void test_f16(void)
+{
+    /* half -> float against the definition, all 65536 patterns. */
+    int bad = -1;
+    for (uint32_t h = 0; h < 65536 && bad < 0; h++) {
+        float f = ec_f16_to_f32((uint16_t)h);
+        int e = (h >> 10) & 31, m = h & 1023, neg = (h >> 15) & 1;
+        if (e == 31) {
+            if (m == 0 ? !(isinf(f) && !!signbit(f) == neg) : !isnan(f)) bad = (int)h;
+        } else {
+            double v = e == 0 ? ldexp(m, -24) : ldexp(1024 + m, e - 25);
+            if (neg) v = -v;
+            if ((double)f != v || !!signbit(f) != neg) bad = (int)h;
+        }
+    }
+    T_CHECK("f16_to_f32_exhaustive", bad < 0, "half 0x%04x decodes wrong", bad);
+
+    /* Round trip: every non-NaN half survives; NaNs stay NaN (quieted). */
+    bad = -1;
+    for (uint32_t h = 0; h < 65536 && bad < 0; h++) {
+        uint16_t r = ec_f32_to_f16(ec_f16_to_f32((uint16_t)h));
+        int is_nan = ((h >> 10) & 31) == 31 && (h & 1023);
+        if (is_nan ? !((r & 0x7c00) == 0x7c00 && (r & 0x3ff) && (r & 0x200) && (r & 0x8000) == (h & 0x8000)) : r != h)
+            bad = (int)h;
+    }
+    T_CHECK("f16_round_trip_exhaustive", bad < 0, "half 0x%04x -> 0x%04x",
+            bad, bad < 0 ? 0 : ec_f32_to_f16(ec_f16_to_f32((uint16_t)bad)));
+
+    /* Ties: the float midway between two adjacent halves (exact: 12 significant
+     * bits) must round to the one with an even mantissa, and one float ulp either
+     * side to the nearer one. All adjacent pairs incl. subnormals, 0 -> 2^-24, and
+     * 65504 -> 65520 (the tie that overflows to inf) of both signs. */
+    bad = -1;
+    int bad_kind = 0;
+    for (uint32_t s = 0; s < 2 && bad < 0; s++) {
+        for (uint32_t h = 0; h < 0x7c00 && bad < 0; h++) {
+            const uint16_t lo = (uint16_t)(h | s << 15), hi = (uint16_t)((h + 1) | s << 15);
+            float a = ec_f16_to_f32(lo), b = ec_f16_to_f32(hi);
+            if (isinf(b)) b = s ? -65536.0f : 65536.0f;   /* the value "inf" rounds from */
+            const float mid = (float)(((double)a + b) / 2);
+            const uint16_t even = (lo & 1) ? hi : lo;
+            if (ec_f32_to_f16(mid) != even) { bad = (int)lo; bad_kind = 0; }
+            else if (ec_f32_to_f16(nextafterf(mid, a)) != lo) { bad = (int)lo; bad_kind = 1; }
+            else if (ec_f32_to_f16(nextafterf(mid, b)) != hi) { bad = (int)lo; bad_kind = 2; }
+        }
+    }
+    T_CHECK("f16_rne_ties_exhaustive", bad < 0, "pair starting 0x%04x, case %d (0 tie, 1 below, 2 above)",
+            bad, bad_kind);
+
+    /* Saturation and special encodings. */
+    int ok = ec_f32_to_f16(65519.996f) == 0x7bff && ec_f32_to_f16(65520.0f) == 0x7c00 &&
+             ec_f32_to_f16(1e10f) == 0x7c00 && ec_f32_to_f16(-INFINITY) == 0xfc00 &&
+             ec_f32_to_f16(-0.0f) == 0x8000 && ec_f32_to_f16(0x1p-25f) == 0 &&
+             ec_f32_to_f16(nextafterf(0x1p-25f, 1)) == 1 && ec_f32_to_f16(0x1.8p-24f) == 2 &&
+             ec_f32_to_f16(FLT_MIN) == 0 && (ec_f32_to_f16(NAN) & 0x7e00) == 0x7e00;
+    T_CHECK("f16_specials", ok, "saturation/subnormal/NaN encodings wrong");
+
+    /* Random floats in half range: result is a nearest half. */
+    bad = -1;
+    float badf = 0;
+    for (int i = 0; i < 1000000 && bad < 0; i++) {
+        uint32_t u = (rng_u32() % 0x477fe000u) | (rng_u32() & 0x80000000u);
+        float f;
+        memcpy(&f, &u, 4);
+        uint16_t h = ec_f32_to_f16(f);
+        double d = fabs((double)ec_f16_to_f32(h) - f);
+        double dn = fabs((double)ec_f16_to_f32((uint16_t)(h + 1)) - f);
+        double dp = (h & 0x7fff) ? fabs((double)ec_f16_to_f32((uint16_t)(h - 1)) - f) : INFINITY;
+        if (d > dn || d > dp) { bad = (int)h; badf = f; }
+    }
+    T_CHECK("f16_random_nearest", bad < 0, "%a -> 0x%04x is not nearest", badf, bad);
+
+    /* Bulk conversion: __avx2 (F16C) and the dispatcher vs scalar, bitwise,
+     * over all halves and every tail length 0..17. */
+    uint16_t *hs = malloc(65536 * sizeof *hs);
+    float *fa = fmalloc(65536), *fb = fmalloc(65536);
+    for (uint32_t h = 0; h < 65536; h++) hs[h] = (uint16_t)h;
+    ec_f16_to_f32_n__ref(hs, fa, 65536);
+    ec_f16_to_f32_n(hs, fb, 65536);
+    bad = -1;
+    for (uint32_t h = 0; h < 65536 && bad < 0; h++)
+        if (fbits(fa[h]) != fbits(fb[h])) bad = (int)h;
+    for (size_t n = 0; n <= 17 && bad < 0; n++) {
+        float *t = fmalloc(n);
+        ec_f16_to_f32_n(hs + 0x3c00 - 3, t, n);
+        for (size_t i = 0; i < n; i++)
+            if (fbits(t[i]) != fbits(fa[0x3c00 - 3 + i])) bad = (int)(0x3c00 - 3 + i);
+        free(t);
+    }
+    T_CHECK("f16_to_f32_n_dispatch_vs_ref_bitwise", bad < 0, "half 0x%04x differs", bad);
+    if (ec_cpu_has_avx2()) {
+        ec_f16_to_f32_n__avx2(hs, fb, 65536);
+        bad = -1;
+        for (uint32_t h = 0; h < 65536 && bad < 0; h++)
+            if (fbits(fa[h]) != fbits(fb[h])) bad = (int)h;
+        T_CHECK("f16_to_f32_n_avx2_vs_ref_bitwise", bad < 0, "half 0x%04x: %08x vs %08x", bad,
+                bad < 0 ? 0 : fbits(fb[bad]), bad < 0 ? 0 : fbits(fa[bad]));
+    } else {
+        t_skip("f16_to_f32_n_avx2_vs_ref_bitwise", "no AVX2/F16C");
+    }
+    free(hs); free(fa); free(fb);
+}
+
+/* ---- GEMM ------------------------------------------------------------------- */
+
+static void test_gemm(void)
+{
+    /* Tolerance: float accumulation of K products of values in [-1, 1] against a
+     * double reference: |err| <= K * eps * sum|a b| <= K^2 eps; we allow
+     * 4 * K * eps * (K + 1) + 1e-6, far under that bound's worst case in practice. */
+    static const int dims[][3] = {{0, 5, 3}, {4, 0, 3}, {3, 4, 0}, {1, 1, 1}, {1, 7, 9}, {7, 1, 33},
+                                  {17, 33, 15}, {64, 48, 96}, {100, 130, 257}};
+    static const float betas[] = {0.0f, 1.0f, 0.5f};
+    double worst = 0;
+    int fail = 0;
+    char where[128] = "";
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        for (size_t bi = 0; bi < 3; bi++) {
+            const int M = dims[d][0], N = dims[d][1], K = dims[d][2];
+            const int lda = K + 3, ldb = N + 1, ldc = N + 2;      /* padded strides */
+            float *A = fmalloc((size_t)M * lda + 1), *B = fmalloc((size_t)K * ldb + 1);
+            float *C1 = fmalloc((size_t)M * ldc + 1), *C2 = fmalloc((size_t)M * ldc + 1);
+            fill(A, (size_t)M * lda + 1, -1, 1);
+            fill(B, (size_t)K * ldb + 1, -1, 1);
+            fill(C1, (size_t)M * ldc + 1, -1, 1);
+            /* beta == 0: C is write-only; stale NaN must not leak into the result. */
+            if (betas[bi] == 0.0f)
+                for (size_t i = 0; i < (size_t)M * ldc; i++) C1[i] = NAN;
+            memcpy(C2, C1, ((size_t)M * ldc + 1) * sizeof *C1);
+            ec_gemm(M, N, K, A, lda, B, ldb, betas[bi], C1, ldc);
+            ec_gemm__ref(M, N, K, A, lda, B, ldb, betas[bi], C2, ldc);
+            const double tol = 4.0 * K * FLT_EPSILON * (K + 1) + 1e-6;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double e = fabs((double)C1[(size_t)i * ldc + j] - C2[(size_t)i * ldc + j]);
+                    if (!(e <= tol)) {
+                        if (!fail) snprintf(where, sizeof where, "M=%d N=%d K=%d beta=%g (%d,%d) %g vs %g",
+                                            M, N, K, betas[bi], i, j, C1[(size_t)i * ldc + j],
+                                            C2[(size_t)i * ldc + j]);
+                        fail = 1;
+                    }
+                    if (e > worst) worst = e;
+                }
+            free(A); free(B); free(C1); free(C2);
+        }
+    }
+    T_CHECK("gemm_vs_ref", !fail, "tol 4*K*eps*(K+1)+1e-6; first bad %s; max abs diff %.3g", where, worst);
+    if (!fail) printf("  gemm max abs diff %.3g\n", worst);
+}
+
+/* ---- geometry helpers --------------------------------------------------------- */
+
+enum { PAD_SAME, PAD_VALID, PAD_ASYM, PAD_OVER, NPAD };
+static const char *pad_name[] = {"same", "valid", "asym", "over"};
+
+/* Fills g for one padding scheme; returns 0 when that scheme has no output. */
+static int make_geom(ec_conv_geom *g, int in_h, int in_w, int c, int k, int s, int pad)
+{
+    memset(g, 0, sizeof *g);
+    g->in_h = in_h; g->in_w = in_w; g->c = c; g->kh = k; g->kw = k; g->sh = s; g->sw = s;
+    int pt, pb, pl, pr;
+    switch (pad) {
+    case PAD_SAME: {                      /* Keras: extra pixel bottom/right */
+        int oh = (in_h + s - 1) / s, ow = (in_w + s - 1) / s;
+        int th = (oh - 1) * s + k - in_h, tw = (ow - 1) * s + k - in_w;
+        if (th < 0) th = 0;
+        if (tw < 0) tw = 0;
+        pt = th / 2; pb = th - pt; pl = tw / 2; pr = tw - pl;
+        break;
+    }
+    case PAD_VALID: pt = pb = pl = pr = 0; break;
+    case PAD_ASYM:  pt = k - 1; pb = 0; pl = 0; pr = k - 1; break;   /* all top, all right */
+    default:        pt = pb = pl = pr = k; break;                    /* whole rows of padding */
+    }
+    g->pad_t = pt; g->pad_l = pl;
+    if (in_h + pt + pb < k || in_w + pl + pr < k) return 0;
+    g->out_h = (in_h + pt + pb - k) / s + 1;
+    g->out_w = (in_w + pl + pr - k) / s + 1;
+    return 1;
+}
+
+static const int sizes[][2] = {{1, 1}, {1, 5}, {5, 1}, {2, 3}, {7, 7}, {9, 6}, {13, 11}};
+#define NSIZE (int)(sizeof sizes / sizeof sizes[0])
+
+/* ---- im2col ------------------------------------------------------------------ */
+
+static void test_im2col(void)
+{
+    int fail = 0;
+    char where[160] = "";
+    for (int si = 0; si < NSIZE; si++)
+        for (int k = 1; k <= 5; k += 2)
+            for (int s = 1; s <= 2; s++)
+                for (int pad = 0; pad < NPAD; pad++)
+                    for (int ci = 0; ci < NCH; ci += 3) {
+                        ec_conv_geom g;
+                        if (!make_geom(&g, sizes[si][0], sizes[si][1], channels[ci], k, s, pad)) continue;
+                        const int P = g.out_h * g.out_w, c = g.c;
+                        const size_t L = (size_t)k * k * c;
+                        float *x = fmalloc((size_t)g.in_h * g.in_w * c), *col = fmalloc((size_t)P * L);
+                        fill(x, (size_t)g.in_h * g.in_w * c, -1, 1);
+                        /* Three parts, the middle one possibly empty. */
+                        const int cut1 = P / 3, cut2 = P / 3 + (P > 1);
+                        ec_f32_im2col(&g, x, 0, cut1, col);
+                        ec_f32_im2col(&g, x, cut1, cut2, col + (size_t)cut1 * L);
+                        ec_f32_im2col(&g, x, cut2, P, col + (size_t)cut2 * L);
+                        for (int p = 0; p < P && !fail; p++)
+                            for (int ky = 0; ky < k; ky++)
+                                for (int kx = 0; kx < k; kx++)
+                                    for (int ch = 0; ch < c; ch++) {
+                                        int iy = (p / g.out_w) * s - g.pad_t + ky;
+                                        int ix = (p % g.out_w) * s - g.pad_l + kx;
+                                        float want = (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w)
+                                                         ? 0.0f : x[((size_t)iy * g.in_w + ix) * c + ch];
+                                        float got = col[(size_t)p * L + ((size_t)ky * k + kx) * c + ch];
+                                        if (fbits(got) != fbits(want) && !fail) {
+                                            fail = 1;
+                                            snprintf(where, sizeof where,
+                                                     "in %dx%d c=%d k=%d s=%d pad=%s p=%d tap (%d,%d,%d)",
+                                                     g.in_h, g.in_w, c, k, s, pad_name[pad], p, ky, kx, ch);
+                                        }
+                                    }
+                        free(x); free(col);
+                    }
+    T_CHECK("im2col_exact", !fail, "%s", where);
+}
+
+/* ---- activations -------------------------------------------------------------- */
+
+/* Relative error of a float result y against the double truth yd. Outputs
+ * below 1e-30 in magnitude are judged absolutely (error <= 1e-30 counts as 0):
+ * there exp(-x) has left the normal float range (denormal results lose bits, the
+ * AVX2 code flushes them like TensorFlow's FTZ), and no such value can matter
+ * next to the O(1) terms of the following layer. */
+static double rel_err(float y, double yd)
+{
+    if (isnan(yd)) return isnan(y) ? 0 : INFINITY;
+    if (isinf(yd)) return (double)y == yd ? 0 : INFINITY;
+    const double a = fabs(yd), d = fabs((double)y - yd);
+    if (a < 1e-30) return d <= 1e-30 ? 0 : INFINITY;
+    return d / a;
+}
+
+static void test_act_accuracy(void)
+{
+    /* Inputs: a dense sweep of [-30, 30], log-uniform magnitudes 1e-8..1e4 of
+     * both signs, the flush/overflow boundaries, and specials. */
+    const size_t n = 600000;
+    float *x = fmalloc(n), *y = fmalloc(n);
+    size_t i = 0;
+    static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, FLT_MIN, -FLT_MIN, 1e-7f, -1e-7f,
+                                    0.5f, -0.5f, 0.34657f, -0.34657f, 6.0f, 9.0f, -9.0f, 15.0f, -15.0f,
+                                    17.0f, -17.0f, 44.0f, -44.0f, 87.0f, -87.0f, 87.33f, -87.33f,
+                                    87.34f, -87.34f, 88.7f, -88.7f, 89.0f, -89.0f, 100.0f, -100.0f,
+                                    104.0f, -104.0f, 1e6f, -1e6f, FLT_MAX, -FLT_MAX};
+    for (size_t s = 0; s < sizeof special / sizeof special[0]; s++) x[i++] = special[s];
+    for (; i < n / 2; i++) x[i] = -30.0f + 60.0f * (float)i / (float)(n / 2);
+    for (; i < n; i++) {
+        float m = powf(10.0f, rng_uniform(-8, 4));
+        x[i] = (rng_u32() & 1) ? m : -m;
+    }
+    for (int ai = 1; ai < NACT; ai++) {
+        const int act = elementwise_acts[ai];
+        for (int v = 0; v < 2; v++) {
+            if (v == 1 && !ec_cpu_has_avx2()) { t_skip("act_accuracy_avx2", "no AVX2"); continue; }
+            if (v == 0) ec_f32_act__ref(x, y, 1, (int)n, act);
+            else ec_f32_act__avx2(x, y, 1, (int)n, act);
+            double worst = 0;
+            size_t wi = 0;
+            for (size_t j = 0; j < n; j++) {
+                double yd = act_double(x[j], act);
+                double e = rel_err(y[j], yd);
+                if (!(e <= worst)) { worst = e; wi = j; }
+            }
+            char name[64];
+            snprintf(name, sizeof name, "act_accuracy_%s_%s", v ? "avx2" : "ref", act_name(act));
+            T_CHECK(name, worst <= 1e-6, "max rel err %.3g > 1e-6 at x=%a (y=%a, want %.9g)",
+                    worst, x[wi], y[wi], act_double(x[wi], act));
+            if (worst <= 1e-6) printf("  %s max rel err %.3g (%.2f ulp)\n", name, worst, worst / FLT_EPSILON);
+        }
+    }
+    /* NaN in, NaN out, for every activation and variant. */
+    int ok = 1;
+    float nanv[9], out[9];
+    for (int j = 0; j < 9; j++) nanv[j] = NAN;
+    for (int ai = 1; ai < NACT; ai++) {
+        ec_f32_act__ref(nanv, out, 1, 9, elementwise_acts[ai]);
+        for (int j = 0; j < 9; j++) ok &= isnan(out[j]);
+        if (ec_cpu_has_avx2()) {
+            ec_f32_act__avx2(nanv, out, 1, 9, elementwise_acts[ai]);
+            for (int j = 0; j < 9; j++) ok &= isnan(out[j]);
+        }
+    }
+    T_CHECK("act_nan_propagates", ok, "an activation turned NaN into a number");
+    free(x); free(y);
+}
+
+/* softmax vs a double reference: relative 1e-6 + |x - max| eps / 2 (float exp
+ * within ~2 ulp, float sums over up to 1000 terms split 8 ways, and the float
+ * subtraction), absolute below 1e-30 as above. */
+static void test_softmax(void)
+{
+    static const int cs[] = {1, 2, 7, 8, 9, 33, 1000};
+    double worst[2] = {0, 0};
+    int fail = 0;
+    char where[128] = "";
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        const int c = cs[ci], rows = 3;
+        float *x = fmalloc((size_t)rows * c), *y = fmalloc((size_t)rows * c);
+        fill(x, (size_t)rows * c, -50, 50);
+        for (int v = 0; v < 2; v++) {
+            if (v == 1 && !ec_cpu_has_avx2()) continue;
+            if (v == 0) ec_f32_act__ref(x, y, rows, c, EC_ACT_SOFTMAX);
+            else ec_f32_act__avx2(x, y, rows, c, EC_ACT_SOFTMAX);
+            for (int r = 0; r < rows; r++) {
+                const float *xr = x + (size_t)r * c;
+                double m = -INFINITY, z = 0;
+                for (int j = 0; j < c; j++) m = xr[j] > m ? xr[j] : m;
+                for (int j = 0; j < c; j++) z += exp(xr[j] - m);
+                for (int j = 0; j < c; j++) {
+                    /* x - max is rounded to float before exp (as in TF): that alone
+                     * is a relative error up to |x - max| eps / 2. */
+                    const double tol = 1e-6 + 0.5 * FLT_EPSILON * fabs(xr[j] - m);
+                    double e = rel_err(y[(size_t)r * c + j], exp(xr[j] - m) / z) / tol;
+                    if (e > worst[v]) worst[v] = e;
+                    if (!(e <= 1) && !fail) {
+                        fail = 1;
+                        snprintf(where, sizeof where, "%s c=%d row %d col %d err/tol %.3g",
+                                 v ? "avx2" : "ref", c, r, j, e);
+                    }
+                }
+            }
+        }
+        /* In place must equal out of place. */
+        if (ec_cpu_has_avx2()) {
+            float *z = fmalloc((size_t)rows * c);
+            memcpy(z, x, (size_t)rows * c * sizeof *z);
+            ec_f32_act__avx2(x, y, rows, c, EC_ACT_SOFTMAX);
+            ec_f32_act__avx2(z, z, rows, c, EC_ACT_SOFTMAX);
+            if (memcmp(z, y, (size_t)rows * c * sizeof *z) && !fail) {
+                fail = 1;
+                snprintf(where, sizeof where, "in-place differs, c=%d", c);
+            }
+            free(z);
+        }
+        free(x); free(y);
+    }
+    T_CHECK("softmax_vs_double", !fail, "tol rel 1e-6 + |x-max| eps/2: %s", where);
+    if (!fail) printf("  softmax max err / tol: ref %.3g avx2 %.3g\n", worst[0], worst[1]);
+}
+
+/* __avx2 vs __ref for act and affine_act over channel counts, rows, NULL
+ * scale/shift and in-place use. Tolerance |d| <= 2e-6 |ref| + 1e-7: both sides
+ * are within ~2 ulp of the truth, and FMA vs mul+add in the affine step moves the
+ * activation input by <= 1 ulp (every activation's slope is <= 1.13). */
+static void test_act_vs_ref(void)
+{
+    if (!ec_cpu_has_avx2()) { t_skip("act_avx2_vs_ref", "no AVX2"); t_skip("affine_act_avx2_vs_ref", "no AVX2"); return; }
+    static const int rowsv[] = {1, 3, 5};
+    for (int affine = 0; affine < 2; affine++) {
+        double worst = 0;
+        int fail = 0;
+        char where[160] = "";
+        for (int ci = 0; ci < NCH; ci++)
+            for (int ri = 0; ri < 3; ri++)
+                for (int ai = 0; ai < NACT + 1; ai++)
+                    for (int sv = 0; sv < 4; sv++) {
+                        const int c = channels[ci], rows = rowsv[ri];
+                        const int act = ai < NACT ? elementwise_acts[ai] : EC_ACT_SOFTMAX;
+                        if (affine && act == EC_ACT_SOFTMAX) continue;
+                        if (!affine && sv) continue;
+                        const size_t n = (size_t)rows * c;
+                        float *x = fmalloc(n), *a = fmalloc(n), *b = fmalloc(n);
+                        float *sc = fmalloc((size_t)c), *sh = fmalloc((size_t)c);
+                        fill(x, n, -8, 8);
+                        fill(sc, (size_t)c, 0.25f, 2.0f);
+                        fill(sh, (size_t)c, -1, 1);
+                        const float *S = (sv & 1) ? sc : NULL, *H = (sv & 2) ? sh : NULL;
+                        if (affine) {
+                            memcpy(a, x, n * sizeof *x);
+                            memcpy(b, x, n * sizeof *x);
+                            ec_f32_affine_act__ref(a, rows, c, S, H, act);
+                            ec_f32_affine_act__avx2(b, rows, c, S, H, act);
+                        } else {
+                            ec_f32_act__ref(x, a, rows, c, act);
+                            memcpy(b, x, n * sizeof *x);
+                            ec_f32_act__avx2(b, b, rows, c, act);     /* in place */
+                        }
+                        for (size_t i = 0; i < n; i++) {
+                            double d = fabs((double)a[i] - b[i]);
+                            if (d > worst) worst = d;
+                            if (!(d <= 2e-6 * fabs(a[i]) + 1e-7) && !fail) {
+                                fail = 1;
+                                snprintf(where, sizeof where, "c=%d rows=%d act=%s scale=%d shift=%d i=%zu: %.9g vs ref %.9g",
+                                         c, rows, act_name(act), !!S, !!H, i, b[i], a[i]);
+                            }
+                        }
+                        free(x); free(a); free(b); free(sc); free(sh);
+                    }
+        const char *name = affine ? "affine_act_avx2_vs_ref" : "act_avx2_vs_ref";
+        T_CHECK(name, !fail, "tol 2e-6|ref|+1e-7: %s (max abs diff %.3g)", where, worst);
+        if (!fail) printf("  %s max abs diff %.3g\n", name, worst);
+    }
+    /* The dispatchers reach a correct variant. */
+    float x[19], a[19], b[19];
+    fill(x, 19, -4, 4);
+    ec_f32_act__ref(x, a, 1, 19, EC_ACT_SWISH);
+    ec_f32_act(x, b, 1, 19, EC_ACT_SWISH);
+    double d = 0;
+    for (int i = 0; i < 19; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    T_CHECK("act_dispatch", d <= 1e-6, "max abs diff %.3g", d);
+}
+
+/* ---- depthwise convolution ---------------------------------------------------- */
+
+static void test_dwconv(void)
+{
+    if (!ec_cpu_has_avx2()) { t_skip("dwconv_avx2_vs_ref", "no AVX2"); return; }
+    static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID,
+                               EC_ACT_RELU, EC_ACT_TANH, EC_ACT_GELU};
+    int counter = 0;
+    for (int k = 1; k <= 5; k += 2)
+        for (int s = 1; s <= 2; s++)
+            for (int mult = 1; mult <= 2; mult++) {
+                double worst = 0;
+                int fail = 0, runs = 0;
+                char where[200] = "";
+                for (int si = 0; si < NSIZE; si++)
+                    for (int pad = 0; pad < NPAD; pad++)
+                        for (int ci = 0; ci < NCH; ci++) {
+                            ec_dwconv_params p;
+                            if (!make_geom(&p.g, sizes[si][0], sizes[si][1], channels[ci], k, s, pad)) continue;
+                            p.mult = mult;
+                            p.act = acts[counter % 7];
+                            const int sv = counter++ % 3;      /* scale+shift, none, shift only */
+                            const ec_conv_geom *g = &p.g;
+                            const int C = g->c * mult, oh = g->out_h;
+                            const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * C;
+                            const size_t no = (size_t)oh * g->out_w * C;
+                            float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
+                            float *o1 = fmalloc(no), *o2 = fmalloc(no), *mag = fmalloc(no);
+                            fill(x, nx, -1, 1);
+                            fill(w, nw, -1, 1);
+                            fill(sc, (size_t)C, 0.5f, 1.5f);
+                            fill(sh, (size_t)C, -0.5f, 0.5f);
+                            const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
+                            for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
+                            ec_f32_dwconv__ref(&p, x, w, S, H, o1, 0, oh);
+                            /* Row ranges in three parts (one possibly empty). */
+                            const int c1 = oh / 3, c2 = oh / 3 + (oh > 1);
+                            ec_f32_dwconv__avx2(&p, x, w, S, H, o2, 0, c1);
+                            ec_f32_dwconv__avx2(&p, x, w, S, H, o2, c1, c2);
+                            ec_f32_dwconv__avx2(&p, x, w, S, H, o2, c2, oh);
+                            /* Error bound of a k*k-term float sum: k*k*eps*sum|x w| * |scale|
+                             * (computed by the reference on absolute values), plus the
+                             * activation's ~2 ulp; activation slopes are <= 1.13. */
+                            for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
+                            for (size_t i = 0; i < nw; i++) w[i] = fabsf(w[i]);
+                            ec_dwconv_params pm = p;
+                            pm.act = EC_ACT_LINEAR;
+                            ec_f32_dwconv__ref(&pm, x, w, S, NULL, mag, 0, oh);
+                            for (size_t i = 0; i < no; i++) {
+                                const double tol = 1.2 * (k * k + 2) * FLT_EPSILON * fabs(mag[i]) + 2e-6 * fabs(o1[i]) + 1e-7;
+                                const double d = fabs((double)o1[i] - o2[i]);
+                                if (d > worst || isnan(d)) worst = d;
+                                if (!(d <= tol) && !fail) {
+                                    fail = 1;
+                                    const size_t px = i / C;
+                                    snprintf(where, sizeof where,
+                                             "in %dx%d c=%d pad=%s(t%d,l%d) act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs ref %.9g",
+                                             g->in_h, g->in_w, g->c, pad_name[pad], g->pad_t, g->pad_l,
+                                             act_name(p.act), sv, px / g->out_w, px % g->out_w, i % C, o2[i], o1[i]);
+                                }
+                            }
+                            runs++;
+                            free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(mag);
+                        }
+                char name[64];
+                snprintf(name, sizeof name, "dwconv_avx2_vs_ref_k%d_s%d_m%d", k, s, mult);
+                T_CHECK(name, !fail, "tol k*k*eps*sum|xw| + 2e-6|ref|: %s (max abs diff %.3g)", where, worst);
+                if (!fail) printf("  %s: %d shapes, max abs diff %.3g\n", name, runs, worst);
+            }
+
+    /* A partial row range writes exactly its rows, nothing else. An
+     * EfficientNet-like shape through the dispatcher, rows [3, 7) of 10. */
+    ec_dwconv_params p;
+    make_geom(&p.g, 19, 19, 48, 3, 2, PAD_SAME);
+    p.mult = 1;
+    p.act = EC_ACT_SWISH;
+    const size_t nx = 19 * 19 * 48, no = (size_t)p.g.out_h * p.g.out_w * 48;
+    float *x = fmalloc(nx), *w = fmalloc(9 * 48), *o1 = fmalloc(no), *o2 = fmalloc(no);
+    fill(x, nx, -1, 1);
+    fill(w, 9 * 48, -1, 1);
+    for (size_t i = 0; i < no; i++) o1[i] = o2[i] = -12345.0f;
+    ec_f32_dwconv__ref(&p, x, w, NULL, NULL, o1, 3, 7);
+    ec_f32_dwconv(&p, x, w, NULL, NULL, o2, 3, 7);
+    int ok = 1;
+    for (size_t i = 0; i < no; i++) {
+        const size_t row = i / ((size_t)p.g.out_w * 48);
+        if (row < 3 || row >= 7) ok &= o2[i] == -12345.0f;
+        else ok &= fabs((double)o1[i] - o2[i]) <= 1e-5;
+    }
+    T_CHECK("dwconv_dispatch_row_range", ok, "rows outside [3,7) touched or inside wrong");
+    free(x); free(w); free(o1); free(o2);
+}
+
+/* ---- pooling and elementwise ------------------------------------------------------ */
+
+static void test_eltwise(void)
+{
+    const int have = ec_cpu_has_avx2();
+    /* GAP: identical blocking in both variants -> bitwise equal; and within
+     * (64 + hw/64 + 2) eps of the double mean (sum of |x| bounds the terms). */
+    static const size_t hws[] = {1, 7, 63, 64, 65, 200, 4097};
+    int ok_bits = 1, ok_acc = 1;
+    double worst = 0;
+    for (size_t hi = 0; hi < sizeof hws / sizeof hws[0]; hi++)
+        for (int ci = 0; ci < NCH; ci++) {
+            const size_t hw = hws[hi];
+            const int c = channels[ci] + (hi & 1) * 32;        /* also 33..65 wide */
+            float *x = fmalloc(hw * c), *a = fmalloc((size_t)c), *b = fmalloc((size_t)c);
+            fill(x, hw * c, -1, 3);
+            ec_f32_gap__ref(x, hw, c, a);
+            if (have) ec_f32_gap__avx2(x, hw, c, b);
+            else ec_f32_gap(x, hw, c, b);
+            ok_bits &= memcmp(a, b, (size_t)c * sizeof *a) == 0;
+            for (int j = 0; j < c; j++) {
+                double s = 0, sa = 0;
+                for (size_t p = 0; p < hw; p++) { s += x[p * c + j]; sa += fabs(x[p * c + j]); }
+                double e = fabs(a[j] - s / hw), bound = (64.0 + hw / 64.0 + 2) * FLT_EPSILON * sa / hw;
+                ok_acc &= e <= bound;
+                if (e > worst) worst = e;
+            }
+            free(x); free(a); free(b);
+        }
+    T_CHECK("gap_avx2_vs_ref_bitwise", ok_bits, "GAP variants differ");
+    T_CHECK("gap_vs_double_mean", ok_acc, "error above (64 + hw/64 + 2) eps mean|x| (max abs diff %.3g)", worst);
+
+    /* add / mul / mul_bcast: one rounding per element in every variant, so
+     * results must be bitwise equal; out aliasing an input is allowed. */
+    static const size_t ns[] = {0, 1, 7, 8, 9, 31, 32, 33, 100};
+    int ok = 1;
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        const size_t n = ns[ni];
+        float *a = fmalloc(n), *b = fmalloc(n), *r = fmalloc(n), *o = fmalloc(n);
+        fill(a, n, -2, 2);
+        fill(b, n, -2, 2);
+        for (int op = 0; op < 2; op++) {
+            if (op == 0) ec_f32_add__ref(a, b, r, n); else ec_f32_mul__ref(a, b, r, n);
+            memcpy(o, a, n * sizeof *o);                       /* out aliases a */
+            if (op == 0) ec_f32_add(o, b, o, n); else ec_f32_mul(o, b, o, n);
+            ok &= n == 0 || memcmp(o, r, n * sizeof *o) == 0;
+            if (have) {
+                memcpy(o, b, n * sizeof *o);                   /* out aliases b */
+                if (op == 0) ec_f32_add__avx2(a, o, o, n); else ec_f32_mul__avx2(a, o, o, n);
+                ok &= n == 0 || memcmp(o, r, n * sizeof *o) == 0;
+            }
+        }
+        free(a); free(b); free(r); free(o);
+    }
+    T_CHECK("add_mul_vs_ref_bitwise", ok, "elementwise add/mul differ");
+
+    ok = 1;
+    for (int ci = 0; ci < NCH; ci++)
+        for (size_t hw = 1; hw <= 5; hw += 2) {
+            const int c = channels[ci];
+            float *x = fmalloc(hw * c), *s = fmalloc((size_t)c), *r = fmalloc(hw * c), *o = fmalloc(hw * c);
+            fill(x, hw * c, -2, 2);
+            fill(s, (size_t)c, 0, 1);
+            ec_f32_mul_bcast__ref(x, s, r, hw, c);
+            memcpy(o, x, hw * c * sizeof *o);
+            if (have) ec_f32_mul_bcast__avx2(o, s, o, hw, c);  /* in place */
+            else ec_f32_mul_bcast(o, s, o, hw, c);
+            ok &= memcmp(o, r, hw * c * sizeof *o) == 0;
+            free(x); free(s); free(r); free(o);
+        }
+    T_CHECK("mul_bcast_vs_ref_bitwise", ok, "SE excite multiply differs");
+
+    /* zeropad against the definition, including zero-size sides. */
+    ok = 1;
+    static const int pads[][4] = {{0, 0, 0, 0}, {0, 1, 0, 1}, {1, 1, 1, 1}, {2, 0, 3, 0}};
+    for (int pi = 0; pi < 4; pi++)
+        for (int ci = 0; ci < NCH; ci += 2) {
+            const int h = 3, w = 5, c = channels[ci];
+            const int pt = pads[pi][0], pb = pads[pi][1], pl = pads[pi][2], pr = pads[pi][3];
+            const int oh = h + pt + pb, ow = w + pl + pr;
+            float *x = fmalloc((size_t)h * w * c), *o = fmalloc((size_t)oh * ow * c);
+            fill(x, (size_t)h * w * c, 1, 2);
+            ec_f32_zeropad(x, h, w, c, pt, pb, pl, pr, o);
+            for (int y = 0; y < oh; y++)
+                for (int xx = 0; xx < ow; xx++)
+                    for (int j = 0; j < c; j++) {
+                        const int iy = y - pt, ix = xx - pl;
+                        const float want = iy < 0 || iy >= h || ix < 0 || ix >= w
+                                               ? 0.0f : x[((size_t)iy * w + ix) * c + j];
+                        ok &= o[((size_t)y * ow + xx) * c + j] == want;
+                    }
+            free(x); free(o);
+        }
+    T_CHECK("zeropad_exact", ok, "zeropad output wrong");
+}
+
+/* ---- backward: finite differences -------------------------------------------------
+ * Central differences on the float forward kernel: f'(x) ~ (f(x+h) - f(x-h)) / 2h
+ * with h = 1e-2 balances truncation (h^2/6 |f'''| ~ 2e-5) against float
+ * rounding (eps |f| / h ~ 6e-6 |f|). Tolerance 2e-4 + 1e-3 |g|. Inputs keep
+ * 0.05 away from the kinks of relu/relu6 so the difference quotient is smooth. */
+static void test_backward(void)
+{
+    const float h = 1e-2f;
+    for (int ai = 0; ai < NACT + 1; ai++) {
+        const int act = ai < NACT ? elementwise_acts[ai] : EC_ACT_SOFTMAX;
+        const int rows = 2, c = 7, n = rows * c;
+        float x[14], dy[14], dx[14], xp[14], yp[14], ym[14];
+        for (int i = 0; i < n; i++) {
+            float v;
+            do v = rng_uniform(-4, 8);
+            while (fabsf(v) < 0.05f || fabsf(v - 6.0f) < 0.05f);
+            x[i] = act == EC_ACT_SOFTMAX ? v / 3 : v;
+            dy[i] = rng_uniform(-1, 1);
+        }
+        ec_f32_act_backward(x, dy, dx, rows, c, act);
+        double worst = 0;
+        int fail = 0, wi = 0;
+        for (int i = 0; i < n; i++) {
+            /* L = sum dy * act(x); dL/dx_i by central difference. */
+            double L[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                memcpy(xp, x, sizeof x);
+                xp[i] += sgn ? -h : h;
+                ec_f32_act(xp, sgn ? ym : yp, rows, c, act);
+            }
+            L[0] = L[1] = 0;
+            for (int j = 0; j < n; j++) { L[0] += (double)dy[j] * yp[j]; L[1] += (double)dy[j] * ym[j]; }
+            const double num = (L[0] - L[1]) / (2.0 * h);
+            const double e = fabs(num - dx[i]);
+            if (e > worst) { worst = e; wi = i; }
+            if (!(e <= 2e-4 + 1e-3 * fabs(num))) fail = 1;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "act_backward_fd_%s", act_name(act));
+        T_CHECK(name, !fail, "max |analytic - numeric| %.3g at x=%g (dx=%g)", worst, x[wi], dx[wi]);
+    }
+
+    /* softmax_backward, also through act_backward's softmax path. */
+    {
+        const int rows = 3, c = 9, n = rows * c;
+        float x[27], y[27], dy[27], dx[27], dx2[27], xp[27], yp[27], ym[27];
+        fill(x, n, -2, 2);
+        fill(dy, n, -1, 1);
+        ec_f32_act__ref(x, y, rows, c, EC_ACT_SOFTMAX);
+        ec_f32_softmax_backward(y, dy, dx, rows, c);
+        double worst = 0;
+        int fail = 0;
+        for (int i = 0; i < n; i++) {
+            double L[2] = {0, 0};
+            for (int sgn = 0; sgn < 2; sgn++) {
+                memcpy(xp, x, sizeof x);
+                xp[i] += sgn ? -h : h;
+                ec_f32_act__ref(xp, sgn ? ym : yp, rows, c, EC_ACT_SOFTMAX);
+            }
+            for (int j = 0; j < n; j++) { L[0] += (double)dy[j] * yp[j]; L[1] += (double)dy[j] * ym[j]; }
+            const double e = fabs((L[0] - L[1]) / (2.0 * h) - dx[i]);
+            if (e > worst) worst = e;
+            if (!(e <= 1e-4)) fail = 1;
+        }
+        T_CHECK("softmax_backward_fd", !fail, "max |analytic - numeric| %.3g > 1e-4", worst);
+        /* dx may alias dy. */
+        memcpy(dx2, dy, sizeof dy);
+        ec_f32_softmax_backward(y, dx2, dx2, rows, c);
+        double d = 0;
+        for (int i = 0; i < n; i++) d = fmax(d, fabs((double)dx2[i] - dx[i]));
+        T_CHECK("softmax_backward_in_place", d == 0, "in-place differs by %.3g", d);
+    }
+}
+
+int main(void)
+{
+    printf("# kernels: AVX2 variants %s\n", ec_cpu_has_avx2() ? "tested" : "absent on this CPU (SKIP)");
+    test_f16();
+    test_gemm();
+    test_im2col();
+    test_act_accuracy();
+    test_softmax();
+    test_act_vs_ref();
+    test_dwconv();
+    test_eltwise();
+    test_backward();
+    return t_failed;
+}
