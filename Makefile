@@ -59,6 +59,7 @@ LIB_SO  := $(BUILD)/libeffcam.so.$(VERSION)
 TOOL_A  := $(BUILD)/libeffcam_tools.a
 EFFCAM  := $(BUILD)/effcam
 
+.DELETE_ON_ERROR:
 .PHONY: all demo test test-run bench fuzz deps install uninstall clean
 all: $(EFFCAM) $(LIB_A) $(LIB_SO) $(TEST_BIN) $(BENCH_BIN)
 

@@ -14,6 +14,7 @@
 
 #include "cv.h"
 #include "engine/ecm_format.h"
+#include "kernels/kernels.h"
 
 /* ---- little-endian field writers into a byte buffer ---------------------- */
 
@@ -40,40 +41,11 @@ static void put_f32(unsigned char *p, float f)
 
 static uint32_t id_or_none(int id) { return id < 0 ? ECM_NONE : (uint32_t)id; }
 
-/* float32 -> float16, round to nearest even (the converter keeps no dependency
- * on kernels/, so this is its own small copy of the rule). */
-static uint16_t f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u;
-    uint32_t absx = x & 0x7fffffffu;
-    if (absx >= 0x7f800000u)                      /* inf or nan (keep nan quiet) */
-        return (uint16_t)(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0));
-    if (absx >= 0x477ff000u)                      /* rounds to >= 65520: overflow to inf */
-        return (uint16_t)(sign | 0x7c00u);
-    if (absx < 0x38800000u) {                     /* below 2^-14: subnormal half or zero */
-        if (absx < 0x33000000u) return (uint16_t)sign;   /* < 2^-25 rounds to 0 */
-        uint32_t mant = (absx & 0x7fffffu) | 0x800000u;
-        int shift = 126 - (int)(absx >> 23);      /* 14..24 */
-        uint32_t h = mant >> shift;
-        uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    /* normal: rebias exponent 127 -> 15, round the 13 dropped mantissa bits */
-    uint32_t h = ((absx >> 13) - (112u << 10));
-    uint32_t rem = absx & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;   /* carry may reach inf: correct */
-    return (uint16_t)(sign | h);
-}
-
 /* ---- output stream with running CRC -------------------------------------- */
 
 typedef struct {
     FILE *f;
     uLong crc;
-    uint64_t pos;
     int err;
 } ostream;
 
@@ -89,7 +61,6 @@ static void ow(ostream *o, const void *p, size_t n)
         b += k;
         n -= k;
     }
-    o->pos += 0;
 }
 
 static void ozero(ostream *o, size_t n)
@@ -284,7 +255,7 @@ int cv_ecm_write(const cv_graph *g, const char *path, cv_err *e)
         goto fail_unlink;
     }
 
-    ostream o = { f, crc32(0L, Z_NULL, 0), 0, 0 };
+    ostream o = { f, crc32(0L, Z_NULL, 0), 0 };
     ow(&o, meta, ECM_HEADER_SIZE + meta_size);
     ozero(&o, data_offset - (ECM_HEADER_SIZE + meta_size));
     uint64_t written = 0;
@@ -301,25 +272,27 @@ int cv_ecm_write(const cv_graph *g, const char *path, cv_err *e)
             if (!g->load) cv_fail(e, "tensor %s has no data", t->name);
             goto fail_unlink;
         }
-        unsigned char *bytes = (unsigned char *)hb;
+        /* Little-endian bytes: on a little-endian host the in-memory layout
+         * already is the file layout; elsewhere swap field by field. */
+        unsigned char *bytes;
         size_t nb;
         if (t->to_f16) {
-            for (size_t k = 0; k < n; k++) {
-                uint16_t v = f32_to_f16(fb[k]);
-                bytes[2 * k] = (unsigned char)v;
-                bytes[2 * k + 1] = (unsigned char)(v >> 8);
-            }
+            ec_f32_to_f16_n(fb, hb, n);             /* round to nearest even (F16C when present) */
+            bytes = (unsigned char *)hb;
             nb = n * 2;
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+            for (size_t k = 0; k < n; k++) hb[k] = (uint16_t)(hb[k] << 8 | hb[k] >> 8);
+#endif
         } else {
-            /* little-endian bytes, field by field */
-            unsigned char *fbytes = (unsigned char *)fb;
+            bytes = (unsigned char *)fb;
+            nb = n * 4;
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
             for (size_t k = 0; k < n; k++) {
                 uint32_t u;
                 memcpy(&u, &fb[k], 4);
-                put_u32(fbytes + 4 * k, u);
+                put_u32(bytes + 4 * k, u);
             }
-            bytes = fbytes;
-            nb = n * 4;
+#endif
         }
         ow(&o, bytes, nb);
         written += nb;

@@ -26,6 +26,11 @@
  *    that for datasets created without data) reads as all zeros, as the library
  *    returns the default fill value. Missing chunks of a chunked dataset too.
  *  - Fill value messages are ignored (Keras never sets one).
+ *  - Little-endian integer datasets are read too (converted to float): Keras
+ *    keeps some state as int64 (Normalization's count) and lists it as a weight.
+ *  - Dense link/attribute storage (fractal heap + v2 B-tree), layout v4 chunk
+ *    indexes, shared messages, external storage and links other than hard links
+ *    are refused with a message naming the feature.
  */
 #include "hdf5.h"
 
@@ -940,7 +945,10 @@ typedef struct {
 
 static size_t h5_pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 
-static int h5_parse_attr(const cv_h5 *h, uint64_t oaddr, const uint8_t *p, size_t len, h5_attr *a, cv_err *e)
+/* Decodes an attribute message; with name_only, just its name (so that an
+ * exotic attribute does not stand in the way of looking up another one). */
+static int h5_parse_attr(const cv_h5 *h, uint64_t oaddr, const uint8_t *p, size_t len, int name_only,
+                         h5_attr *a, cv_err *e)
 {
     h5_cur c = h5_cursor(p, len);
     unsigned ver = (unsigned)h5_u(&c, 1), fl = (unsigned)h5_u(&c, 1);
@@ -949,9 +957,6 @@ static int h5_parse_attr(const cv_h5 *h, uint64_t oaddr, const uint8_t *p, size_
     if (c.bad) return cv_fail(e, "hdf5: object header at 0x%llx: attribute message truncated", HX(oaddr));
     if (ver < 1 || ver > 3)
         return cv_fail(e, "hdf5: object header at 0x%llx: attribute message version %u", HX(oaddr), ver);
-    if (ver >= 2 && (fl & 3))
-        return cv_fail(e, "hdf5: object header at 0x%llx: attribute with shared datatype/dataspace not supported",
-                       HX(oaddr));
     /* Version 1 pads name, datatype and dataspace to multiples of 8 bytes. */
     size_t pn = ver == 1 ? h5_pad8(nsz) : nsz, pt = ver == 1 ? h5_pad8(tsz) : tsz;
     size_t ps = ver == 1 ? h5_pad8(ssz) : ssz;
@@ -963,6 +968,11 @@ static int h5_parse_attr(const cv_h5 *h, uint64_t oaddr, const uint8_t *p, size_
     if (nl > H5_MAX_NAME) return cv_fail(e, "hdf5: object header at 0x%llx: attribute name too long", HX(oaddr));
     memcpy(a->name, nm, nl);
     a->name[nl] = 0;
+    if (name_only) return 0;
+    /* Flags bits 0/1 (version 2+): datatype/dataspace stored as shared messages. */
+    if (ver >= 2 && (fl & 3))
+        return cv_fail(e, "hdf5: attribute '%s' at 0x%llx: shared datatype/dataspace not supported",
+                       a->name, HX(oaddr));
     if (h5_parse_type(tp, tsz, &a->type, oaddr, e) != 0) return -1;
     if (h5_parse_space(h, sp, ssz, &a->space, oaddr, e) != 0) return -1;
     a->data = p + c.i;
@@ -970,38 +980,62 @@ static int h5_parse_attr(const cv_h5 *h, uint64_t oaddr, const uint8_t *p, size_
     return 0;
 }
 
-/* Global heap object (section III.E): the bytes of object idx of the collection
- * at addr, read into dst[len] (len checked against the object's size). */
-static int h5_gheap_get(cv_h5 *h, uint64_t addr, uint32_t idx, char *dst, uint64_t len, cv_err *e)
+/* Global heap lookups (section III.E). Consecutive lookups of one attribute
+ * usually ask for increasing indexes of the same collection, so the walk resumes
+ * where the previous one stopped; steps bounds the total work of one attribute. */
+typedef struct {
+    uint64_t addr, csize;   /* collection being walked (H5_UNDEF: none) */
+    uint64_t pos;           /* offset of the object after the last one found */
+    uint64_t steps;         /* objects examined so far */
+} h5_gwalk;
+
+#define H5_MAX_GHEAP_STEPS (4u << 20)
+
+/* Finds object idx of the collection at addr: its data address and size. */
+static int h5_gheap_find(cv_h5 *h, h5_gwalk *g, uint64_t addr, uint32_t idx, uint64_t *data, uint64_t *size,
+                         cv_err *e)
 {
     uint8_t b[24];
-    if (h5_read(h, addr, b, 8 + (size_t)h->sl, "global heap collection", e) != 0) return -1;
-    if (memcmp(b, "GCOL", 4) != 0)
-        return cv_fail(e, "hdf5: global heap at 0x%llx: bad signature", HX(addr));
-    if (b[4] != 1) return cv_fail(e, "hdf5: global heap at 0x%llx: version %u", HX(addr), b[4]);
-    uint64_t csize = h5_le(b + 8, h->sl);
-    if (csize < 8 + (uint64_t)h->sl || !h5_in(h, addr, csize))
-        return cv_fail(e, "hdf5: global heap at 0x%llx: collection size %llu past end of file", HX(addr), HX(csize));
-    /* Objects: index(2), reference count(2), reserved(4), size (L), data padded
-     * to 8 bytes. Index 0 is the free space and ends the walk. */
-    uint64_t pos = 8 + (uint64_t)h->sl, ohs = 8 + (uint64_t)h->sl;
-    while (csize - pos >= ohs) {
-        if (h5_read(h, addr + pos, b, (size_t)ohs, "global heap object", e) != 0) return -1;
-        unsigned oi = (unsigned)h5_le(b, 2);
-        uint64_t osz = h5_le(b + 8, h->sl);
-        if (oi == 0) break;
-        if (osz > csize - pos - ohs)
-            return cv_fail(e, "hdf5: global heap at 0x%llx: object %u size %llu past the collection",
-                           HX(addr), oi, HX(osz));
-        if (oi == idx) {
-            if (len > osz)
-                return cv_fail(e, "hdf5: global heap at 0x%llx: string of %llu bytes longer than object %u (%llu)",
-                               HX(addr), HX(len), oi, HX(osz));
-            return h5_read(h, addr + pos + ohs, dst, (size_t)len, "global heap object", e);
+    uint64_t ohs = 8 + (uint64_t)h->sl;     /* index(2) refcount(2) reserved(4) size(L) */
+    if (g->addr != addr) {
+        if (h5_read(h, addr, b, 8 + (size_t)h->sl, "global heap collection", e) != 0) return -1;
+        if (memcmp(b, "GCOL", 4) != 0)
+            return cv_fail(e, "hdf5: global heap at 0x%llx: bad signature", HX(addr));
+        if (b[4] != 1) return cv_fail(e, "hdf5: global heap at 0x%llx: version %u", HX(addr), b[4]);
+        uint64_t csize = h5_le(b + 8, h->sl);
+        if (csize < ohs || !h5_in(h, addr, csize))
+            return cv_fail(e, "hdf5: global heap at 0x%llx: collection size %llu past end of file",
+                           HX(addr), HX(csize));
+        g->addr = addr;
+        g->csize = csize;
+        g->pos = ohs;
+    }
+    /* Objects follow the collection header, data padded to 8 bytes; index 0 is
+     * the free space and ends the collection. Walk from the resume point to the
+     * end, then once from the start. */
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t pos = pass == 0 ? g->pos : ohs, end = g->csize;
+        while (end - pos >= ohs) {
+            if (++g->steps > H5_MAX_GHEAP_STEPS)
+                return cv_fail(e, "hdf5: global heap at 0x%llx: too many lookups", HX(addr));
+            if (h5_read(h, addr + pos, b, (size_t)ohs, "global heap object", e) != 0) return -1;
+            unsigned oi = (unsigned)h5_le(b, 2);
+            uint64_t osz = h5_le(b + 8, h->sl);
+            if (oi == 0) break;
+            if (osz > end - pos - ohs)
+                return cv_fail(e, "hdf5: global heap at 0x%llx: object %u size %llu past the collection",
+                               HX(addr), oi, HX(osz));
+            uint64_t next = pos + ohs + ((osz + 7) & ~(uint64_t)7);
+            if (oi == idx) {
+                *data = addr + pos + ohs;
+                *size = osz;
+                g->pos = next <= end ? next : end;
+                return 0;
+            }
+            if (next > end) break;
+            pos = next;
         }
-        uint64_t adv = ohs + ((osz + 7) & ~(uint64_t)7);
-        if (adv > csize - pos) break;
-        pos += adv;
+        if (g->pos == ohs) break;           /* the first pass already started at the top */
     }
     return cv_fail(e, "hdf5: global heap at 0x%llx: object %u not found", HX(addr), idx);
 }
@@ -1041,6 +1075,8 @@ static int h5_attr_decode_strings(cv_h5 *h, uint64_t obj, const h5_attr *a, char
         return cv_fail(e, "hdf5: attribute '%s' at 0x%llx: datatype class %u (%s) is not a string",
                        a->name, HX(obj), a->type.cls, h5_class_name(a->type.cls));
     }
+    if (!vlen && esz == 0)
+        return cv_fail(e, "hdf5: attribute '%s' at 0x%llx: fixed-length string of size 0", a->name, HX(obj));
     if (__builtin_mul_overflow(n, esz, &need) || need > a->data_len)
         return cv_fail(e, "hdf5: attribute '%s' at 0x%llx: %llu values past end of message",
                        a->name, HX(obj), HX(n));
@@ -1048,6 +1084,7 @@ static int h5_attr_decode_strings(cv_h5 *h, uint64_t obj, const h5_attr *a, char
     char **v = calloc(n ? (size_t)n : 1, sizeof *v);
     if (!v) return cv_fail(e, "hdf5: out of memory");
     unsigned pad = vlen ? (a->type.bits >> 4) & 0x0f : a->type.bits & 0x0f;
+    h5_gwalk gw = { H5_UNDEF, 0, 0, 0 };
     for (uint64_t i = 0; i < n; i++) {
         const uint8_t *p = a->data + i * esz;
         size_t len;
@@ -1056,13 +1093,16 @@ static int h5_attr_decode_strings(cv_h5 *h, uint64_t obj, const h5_attr *a, char
             uint64_t slen = h5_u(&c, 4);
             uint64_t gaddr = h5_addr(h, &c);
             uint32_t gidx = (uint32_t)h5_u(&c, 4);
-            if (slen > h->size) {
-                cv_fail(e, "hdf5: attribute '%s': string length %llu past end of file", a->name, HX(slen));
+            uint64_t data = 0, osz = 0;
+            if (slen > 0 && h5_gheap_find(h, &gw, gaddr, gidx, &data, &osz, e) != 0) goto fail;
+            if (slen > osz) {
+                cv_fail(e, "hdf5: attribute '%s': string of %llu bytes longer than its global heap object (%llu)",
+                        a->name, HX(slen), HX(osz));
                 goto fail;
             }
             v[i] = malloc((size_t)slen + 1);
             if (!v[i]) { cv_fail(e, "hdf5: out of memory"); goto fail; }
-            if (slen > 0 && h5_gheap_get(h, gaddr, gidx, v[i], slen, e) != 0) goto fail;
+            if (slen > 0 && h5_read(h, data, v[i], (size_t)slen, "global heap object", e) != 0) goto fail;
             v[i][slen] = 0;
             len = (size_t)slen;
         } else {
@@ -1095,14 +1135,14 @@ static int h5_attr_find(cv_h5 *h, uint64_t obj, const char *name, h5_attr *a, ui
     for (int i = 0; i < o->n; i++) {
         const h5_msg *m = &o->msgs[i];
         if (m->type != H5M_ATTR) continue;
-        if (h5_msg_plain(o, m, "attribute", e) != 0) return -1;
-        if (h5_parse_attr(h, obj, o->buf + m->off, m->len, a, e) != 0) return -1;
+        if (h5_parse_attr(h, obj, o->buf + m->off, m->len, 1, a, e) != 0) return -1;
         if (strcmp(a->name, name) != 0) continue;
+        if (h5_msg_plain(o, m, "attribute", e) != 0) return -1;
         /* Decode from a private copy: reading global heaps may load other headers. */
         *copy = malloc(m->len ? m->len : 1);
         if (!*copy) return cv_fail(e, "hdf5: out of memory");
         memcpy(*copy, o->buf + m->off, m->len);
-        return h5_parse_attr(h, obj, *copy, m->len, a, e) == 0 ? 1 : -1;
+        return h5_parse_attr(h, obj, *copy, m->len, 0, a, e) == 0 ? 1 : -1;
     }
     /* Attribute info (section IV.A.2.v): a defined fractal heap means attributes
      * are stored densely, which this reader does not support. */
@@ -1595,7 +1635,7 @@ int cv_h5_attr_strings(cv_h5 *h, cv_h5_obj obj, const char *name, char ***out, i
     h5_attr a;
     uint8_t *copy = NULL;
     int r = h5_attr_find(h, obj, name, &a, &copy, e);
-    if (r <= 0) return r;
+    if (r <= 0) { free(copy); return r; }
     r = h5_attr_decode_strings(h, obj, &a, out, n, e);
     free(copy);
     return r < 0 ? -1 : 1;
@@ -1613,7 +1653,7 @@ int cv_h5_attr_names(cv_h5 *h, cv_h5_obj obj, int (*cb)(void *ctx, const char *n
     for (int i = 0; i < o->n; i++) {
         if (o->msgs[i].type != H5M_ATTR) continue;
         h5_attr a;
-        if (h5_msg_plain(o, &o->msgs[i], "attribute", e) != 0 || h5_parse_attr(h, obj, o->buf + o->msgs[i].off, o->msgs[i].len, &a, e) != 0) {
+        if (h5_parse_attr(h, obj, o->buf + o->msgs[i].off, o->msgs[i].len, 1, &a, e) != 0) {
             free(names);
             return -1;
         }

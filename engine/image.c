@@ -99,6 +99,50 @@ static ec_status im_check_png(const uint8_t *b, size_t n)
     }
 }
 
+/* stb_image 2.27 (the system's libstb-dev) trusts the 16 code counts of a
+ * JPEG Huffman table: a DHT declaring more than 256 codes overruns its 257-
+ * and 256-entry tables (fixed upstream in 2.28). Walk the markers the way stb
+ * reaches them - resync over stray bytes, skip segments by length, skip
+ * entropy-coded data up to the next FF xx that is not a stuffed byte or a
+ * restart - and refuse any DHT stb would read with such a table. This visits
+ * every DHT stb can parse (and a few more), and a valid JPEG never has one. */
+static ec_status im_check_jpeg(const uint8_t *b, size_t n)
+{
+    size_t pos = 2;                                       /* after SOI */
+    while (pos < n) {
+        if (b[pos] != 0xFF) { pos++; continue; }          /* stb resyncs byte by byte */
+        while (pos < n && b[pos] == 0xFF) pos++;          /* fill bytes */
+        if (pos >= n) break;
+        uint8_t m = b[pos++];
+        if (m == 0xD9) break;                             /* EOI */
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;   /* no length */
+        if (n - pos < 2) break;
+        size_t L = (size_t)b[pos] << 8 | b[pos + 1], seg = pos + 2;
+        if (m == 0xC4) {
+            /* stb reads whole tables while bytes remain in the segment, even
+             * past its end (zeros past the end of the file). */
+            long left = (long)L - 2;
+            size_t t = seg;
+            while (left > 0) {
+                unsigned codes = 0;
+                for (size_t i = 1; i <= 16; i++) codes += t + i < n ? b[t + i] : 0;
+                if (codes > 256)
+                    return ec_fail(EC_ERR_IMAGE, "corrupt JPEG (Huffman table at byte %zu declares %u codes, at most 256)",
+                                   t, codes);
+                left -= 17 + (long)codes;
+                t += 17 + codes;
+            }
+        }
+        pos = L >= 2 ? pos + L : pos + 2;
+        if (m == 0xDA) {                                  /* SOS: skip entropy-coded data */
+            while (pos + 1 < n && !(b[pos] == 0xFF && b[pos + 1] != 0x00 && b[pos + 1] != 0xFF &&
+                                    !(b[pos + 1] >= 0xD0 && b[pos + 1] <= 0xD7)))
+                pos++;
+        }
+    }
+    return EC_OK;
+}
+
 /* Uncompressed BMPs must hold offset + stride * rows bytes; stb would pad a
  * short file with zeros where PIL raises "image file is truncated". */
 static ec_status im_check_bmp(const uint8_t *b, size_t n)
@@ -280,7 +324,8 @@ ec_status ec_image_decode_mem(const uint8_t *buf, size_t len, int64_t max_pixels
             return ec_fail(EC_ERR_LIMIT, "image is %ux%u = %llu pixels, over the limit of %lld", pw, ph,
                            (unsigned long long)pw * ph, (long long)max_pixels);
     }
-    if (fmt == FMT_PNG) st = im_check_png(buf, len);
+    if (fmt == FMT_JPEG) st = im_check_jpeg(buf, len);
+    else if (fmt == FMT_PNG) st = im_check_png(buf, len);
     else if (fmt == FMT_BMP) st = im_check_bmp(buf, len);
     else if (fmt == FMT_GIF) st = im_check_gif(buf, len);
     if (st != EC_OK) return st;

@@ -663,8 +663,9 @@ const float *ec_session_layer_output(const ec_session *s, const char *layer, int
 ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, int height, ec_result *out)
 {
     if (!s || !rgb || !out) return ec_fail(EC_ERR_ARG, "ec_session_predict_rgb: NULL argument");
-    if (width <= 0 || height <= 0 || (int64_t)width * height > s->opt.max_pixels)
-        return ec_fail(EC_ERR_ARG, "image %dx%d: size out of range (max %lld pixels)", width, height, (long long)s->opt.max_pixels);
+    if (width <= 0 || height <= 0) return ec_fail(EC_ERR_ARG, "image %dx%d: empty", width, height);
+    if ((int64_t)width * height > s->opt.max_pixels)
+        return ec_fail(EC_ERR_LIMIT, "image %dx%d exceeds max_pixels (%lld)", width, height, (long long)s->opt.max_pixels);
     s->have_result = 0;
     const ec_model *m = s->m;
     const ec_value *vi = &m->values[m->input];

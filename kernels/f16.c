@@ -77,3 +77,16 @@ void ec_f16_to_f32_n(const uint16_t *restrict src, float *restrict dst, size_t n
     else
         ec_f16_to_f32_n__ref(src, dst, n);
 }
+
+void ec_f32_to_f16_n__ref(const float *restrict src, uint16_t *restrict dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = ec_f32_to_f16(src[i]);
+}
+
+void ec_f32_to_f16_n(const float *restrict src, uint16_t *restrict dst, size_t n)
+{
+    if (ec_cpu_has_avx2())
+        ec_f32_to_f16_n__avx2(src, dst, n);
+    else
+        ec_f32_to_f16_n__ref(src, dst, n);
+}

@@ -25,3 +25,14 @@ void ec_f16_to_f32_n__avx2(const uint16_t *restrict src, float *restrict dst, si
         for (size_t j = 0; j < n - i; j++) dst[i + j] = fb[j];
     }
 }
+
+/* src: n floats -> dst: n halves, round to nearest even (VCVTPS2PH with an
+ * explicit rounding immediate, so MXCSR's mode does not matter). NaNs come out
+ * quiet with their top payload bits, like ec_f32_to_f16. */
+void ec_f32_to_f16_n__avx2(const float *restrict src, uint16_t *restrict dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = ec_f32_to_f16(src[i]);
+}

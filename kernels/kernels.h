@@ -22,6 +22,8 @@ float ec_f16_to_f32(uint16_t h);
 uint16_t ec_f32_to_f16(float f);                         /* round to nearest even */
 void ec_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);       /* dispatch (F16C) */
 void ec_f16_to_f32_n__ref(const uint16_t *src, float *dst, size_t n);
+void ec_f32_to_f16_n(const float *src, uint16_t *dst, size_t n);       /* dispatch (F16C), RNE */
+void ec_f32_to_f16_n__ref(const float *src, uint16_t *dst, size_t n);
 
 /* ---- GEMM -----------------------------------------------------------------
  * The one wrapper around cblas_sgemm, row-major, no transposes:
@@ -95,6 +97,7 @@ void ec_f32_softmax_backward(const float *y, const float *dy, float *dx, size_t 
  * __ref. Call an __avx2 variant only when ec_cpu_has_avx2() is true. */
 int ec_cpu_has_avx2(void);                               /* AVX2 + FMA + F16C usable */
 void ec_f16_to_f32_n__avx2(const uint16_t *src, float *dst, size_t n);
+void ec_f32_to_f16_n__avx2(const float *src, uint16_t *dst, size_t n);
 void ec_f32_affine_act__avx2(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
 void ec_f32_act__avx2(const float *x, float *y, size_t rows, int c, int act);
 void ec_f32_dwconv__avx2(const ec_dwconv_params *p, const float *x, const float *w,

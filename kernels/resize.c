@@ -193,7 +193,8 @@ static int rs_sizes_ok(int sw, int sh, int dw, int dh, int channels)
 }
 
 /* 0 for invalid sizes (and for the identity, which needs nothing). The
- * intermediate is bounded by src_h rows; the exact count is <= that. */
+ * intermediate is bounded by src_h rows; the exact count is <= that. The
+ * scratch must be 8-byte aligned (any malloc'd block): it holds doubles. */
 size_t ec_u8_resize_scratch_bytes(int src_w, int src_h, int dst_w, int dst_h, int channels)
 {
     if (!rs_sizes_ok(src_w, src_h, dst_w, dst_h, channels)) return 0;
@@ -227,8 +228,7 @@ int ec_u8_resize_bilinear(const uint8_t *src, int src_w, int src_h, int channels
          * last ends highest: only those source rows need a horizontal pass. */
         row0 = vert.bounds[0];
         rows = vert.bounds[2 * (dst_h - 1)] + vert.bounds[2 * (dst_h - 1) + 1] - row0;
-    }
-    if (!need_v) {
+    } else {
         rs_axis horiz;
         rs_axis_build(&horiz, src_w, dst_w, mem + off);
         rs_horizontal_any(src, src_w, 0, src_h, dst, dst_w, &horiz, channels);

@@ -147,6 +147,9 @@ int ec_effnet_round_repeats(int repeats, double depth) { return (int)ceil(depth 
 /* Gains of the classifier and squeeze-excite kernels (see build(), conv()). */
 #define DENSE_GAIN 1.0
 #define SE_GAIN 0.5
+#ifndef GAMMA_MEAN
+#define GAMMA_MEAN 0.6f
+#endif
 
 enum {
     W_CONV, W_DWCONV, W_DENSE, W_BIAS, W_GAMMA, W_BETA, W_MMEAN, W_MVAR,
@@ -190,7 +193,7 @@ static int synth_load(void *ctx, const cv_tensor *t, float *dst, size_t n, cv_er
         switch (kind) {
         case W_CONV: case W_DWCONV: case W_DENSE: v = a * u; break;
         case W_BIAS:  v = 0.1f * u; break;
-        case W_GAMMA: v = 1.0f + 0.1f * u; break;
+        case W_GAMMA: v = GAMMA_MEAN + 0.1f * u; break;
         case W_BETA:  v = 0.05f * u; break;
         case W_MMEAN: v = 0.1f * u; break;
         case W_MVAR:  v = 1.0f + 0.5f * u; break;          /* 0.5 .. 1.5 */

@@ -731,6 +731,15 @@ static void test_hostile(const char *local)
     uLong crc = crc32(0, huge.p + 12, 17);
     for (int i = 0; i < 4; i++) huge.p[29 + i] = (uint8_t)(crc >> (24 - 8 * i));
 
+    /* A DHT declaring 16 x 255 codes: stb 2.27 would write past its tables. */
+    uint8_t *dht = malloc(jn);
+    memcpy(dht, jpg, jn);
+    for (size_t i = 2; i + 21 < jn; i++)
+        if (dht[i] == 0xFF && dht[i + 1] == 0xC4) {
+            memset(dht + i + 5, 0xFF, 16);
+            break;
+        }
+
     static uint8_t text[] = "<html><body>not a jpeg at all</body></html>\n";
     static uint8_t webp[] = "RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00\x30\x01\x00\x9d\x01\x2a\x01\x00\x01\x00";
     static uint8_t tiff_le[] = "II*\x00\x08\x00\x00\x00\x00\x00";
@@ -750,6 +759,7 @@ static void test_hostile(const char *local)
         {"PNM maxval 0", pnm_bad, sizeof pnm_bad - 1, EC_ERR_IMAGE},
         {"PNM short data", pnm_short, sizeof pnm_short - 1, EC_ERR_IMAGE},
         {"PNM 100000x100000", pnm_big, sizeof pnm_big - 1, EC_ERR_LIMIT},
+        {"JPEG DHT with 4080 codes", dht, jn, EC_ERR_IMAGE},
         {"JPEG SOI only", (uint8_t *)"\xFF\xD8\xFF", 3, EC_ERR_IMAGE},
         {"PNG signature only", (uint8_t *)"\x89PNG\r\n\x1A\n", 8, EC_ERR_IMAGE},
     };
@@ -769,6 +779,7 @@ static void test_hostile(const char *local)
         free(rgb);
     }
     free(huge.p);
+    free(dht);
 
     /* Files: empty file, text named .jpg, a directory, a missing path. */
     uint8_t *rgb = NULL;

@@ -146,6 +146,44 @@ static void test_f16(void)
     }
     T_CHECK("f16_random_nearest", bad < 0, "%a -> 0x%04x is not nearest", badf, bad);
 
+    /* Bulk float -> half (F16C vs scalar), bitwise: every half's float value,
+     * each midpoint and its neighbours, random floats incl. out-of-range and NaN,
+     * at every tail length 0..17. */
+    {
+        size_t nf = 4 * 65536 + 100000;
+        float *src = malloc(nf * sizeof *src);
+        uint16_t *ha = malloc(nf * sizeof *ha), *hb = malloc(nf * sizeof *hb);
+        size_t k = 0;
+        for (uint32_t h = 0; h < 65536; h++) {
+            float a = ec_f16_to_f32((uint16_t)h), b = ec_f16_to_f32((uint16_t)(h + 1));
+            float mid = isfinite(a) && isfinite(b) ? (float)(((double)a + b) / 2) : a;
+            src[k++] = a;
+            src[k++] = mid;
+            src[k++] = nextafterf(mid, a);
+            src[k++] = nextafterf(mid, b);
+        }
+        while (k < nf) {
+            uint32_t u = rng_u32();
+            memcpy(&src[k++], &u, 4);
+        }
+        ec_f32_to_f16_n__ref(src, ha, nf);
+        ec_f32_to_f16_n(src, hb, nf);
+        size_t first = nf;
+        for (size_t i = 0; i < nf && first == nf; i++)
+            if (ha[i] != hb[i] && !((ha[i] & 0x7c00) == 0x7c00 && (ha[i] & 0x3ff) && (hb[i] & 0x7c00) == 0x7c00 && (hb[i] & 0x3ff)))
+                first = i;
+        for (size_t n = 0; n <= 17 && first == nf; n++) {
+            ec_f32_to_f16_n(src + 1000, hb, n);
+            for (size_t i = 0; i < n; i++)
+                if (hb[i] != ha[1000 + i]) first = 1000 + i;
+        }
+        T_CHECK("f32_to_f16_bulk_vs_ref", first == nf, "element %zu: %a -> 0x%04x, ref 0x%04x", first,
+                first < nf ? src[first] : 0.0f, first < nf ? hb[first] : 0, first < nf ? ha[first] : 0);
+        free(src);
+        free(ha);
+        free(hb);
+    }
+
     /* Bulk conversion: __avx2 (F16C) and the dispatcher vs scalar, bitwise,
      * over all halves and every tail length 0..17. */
     uint16_t *hs = malloc(65536 * sizeof *hs);
