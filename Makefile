@@ -104,9 +104,12 @@ demo: deps
 	@$(MAKE) --no-print-directory $(EFFCAM)
 	@sh tests/demo.sh $(EFFCAM)
 
+# The suite twice: the normal build (all fixtures), then the ASan+UBSan build
+# on the tiny fixtures; one summary line for both.
 test: deps
 	@$(MAKE) --no-print-directory all
-	@sh tests/run.sh $(BUILD)
+	@$(MAKE) --no-print-directory DEBUG=1 all
+	@sh tests/run.sh build build/debug
 
 bench: deps
 	@$(MAKE) --no-print-directory all

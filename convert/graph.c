@@ -114,6 +114,45 @@ void cv_graph_pick_gradcam(cv_graph *g)
         if (g->nodes[i].op == ECM_OP_CONV2D || g->nodes[i].op == ECM_OP_DWCONV2D) g->gradcam_node = i;
 }
 
+void cv_graph_keep_f32_ends(cv_graph *g)
+{
+    /* producer[v] = node index or -1 */
+    int *producer = malloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *producer);
+    if (!producer) return;                       /* all float16: still a valid model */
+    for (int v = 0; v < g->n_values; v++) producer[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].out >= 0 && g->nodes[i].out < g->n_values) producer[g->nodes[i].out] = i;
+    for (int i = 0; i < g->n_nodes; i++) {
+        cv_node *n = &g->nodes[i];
+        int k = -1;
+        if (n->op == ECM_OP_CONV2D || n->op == ECM_OP_DWCONV2D) {
+            /* The stem: reads the image through elementwise preprocessing only. */
+            int v = n->in[0];
+            while (v >= 0 && producer[v] >= 0) {
+                const cv_node *p = &g->nodes[producer[v]];
+                if (p->op != ECM_OP_RESCALE && p->op != ECM_OP_NORMALIZE && p->op != ECM_OP_ZEROPAD &&
+                    p->op != ECM_OP_IDENTITY)
+                    break;
+                v = p->in[0];
+            }
+            if (v == g->input_value) k = n->w[0];
+        } else if (n->op == ECM_OP_DENSE) {
+            /* The classifier: its output reaches the model output through
+             * activations and identities only. */
+            int v = n->out;
+            for (int j = i + 1; j < g->n_nodes && v != g->output_value; j++) {
+                const cv_node *q = &g->nodes[j];
+                if (q->in[0] == v && q->n_in == 1 &&
+                    (q->op == ECM_OP_ACTIVATION || q->op == ECM_OP_IDENTITY || q->op == ECM_OP_RESHAPE))
+                    v = q->out;
+            }
+            if (v == g->output_value) k = n->w[0];
+        }
+        if (k >= 0 && k < g->n_tensors) g->tensors[k].to_f16 = 0;
+    }
+    free(producer);
+}
+
 static int classes_of(const cv_graph *g)
 {
     return g->output_value >= 0 ? g->values[g->output_value].c : 0;

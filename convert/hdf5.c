@@ -365,7 +365,8 @@ static int h5_hdr_append(cv_h5 *h, uint64_t oaddr, h5_ohdr *o, uint64_t addr, ui
                        HX(oaddr), HX(addr), HX(len));
     if (len > H5_MAX_HDR || o->len + len > H5_MAX_HDR)
         return cv_fail(e, "hdf5: object header at 0x%llx: larger than %u bytes", HX(oaddr), H5_MAX_HDR);
-    if (h5_hdr_grow(o, o->len + (size_t)len) != 0) return cv_fail(e, "hdf5: out of memory");
+    /* + 1: an empty chunk still gets a buffer to point into. */
+    if (h5_hdr_grow(o, o->len + (size_t)len + 1) != 0) return cv_fail(e, "hdf5: out of memory");
     if (h5_read(h, addr, o->buf + o->len, (size_t)len, "object header chunk", e) != 0) return -1;
     *at = o->len;
     o->len += (size_t)len;

@@ -1179,6 +1179,7 @@ int cv_keras_open(const char *path, const cv_options *opt, cv_graph *g, cv_keras
     }
     g->output_value = outv;
     cv_graph_pick_gradcam(g);
+    if (opt->f16) cv_graph_keep_f32_ends(g);
     if (cv_graph_set_labels(g, opt->labels_path, e)) goto fail;
     g->load = load_tensor;
     g->load_ctx = k;

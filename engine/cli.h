@@ -18,5 +18,6 @@ void cli_signals_release(void);
 int cli_info(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_preprocess(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 #endif

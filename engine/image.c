@@ -48,6 +48,21 @@ static uint32_t im_le32(const uint8_t *p)
 }
 static uint32_t im_le16(const uint8_t *p) { return (uint32_t)p[1] << 8 | p[0]; }
 
+/* Error messages are one line: untrusted text (chunk tags, file names) goes
+ * through this, control bytes and the rest of a long name replaced. */
+static const char *im_clean(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t i = 0, j = 0;
+    for (; i < n && s[i] && j + 4 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[j++] = c < 0x20 || c == 0x7F ? '?' : (char)c;
+    }
+    if (i < n && s[i]) out[j++] = '.', out[j++] = '.', out[j++] = '.';   /* cut short */
+    out[j] = 0;
+    return out;
+}
+#define IM_CLEAN_PATH(p, buf) im_clean((p), SIZE_MAX, (buf), sizeof(buf))
+
 /* ---- format sniffing ------------------------------------------------------ */
 
 typedef enum { FMT_UNKNOWN, FMT_JPEG, FMT_PNG, FMT_GIF, FMT_BMP, FMT_PNM, FMT_REFUSED } im_format;
@@ -91,9 +106,11 @@ static ec_status im_check_png(const uint8_t *b, size_t n)
         uint32_t len = im_be32(b + pos);
         if (len > 0x7FFFFFFFu)
             return ec_fail(EC_ERR_IMAGE, "corrupt PNG (chunk length %u at byte %zu)", len, pos);
-        if ((size_t)len > n - pos - 12)
-            return ec_fail(EC_ERR_IMAGE, "truncated PNG (chunk '%.4s' at byte %zu needs %u bytes, file has %zu)",
-                           (const char *)b + pos + 4, pos, len, n - pos - 12);
+        if ((size_t)len > n - pos - 12) {
+            char tag[8];
+            return ec_fail(EC_ERR_IMAGE, "truncated PNG (chunk '%s' at byte %zu needs %u bytes, file has %zu)",
+                           im_clean((const char *)b + pos + 4, 4, tag, sizeof tag), pos, len, n - pos - 12);
+        }
         if (memcmp(b + pos + 4, "IEND", 4) == 0) return EC_OK;
         pos += 12 + (size_t)len;
     }
@@ -402,21 +419,23 @@ ec_status ec_image_decode_file(const char *path, int64_t max_pixels, uint8_t **r
     if (!path || !rgb || !w || !h) return ec_fail(EC_ERR_ARG, "ec_image_decode_file: NULL argument");
     *rgb = NULL;
     *w = *h = 0;
+    char pn[256];
+    IM_CLEAN_PATH(path, pn);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ec_fail(EC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (fd < 0) return ec_fail(EC_ERR_IO, "cannot open '%s': %s", pn, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
-        return ec_fail(EC_ERR_IO, "cannot stat '%s': %s", path, strerror(e));
+        return ec_fail(EC_ERR_IO, "cannot stat '%s': %s", pn, strerror(e));
     }
     if (S_ISDIR(sb.st_mode)) {
         close(fd);
-        return ec_fail(EC_ERR_IO, "cannot read '%s': is a directory", path);
+        return ec_fail(EC_ERR_IO, "cannot read '%s': is a directory", pn);
     }
     if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > IM_MAX_FILE_BYTES) {
         close(fd);
-        return ec_fail(EC_ERR_LIMIT, "'%s' is %lld bytes, over the %zu MiB image limit", path,
+        return ec_fail(EC_ERR_LIMIT, "'%s' is %lld bytes, over the %zu MiB image limit", pn,
                        (long long)sb.st_size, IM_MAX_FILE_BYTES >> 20);
     }
     /* Regular files: one read of the known size (+1 to see growth); pipes and
@@ -425,21 +444,21 @@ ec_status ec_image_decode_file(const char *path, int64_t max_pixels, uint8_t **r
     uint8_t *buf = malloc(cap);
     if (!buf) {
         close(fd);
-        return ec_fail(EC_ERR_NOMEM, "out of memory reading '%s'", path);
+        return ec_fail(EC_ERR_NOMEM, "out of memory reading '%s'", pn);
     }
     for (;;) {
         if (n == cap) {
             if (cap > IM_MAX_FILE_BYTES) {
                 free(buf);
                 close(fd);
-                return ec_fail(EC_ERR_LIMIT, "'%s' is over the %zu MiB image limit", path, IM_MAX_FILE_BYTES >> 20);
+                return ec_fail(EC_ERR_LIMIT, "'%s' is over the %zu MiB image limit", pn, IM_MAX_FILE_BYTES >> 20);
             }
             size_t ncap = cap * 2 > IM_MAX_FILE_BYTES + 1 ? IM_MAX_FILE_BYTES + 1 : cap * 2;
             uint8_t *nb = realloc(buf, ncap);
             if (!nb) {
                 free(buf);
                 close(fd);
-                return ec_fail(EC_ERR_NOMEM, "out of memory reading '%s'", path);
+                return ec_fail(EC_ERR_NOMEM, "out of memory reading '%s'", pn);
             }
             buf = nb;
             cap = ncap;
@@ -450,7 +469,7 @@ ec_status ec_image_decode_file(const char *path, int64_t max_pixels, uint8_t **r
             int e = errno;
             free(buf);
             close(fd);
-            return ec_fail(EC_ERR_IO, "cannot read '%s': %s", path, strerror(e));
+            return ec_fail(EC_ERR_IO, "cannot read '%s': %s", pn, strerror(e));
         }
         if (r == 0) break;
         n += (size_t)r;
@@ -461,7 +480,7 @@ ec_status ec_image_decode_file(const char *path, int64_t max_pixels, uint8_t **r
     if (st != EC_OK) {
         char why[400];
         snprintf(why, sizeof why, "%s", ec_last_error());
-        ec_fail(st, "%s: %s", path, why);
+        ec_fail(st, "%s: %s", pn, why);
     }
     return st;
 }
@@ -739,6 +758,8 @@ static int im_write_all(int fd, const uint8_t *p, size_t n)
 static ec_status im_write_atomic(const char *path, const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
 {
     if (!path || !*path) return ec_fail(EC_ERR_ARG, "empty output path");
+    char pn[256];
+    IM_CLEAN_PATH(path, pn);
     size_t pl = strlen(path);
     char *tmp = malloc(pl + sizeof ".tmpXXXXXX");
     if (!tmp) return ec_fail(EC_ERR_NOMEM, "out of memory");
@@ -748,7 +769,7 @@ static ec_status im_write_atomic(const char *path, const uint8_t *a, size_t na, 
     if (fd < 0) {
         int e = errno;
         free(tmp);
-        return ec_fail(EC_ERR_IO, "cannot create a temporary file for '%s': %s", path, strerror(e));
+        return ec_fail(EC_ERR_IO, "cannot create a temporary file for '%s': %s", pn, strerror(e));
     }
     const char *what = "write";
     int ok = im_write_all(fd, a, na) == 0 && im_write_all(fd, b, nb) == 0;
@@ -760,7 +781,7 @@ static ec_status im_write_atomic(const char *path, const uint8_t *a, size_t na, 
     if (!ok) {
         unlink(tmp);
         free(tmp);
-        return ec_fail(EC_ERR_IO, "cannot write '%s' (%s: %s)", path, what, strerror(e ? e : EIO));
+        return ec_fail(EC_ERR_IO, "cannot write '%s' (%s: %s)", pn, what, strerror(e ? e : EIO));
     }
     free(tmp);
     return EC_OK;

@@ -193,6 +193,7 @@ static int cmd_synth(int argc, char **argv)
         cv_graph_free(&g);
         return 2;
     }
+    if (f16) cv_graph_keep_f32_ends(&g);
     cli_signals_hold();
     int rc = cv_ecm_write(&g, outp, &e) ? 2 : 0;
     cli_signals_release();
@@ -212,6 +213,7 @@ static int usage(void)
           "  effcam predict MODEL.ecm IMAGE... [--top-k N] [--json] [--threads N]\n"
           "                 [--cam OUT] [--cam-layer NAME] [--class INDEX|LABEL]\n"
           "                 [--cam-score prob|logit] [--base64] [--max-pixels N]\n"
+          "  effcam serve MODEL.ecm [--threads N] [--max-pixels N]   (JSON lines on stdin/stdout)\n"
           "  effcam preprocess MODEL.ecm IMAGE -o OUT.ppm\n"
           "  effcam synth ARCH --size N [--classes K] [--seed S] -o OUT.ecm\n"
           "exit status: 0 ok, 1 some images failed, 2 usage, model or file error\n",
@@ -229,6 +231,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "info")) return cli_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "predict")) return cli_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "preprocess")) return cli_preprocess(argc - 2, argv + 2);
+    if (!strcmp(cmd, "serve")) return cli_serve(argc - 2, argv + 2);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("effcam %s\n", EFFCAM_VERSION);
         return 0;

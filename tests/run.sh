@@ -1,34 +1,50 @@
 #!/bin/sh
 # Runs every test binary and test script, echoes their PASS/FAIL/SKIP lines and
-# ends with the summary line "N passed, N failed, N skipped".
-# Usage: tests/run.sh BUILD_DIR
-build=${1:-build}
+# ends with one summary line "N passed, N failed, N skipped".
+# Usage: tests/run.sh BUILD_DIR [SANITIZER_BUILD_DIR]
+# The second (optional) build is the ASan+UBSan one: its run uses the tiny
+# fixtures only and its lines are tagged "[asan]".
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
-EC_LOCAL="$root/tests/fixtures"
 shared=${EFFCAM_FIXTURES:-"$root/../shared/fixtures"}
-if [ -d "$shared/models" ]; then EC_SHARED=$(cd "$shared" && pwd); else EC_SHARED=""; fi
-EC_BIN="$root/$build/effcam"
+if [ -d "$shared/models" ]; then shared=$(cd "$shared" && pwd); else shared=""; fi
+EC_LOCAL="$root/tests/fixtures"
 EC_TMP=$(mktemp -d "${TMPDIR:-/tmp}/effcam-test.XXXXXX") || exit 2
-export EC_LOCAL EC_SHARED EC_BIN EC_TMP
+export EC_LOCAL EC_TMP
 trap 'rm -rf "$EC_TMP"' EXIT INT TERM
-[ -n "$EC_SHARED" ] || echo "note: shared Keras fixtures not found (set EFFCAM_FIXTURES); tests that need them print SKIP"
-
+[ -n "$shared" ] || echo "note: shared Keras fixtures not found (set EFFCAM_FIXTURES); tests that need them print SKIP"
 log="$EC_TMP/log"
 : > "$log"
-for t in "$build"/tests/test_* tests/test_*.sh; do
-    [ -e "$t" ] || continue
-    case "$t" in *.d|*.o) continue ;; esac
-    name=$(basename "$t")
-    out="$EC_TMP/out.$name"
-    if [ "${t%.sh}" != "$t" ]; then sh "$t" > "$out" 2>&1; else "$t" > "$out" 2>&1; fi
-    rc=$?
-    cat "$out"
-    grep -E '^(PASS|FAIL|SKIP) ' "$out" >> "$log"
-    if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$out"; then
-        echo "FAIL $name: exited with status $rc" | tee -a "$log"
-    fi
-done
+
+# run_suite BUILD_DIR TAG SHARED
+run_suite() {
+    build=$1 tag=$2
+    EC_SHARED=$3
+    EC_BIN="$root/$build/effcam"
+    EC_BUILD="$root/$build"
+    export EC_SHARED EC_BIN EC_BUILD
+    for t in "$build"/tests/test_* tests/test_*.sh; do
+        [ -e "$t" ] || continue
+        name=$(basename "$t")
+        out="$EC_TMP/out.$name"
+        if [ "${t%.sh}" != "$t" ]; then sh "$t" > "$out" 2>&1; else "$t" > "$out" 2>&1; fi
+        rc=$?
+        if [ -n "$tag" ]; then sed -i -E "s/^(PASS|FAIL|SKIP) /\1 $tag /" "$out"; fi
+        cat "$out"
+        grep -E '^(PASS|FAIL|SKIP) ' "$out" >> "$log"
+        if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$out"; then
+            echo "FAIL $tag${tag:+ }$name: exited with status $rc" | tee -a "$log"
+        fi
+    done
+}
+
+run_suite "${1:-build}" "" "$shared"
+if [ -n "$2" ]; then
+    ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+    export ASAN_OPTIONS UBSAN_OPTIONS
+    run_suite "$2" "[asan]" ""
+fi
 p=$(grep -c '^PASS ' "$log"); f=$(grep -c '^FAIL ' "$log"); s=$(grep -c '^SKIP ' "$log")
 echo "$p passed, $f failed, $s skipped"
 [ "$f" -eq 0 ] && [ "$p" -gt 0 ]

@@ -748,7 +748,11 @@ static void test_hostile(const char *local)
     static uint8_t pnm_bad[] = "P6\n2 2\n0\n\x01\x02";
     static uint8_t pnm_short[] = "P6\n4 4\n255\nabc";
     static uint8_t pnm_big[] = "P5\n100000 100000\n255\n";
+    /* Found by the fuzzer: a chunk tag holding a newline leaked into the message. */
+    static uint8_t png_ctl[] = "\x89PNG\r\n\x1A\n\0\0\0\x0DIHDR\0\0\0\x03\0\x01\0\x02\x10\0\0\0\0\xE8\x8F\xE5\x85"
+                               "\0\x35\0\x31\n0 \x01" "0\0\0\x16IDAT";
     bad_case cases[] = {
+        {"PNG chunk tag with a newline", png_ctl, sizeof png_ctl - 1, EC_ERR_IMAGE},
         {"0-byte buffer", (uint8_t *)"", 0, EC_ERR_IMAGE},
         {"HTML text", text, sizeof text - 1, EC_ERR_IMAGE},
         {"WebP header", webp, sizeof webp - 1, EC_ERR_UNSUPPORTED},
@@ -795,6 +799,10 @@ static void test_hostile(const char *local)
     st = ec_image_decode_file(path, MAXPX, &rgb, &w, &h);
     T_CHECK("image/hostile text file named .jpg -> EC_ERR_IMAGE", st == EC_ERR_IMAGE, "got %s: %s", ec_status_str(st),
             ec_last_error());
+    snprintf(path, sizeof path, "%s/two\nlines.png", t_tmp());
+    st = ec_image_decode_file(path, MAXPX, &rgb, &w, &h);
+    T_CHECK("image/hostile file name with a newline -> one-line message", st == EC_ERR_IO && !strchr(ec_last_error(), '\n'),
+            "got %s: %s", ec_status_str(st), ec_last_error());
     st = ec_image_decode_file(t_tmp(), MAXPX, &rgb, &w, &h);
     T_CHECK("image/hostile directory -> EC_ERR_IO", st == EC_ERR_IO, "got %s: %s", ec_status_str(st), ec_last_error());
     snprintf(path, sizeof path, "%s/does/not/exist.png", t_tmp());
