@@ -464,8 +464,7 @@ static h5_ohdr *h5_hdr(cv_h5 *h, uint64_t addr, cv_err *e)
     return &h->hdr;
 }
 
-/* First message of a type, or NULL. Shared messages (flag bit 1) point into
- * another header or the shared message heap: refused. */
+/* First message of a type, or NULL. */
 static const h5_msg *h5_find_msg(const h5_ohdr *o, unsigned type)
 {
     for (int i = 0; i < o->n; i++)
@@ -473,6 +472,8 @@ static const h5_msg *h5_find_msg(const h5_ohdr *o, unsigned type)
     return NULL;
 }
 
+/* A shared message (flag bit 1, section IV.A.1) holds a reference into another
+ * header or the shared message heap instead of the message: refused. */
 static int h5_msg_plain(const h5_ohdr *o, const h5_msg *m, const char *what, cv_err *e)
 {
     if (m->flags & 0x02)
@@ -894,12 +895,6 @@ static int h5_classify(cv_h5 *h, uint64_t obj, h5_group *g, cv_err *e)
     if (h5_find_msg(o, H5M_LAYOUT)) return 0;
     return cv_fail(e, "hdf5: object at 0x%llx is neither a group nor a dataset", HX(obj));
 }
-
-typedef struct {
-    const char *name;
-    uint64_t obj;
-    int found;
-} h5_find_ctx;
 
 static int h5_group_lookup(cv_h5 *h, uint64_t grp, const char *name, uint64_t *out, cv_err *e)
 {

@@ -12,6 +12,14 @@ local_fx=${EC_LOCAL:-tests/fixtures}
 img="$local_fx/images/skin_capture_GnVGMao.jpg"
 model="$tmp/django_v2s.ecm"
 
+# The module shown in docs/django.md is the one tested here.
+awk '/^## 4\./ { s = 1 } s && /^```/ { if (c) exit; c = /^```python/; next } c' docs/django.md > "$tmp/django_doc.py"
+if cmp -s "$tmp/django_doc.py" docs/effcam_worker.py; then
+    echo "PASS django_doc_in_sync"
+else
+    echo "FAIL django_doc_in_sync: the module in docs/django.md section 4 differs from docs/effcam_worker.py"
+fi
+
 if ! command -v python3 > /dev/null 2>&1; then
     echo "SKIP django_worker: python3 not found"
     exit 0

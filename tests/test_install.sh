@@ -18,7 +18,7 @@ fail() { echo "FAIL $1: $2"; }
 skip() { echo "SKIP $1: $2"; }
 
 # make with none of the outer make's command-line variables or jobserver
-mk() { MAKEFLAGS= MAKELEVEL= make --no-print-directory -s DEBUG=0 "$@"; }
+mk() { MAKEFLAGS='' MAKELEVEL='' make --no-print-directory -s DEBUG=0 "$@"; }
 
 if ! mk install PREFIX="$prefix" > "$log" 2>&1; then
     fail install_make "make install failed: $(tail -n 3 "$log" | tr '\n' ' ')"
@@ -32,11 +32,11 @@ if [ -n "$missing" ]; then fail install_make "not installed:$missing"; else pass
 
 bin="$prefix/bin/effcam"
 model="$tmp/install_v2s.ecm"
+# shellcheck disable=SC2086 # $flags (pkg-config's output) is split on purpose
 if ! command -v pkg-config > /dev/null 2>&1; then
     skip install_example "pkg-config not found"
 elif ! flags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs effcam 2> "$log"); then
     fail install_example "pkg-config effcam: $(cat "$log")"
-# $flags is split on purpose: it is a list of compiler options
 elif ! cc -std=c11 -Wall -Wextra -Werror docs/example.c $flags -o "$tmp/example" > "$log" 2>&1; then
     fail install_example "docs/example.c does not build: $(head -n 3 "$log" | tr '\n' ' ')"
 elif ! "$bin" convert "$local_fx/models/tiny_v2s_64.keras" -o "$model" > "$log" 2>&1; then

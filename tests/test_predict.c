@@ -1,0 +1,323 @@
+/* test_predict.c - the whole app pipeline through the CLI, against the Keras fixtures.
+ *
+ * For every fixture model (tests/fixtures; plus the shared set's other models when
+ * present), converted to fp32 and to the default fp16, every fixture image goes
+ * through `effcam predict --json --cam DIR` (decode, resize, forward, Grad-CAM,
+ * overlay) and `effcam preprocess`:
+ *   - preprocess: PNG inputs bit-exact with the stored input_u8 tensor;
+ *   - PNG inputs (same tensor as Keras): fp32 top-1 equal and max|dp| <= 1e-5,
+ *     Grad-CAM max abs <= 1e-3; fp16 top-1 equal and max|dp| <= max(3e-3, 1.5 x
+ *     the case's own fp16 sensitivity), Grad-CAM Pearson >= 0.995, max <= 0.03;
+ *     overlay PNG (where the fixture has one) within 2 per channel (fp32);
+ *   - JPEG inputs (stb_image and libjpeg round differently, input max diff <= 3):
+ *     top-1 equal whenever Keras's top-2 margin exceeds 0.05; the worst |dp| is
+ *     printed as a figure.
+ * Plus the CLI's contract: a bad image among good ones gives exit status 1, an
+ * error object in JSON mode, and the others still answered.
+ */
+#include <math.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <stb/stb_image.h>
+
+#include "convert/json.h"
+#include "harness.h"
+
+static int run(const char *args, const char *out_path, char **err_text)
+{
+    char cmd[16384], e[1024];
+    snprintf(e, sizeof e, "%s/predict.err", t_tmp());
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", t_bin(), args, out_path, e);
+    int st = system(cmd);
+    if (err_text) *err_text = t_slurp(e, NULL);
+    if (st == -1) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+static double max_abs_diff(const js_value *a, const js_value *b, int *n_out)
+{
+    double m = 0;
+    int n = a && b && a->n == b->n ? a->n : -1;
+    for (int i = 0; i < n; i++) {
+        double x, y;
+        js_num(js_at(a, i), &x);
+        js_num(js_at(b, i), &y);
+        if (fabs(x - y) > m) m = fabs(x - y);
+    }
+    if (n_out) *n_out = n;
+    return n < 0 ? INFINITY : m;
+}
+
+static int argmax(const js_value *a)
+{
+    int best = 0;
+    double bv = -1, x;
+    for (int i = 0; i < a->n; i++)
+        if (js_num(js_at(a, i), &x) == 0 && x > bv) { bv = x; best = i; }
+    return best;
+}
+
+static double top2_margin(const js_value *a)
+{
+    double b1 = -1, b2 = -1, x;
+    for (int i = 0; i < a->n; i++) {
+        js_num(js_at(a, i), &x);
+        if (x > b1) { b2 = b1; b1 = x; }
+        else if (x > b2) b2 = x;
+    }
+    return b1 - b2;
+}
+
+static double pearson(const js_value *a, const js_value *b)
+{
+    int n = a->n;
+    double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, x, y;
+    for (int i = 0; i < n; i++) {
+        js_num(js_at(a, i), &x);
+        js_num(js_at(b, i), &y);
+        sa += x; sb += y; saa += x * x; sbb += y * y; sab += x * y;
+    }
+    double cov = sab - sa * sb / n, va = saa - sa * sa / n, vb = sbb - sb * sb / n;
+    return va > 0 && vb > 0 ? cov / sqrt(va * vb) : (va == vb ? 1.0 : 0.0);
+}
+
+/* Max per-channel difference of two RGBA PNGs; -1 if unreadable or sizes differ. */
+static int png_max_diff(const char *a, const char *b)
+{
+    int wa, ha, wb, hb, c;
+    unsigned char *pa = stbi_load(a, &wa, &ha, &c, 4), *pb = stbi_load(b, &wb, &hb, &c, 4);
+    int m = -1;
+    if (pa && pb && wa == wb && ha == hb) {
+        m = 0;
+        for (long i = 0; i < (long)wa * ha * 4; i++) {
+            int d = abs((int)pa[i] - (int)pb[i]);
+            if (d > m) m = d;
+        }
+    }
+    stbi_image_free(pa);
+    stbi_image_free(pb);
+    return m;
+}
+
+static void check_preprocess(const char *dir, const char *model, const char *ecm, const js_value *c, int h, int w)
+{
+    const char *img = js_get_str(c, "image"), *u8 = js_get_str(c, "input_u8");
+    if (!img || !u8 || !ends_with(img, ".png")) return;
+    char name[512], args[4096], outp[1024], u8p[1024], ppm[1024];
+    snprintf(name, sizeof name, "preprocess %s %s bit-exact", model, img);
+    snprintf(ppm, sizeof ppm, "%s/pre.ppm", t_tmp());
+    snprintf(outp, sizeof outp, "%s/pre.out", t_tmp());
+    snprintf(args, sizeof args, "preprocess '%s' '%s/images/%s' -o '%s'", ecm, dir, img, ppm);
+    snprintf(u8p, sizeof u8p, "%s/expected/%s/%s", dir, model, u8);
+    int st = run(args, outp, NULL);
+    size_t pl = 0, ul = 0;
+    char *p = t_slurp(ppm, &pl), *u = t_slurp(u8p, &ul);
+    char hdr[64];
+    int hl = snprintf(hdr, sizeof hdr, "P6\n%d %d\n255\n", w, h);
+    T_CHECK(name, st == 0 && p && u && ul == (size_t)w * h * 3 && pl == (size_t)hl + ul && !memcmp(p, hdr, (size_t)hl) &&
+                      !memcmp(p + hl, u, ul),
+            "status %d, ppm %zu bytes, expected %zu + header", st, p ? pl : 0, ul);
+    free(p);
+    free(u);
+    unlink(ppm);
+}
+
+static void check_model(const char *dir, const char *model, const char *file, int f16)
+{
+    char ecm[1024], args[16384], outp[1024], camdir[1024], name[512], path[1024];
+    const char *dt = f16 ? "fp16" : "fp32";
+    snprintf(ecm, sizeof ecm, "%s/%s.%s.ecm", t_tmp(), model, dt);
+    snprintf(outp, sizeof outp, "%s/predict.out", t_tmp());
+    snprintf(args, sizeof args, "convert '%s/models/%s' -o '%s' --dtype %s", dir, file, ecm, dt);
+    snprintf(name, sizeof name, "predict %s %s", model, dt);
+    if (run(args, outp, NULL) != 0) { t_fail(name, "convert failed"); return; }
+
+    snprintf(path, sizeof path, "%s/expected/%s/expected.json", dir, model);
+    size_t len;
+    char *text = t_slurp(path, &len);
+    js_doc *doc = NULL;
+    const js_value *root;
+    char err[128];
+    if (!text || js_parse(text, len, 64, &doc, &root, err, sizeof err)) {
+        t_fail(name, "cannot read %s", path);
+        free(text);
+        return;
+    }
+    const js_value *cases = js_get(root, "cases");
+    double h = 0, w = 0;
+    js_num(js_at(js_get(root, "input_hw"), 0), &h);
+    js_num(js_at(js_get(root, "input_hw"), 1), &w);
+    snprintf(camdir, sizeof camdir, "%s/cam_%s_%s", t_tmp(), model, dt);
+    mkdir(camdir, 0755);
+    int n = snprintf(args, sizeof args, "predict '%s' --json --cam '%s'", ecm, camdir);
+    for (int i = 0; i < cases->n; i++)
+        n += snprintf(args + n, sizeof args - (size_t)n, " '%s/images/%s'", dir, js_get_str(js_at(cases, i), "image"));
+    char *stderr_text = NULL;
+    int st = run(args, outp, &stderr_text);
+    char *out = t_slurp(outp, NULL);
+    if (st != 0 || !out) {
+        t_fail(name, "predict exited %d: %s", st, stderr_text ? stderr_text : "");
+        goto done;
+    }
+    /* One JSON line per case, in order. */
+    char *line = out;
+    double worst_png = 0, worst_jpg = 0, worst_cam = 0, worst_r = 1;
+    int worst_overlay = 0, overlays = 0;
+    for (int i = 0; i < cases->n; i++) {
+        const js_value *c = js_at(cases, i);
+        const char *img = js_get_str(c, "image");
+        char cname[640];
+        snprintf(cname, sizeof cname, "%s %s", name, img);
+        char *nl = strchr(line, '\n');
+        if (!nl) { t_fail(cname, "no output line"); break; }
+        *nl = 0;
+        js_doc *rd = NULL;
+        const js_value *r;
+        if (js_parse(line, strlen(line), 64, &rd, &r, err, sizeof err)) {
+            t_fail(cname, "bad JSON: %s", err);
+            line = nl + 1;
+            continue;
+        }
+        line = nl + 1;
+        const js_value *p = js_get(r, "probabilities"), *kp = js_get(c, "probs");
+        const js_value *cam = js_get(js_get(r, "gradcam"), "values"), *kcam = js_get(c, "gradcam");
+        int np;
+        double dp = max_abs_diff(p, kp, &np);
+        int top_ok = np > 0 && argmax(p) == argmax(kp);
+        if (ends_with(img, ".png")) {
+            double tol = 1e-5;
+            if (f16) {
+                double sens = max_abs_diff(js_get(c, "fp16w_probs"), kp, NULL);
+                tol = fmax(3e-3, 1.5 * sens);
+            }
+            double dc = max_abs_diff(cam, kcam, NULL), r2 = cam && kcam ? pearson(cam, kcam) : 0;
+            int cam_ok = f16 ? (r2 >= 0.995 && dc <= 0.03) : dc <= 1e-3;
+            T_CHECK(cname, top_ok && dp <= tol && cam_ok,
+                    "top-1 %s, max|dp| %.3g (tol %.3g), grad-cam max %.3g pearson %.5f", top_ok ? "ok" : "DIFFERS", dp,
+                    tol, dc, r2);
+            if (dp > worst_png) worst_png = dp;
+            if (dc > worst_cam) worst_cam = dc;
+            if (r2 < worst_r) worst_r = r2;
+            const char *ov = js_get_str(c, "overlay");
+            if (ov && !f16) {
+                char ours[2048], theirs[1024], stem[256], oname[700];
+                snprintf(stem, sizeof stem, "%s", img);
+                *strrchr(stem, '.') = 0;
+                snprintf(ours, sizeof ours, "%s/%s.cam.png", camdir, stem);
+                snprintf(theirs, sizeof theirs, "%s/expected/%s/%s", dir, model, ov);
+                int d = png_max_diff(ours, theirs);
+                snprintf(oname, sizeof oname, "overlay %s %s", model, img);
+                T_CHECK(oname, d >= 0 && d <= 2, "max per-channel difference %d (-1: unreadable or size differs)", d);
+                if (d > worst_overlay) worst_overlay = d;
+                overlays++;
+            }
+        } else {
+            int need_top = top2_margin(kp) > 0.05;
+            T_CHECK(cname, np > 0 && (top_ok || !need_top), "JPEG input: top-1 differs with Keras margin %.3f (max|dp| %.3g)",
+                    top2_margin(kp), dp);
+            if (dp > worst_jpg) worst_jpg = dp;
+        }
+        js_doc_free(rd);
+        if (!f16) check_preprocess(dir, model, ecm, c, (int)h, (int)w);
+    }
+    printf("figures: %s %s: PNG inputs max|dp| %.3g, grad-cam max %.3g, min pearson %.5f; JPEG inputs max|dp| %.3g; "
+           "overlays %d, max diff %d\n",
+           model, dt, worst_png, worst_cam, worst_r, worst_jpg, overlays, worst_overlay);
+done:
+    free(out);
+    free(stderr_text);
+    js_doc_free(doc);
+    free(text);
+    unlink(ecm);
+}
+
+static int local_has(const char *model)
+{
+    char p[1024];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/expected/%s", t_local(), model);
+    return stat(p, &st) == 0;
+}
+
+static void check_set(const char *dir, int skip_local)
+{
+    char mpath[1024];
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
+    size_t len;
+    char *text = t_slurp(mpath, &len);
+    js_doc *doc;
+    const js_value *root;
+    char err[128];
+    if (!text || js_parse(text, len, 64, &doc, &root, err, sizeof err)) {
+        t_fail("predict manifest", "cannot read %s", mpath);
+        free(text);
+        return;
+    }
+    const js_value *models = js_get(root, "models");
+    for (int i = 0; i < models->n; i++) {
+        const js_value *m = js_at(models, i);
+        const char *name = js_get_str(m, "name"), *file = js_str(js_at(js_get(m, "files"), 0));
+        if (!name || !file || (skip_local && local_has(name))) continue;
+        check_model(dir, name, file, 0);
+        check_model(dir, name, file, 1);
+    }
+    js_doc_free(doc);
+    free(text);
+}
+
+/* A bad image among good ones: exit 1, an error object, the others answered. */
+static void check_partial_failure(void)
+{
+    char ecm[1024], args[8192], outp[1024], bad[1024];
+    snprintf(ecm, sizeof ecm, "%s/partial.ecm", t_tmp());
+    snprintf(outp, sizeof outp, "%s/partial.out", t_tmp());
+    snprintf(bad, sizeof bad, "%s/not_an_image.jpg", t_tmp());
+    FILE *f = fopen(bad, "w");
+    if (f) { fputs("hello\n", f); fclose(f); }
+    snprintf(args, sizeof args, "convert '%s/models/tiny_v2s_64.keras' -o '%s'", t_local(), ecm);
+    if (run(args, outp, NULL) != 0) { t_fail("predict partial failure", "convert failed"); return; }
+    snprintf(args, sizeof args, "predict '%s' '%s/images/gray_300.png' '%s' '%s/images/skin_capture.jpg' --json", ecm,
+             t_local(), bad, t_local());
+    char *e = NULL;
+    int st = run(args, outp, &e);
+    char *out = t_slurp(outp, NULL);
+    int lines = 0, errors = 0;
+    for (char *p = out; p && *p; p++) lines += *p == '\n';
+    for (char *p = out; p && (p = strstr(p, "\"error\"")); p++) errors++;
+    size_t el = 0;
+    for (char *p = e; p && *p; p++) el += *p == '\n';
+    T_CHECK("predict partial failure", st == 1 && lines == 3 && errors == 1 && el == 1 && e && strstr(e, bad),
+            "status %d, %d lines, %d errors, stderr: %s", st, lines, errors, e ? e : "");
+    free(out);
+    free(e);
+    snprintf(args, sizeof args, "predict '%s/nonexistent.ecm' '%s/images/gray_300.png'", t_tmp(), t_local());
+    st = run(args, outp, &e);
+    T_CHECK("predict missing model", st == 2 && e && !strncmp(e, "effcam: ", 8), "status %d, stderr %s", st, e ? e : "");
+    free(e);
+    snprintf(args, sizeof args, "predict '%s' '%s/images/gray_300.png' --top-k zero", ecm, t_local());
+    st = run(args, outp, &e);
+    T_CHECK("predict usage error", st == 2, "status %d", st);
+    free(e);
+    snprintf(args, sizeof args, "predict '%s' '%s/images/gray_300.png' --class 99 --cam '%s/x.png'", ecm, t_local(), t_tmp());
+    st = run(args, outp, &e);
+    T_CHECK("predict bad class", st == 2 && e && strstr(e, "--class"), "status %d, stderr %s", st, e ? e : "");
+    free(e);
+    unlink(ecm);
+}
+
+int main(void)
+{
+    check_set(t_local(), 0);
+    if (t_shared()) check_set(t_shared(), 1);
+    else t_skip("predict on the shared models (EfficientNetV2-B0, V2-S)", "../shared/fixtures not found");
+    check_partial_failure();
+    return t_failed;
+}
