@@ -273,7 +273,23 @@ static int find_vars(ctx *c, const char *layer, const char *h5path, const char *
         snprintf(p, sizeof p, "%s/vars", h5path);
         int r = cv_h5_find(c->k->h5, cv_h5_root(c->k->h5), p, &vars, c->e);
         if (r < 0) return -1;
-        if (r == 0) return 0;
+        if (r == 0) {
+            /* tf.keras 2.13-2.15 .keras files name the list "_layer_checkpoint_dependencies" */
+            char alt[1400] = "";
+            for (const char *q = p; *q;) {
+                const char *slash = strchr(q, '/');
+                size_t len = slash ? (size_t)(slash - q) : strlen(q);
+                size_t at = strlen(alt);
+                if (len == 6 && !strncmp(q, "layers", 6))
+                    snprintf(alt + at, sizeof alt - at, "%s_layer_checkpoint_dependencies", at ? "/" : "");
+                else
+                    snprintf(alt + at, sizeof alt - at, "%s%.*s", at ? "/" : "", (int)len, q);
+                q += len + (slash ? 1 : 0);
+            }
+            r = cv_h5_find(c->k->h5, cv_h5_root(c->k->h5), alt, &vars, c->e);
+            if (r < 0) return -1;
+            if (r == 0) return 0;
+        }
         /* Keras >= 3.6 writes the layer name on each vars group: cross-check. */
         char **nm = NULL;
         int nn = 0;

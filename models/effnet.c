@@ -142,9 +142,12 @@ int ec_effnet_round_repeats(int repeats, double depth) { return (int)ceil(depth 
  * drift by orders of magnitude (V2-S overflowed float in a test). So, as a
  * trained network's are, they are calibrated: calibrate() below runs the model
  * on synthetic photos at a small size and stores per-channel statistics, with a
- * little noise, in memory (a few floats per channel). */
+ * little noise, in memory (a few floats per channel). It also sets the Dense
+ * kernel's amplitude. With skip_calibration they stay random:
+ * moving_mean ~ +-0.1, moving_variance ~ 0.5..1.5. */
 
-/* Gains of the classifier and squeeze-excite kernels (see build(), conv()). */
+/* Gains of the uncalibrated classifier and of the squeeze-excite kernels (see
+ * build(), conv()); the other kernels use He's sqrt(2). */
 #define DENSE_GAIN 1.0
 #define SE_GAIN 0.5
 
@@ -585,9 +588,8 @@ static int build(const ec_effnet_arch *a, const ec_synth_options *o, int h, int 
     if (gap(b, o->keras_top ? "avg_pool" : "gap") < 0) return -1;
     if (!unary(b, ECM_OP_IDENTITY, o->keras_top ? "top_dropout" : "head_dropout")) return -1;
     int64_t kd[2] = {top, o->classes};
-    /* Pooled features are small (channel means of swish outputs): a gain well
-     * above Keras's init spreads the logits so that the softmax is far from
-     * uniform, as a trained classifier's is. */
+    /* Calibration rescales this kernel for a given logit spread; DENSE_GAIN
+     * only applies with skip_calibration. */
     int wk = tensor(b, "predictions", "kernel", 2, kd, W_DENSE, amplitude(DENSE_GAIN, top));
     int wb = wk < 0 ? -1 : vec(b, "predictions", "bias", o->classes, W_BIAS);
     if (wb < 0) return -1;
@@ -818,7 +820,7 @@ static int calibrate(const ec_effnet_arch *a, const ec_synth_options *opt, cv_gr
     o.skip_calibration = 1;
     cv_graph gc;
     if (ec_synth_build_ex(a->name, &o, &gc, e) < 0) return -1;
-    int rc = -1, last_bn = -1;   /* last node run: the one feeding the Dense */
+    int rc = -1, last_run = -1;   /* last node run: the one feeding the Dense */
     float **v = calloc((size_t)gc.n_values, sizeof *v);
     int *last_use = malloc((size_t)gc.n_values * sizeof *last_use);
     float *w[4] = {0};
@@ -828,14 +830,14 @@ static int calibrate(const ec_effnet_arch *a, const ec_synth_options *opt, cv_gr
     for (int i = 0; i < gc.n_values; i++) last_use[i] = -1;
     for (int i = 0; i < gc.n_nodes; i++) {
         for (int k = 0; k < gc.nodes[i].n_in; k++) last_use[gc.nodes[i].in[k]] = i;
-        if (gc.nodes[i].op != ECM_OP_DENSE) last_bn = i;     /* everything before the classifier */
+        if (gc.nodes[i].op != ECM_OP_DENSE) last_run = i;     /* everything before the classifier */
     }
     const cv_value *iv = &gc.values[gc.input_value];
     v[gc.input_value] = malloc((size_t)CAL_BATCH * iv->h * iv->w * 3 * sizeof(float));
     if (!v[gc.input_value]) { cv_fail(e, "synth: out of memory"); goto out; }
     cal_photos(opt->seed, iv->h, iv->w, v[gc.input_value]);
 
-    for (int i = 0; i <= last_bn; i++) {
+    for (int i = 0; i <= last_run; i++) {
         const cv_node *n = &gc.nodes[i];
         const cv_value *Y = &gc.values[n->out];
         float *y = calloc((size_t)CAL_BATCH * Y->h * Y->w * Y->c, sizeof *y);
@@ -855,7 +857,7 @@ static int calibrate(const ec_effnet_arch *a, const ec_synth_options *opt, cv_gr
      * sigma_w * |f - mean(f)| for pooled features f; pick sigma_w for a spread of
      * CAL_LOGIT_STD on the calibration photos, as a trained head would have. */
     const cv_node *dn = &gc.nodes[gc.n_nodes - 1];
-    if (dn->op == ECM_OP_DENSE && last_bn == gc.n_nodes - 2 && v[dn->in[0]]) {
+    if (dn->op == ECM_OP_DENSE && last_run == gc.n_nodes - 2 && v[dn->in[0]]) {
         int C = gc.values[dn->in[0]].c;
         const float *f = v[dn->in[0]];
         double ss = 0;
@@ -919,6 +921,7 @@ int ec_synth_build_ex(const char *arch, const ec_synth_options *opt, cv_graph *g
     }
     g->load = synth_load;
     g->load_ctx = (void *)(uintptr_t)opt->seed;
+    if (b.f16) cv_graph_keep_f32_ends(g);      /* as the Keras converter does */
     cv_graph_pick_gradcam(g);
     if ((!opt->skip_calibration && calibrate(a, opt, g, e) < 0) || cv_graph_set_labels(g, NULL, e) < 0) {
         cv_graph_free(g);

@@ -15,7 +15,8 @@
  * tensor has data == NULL and g->load regenerates it from (seed, tensor index),
  * except the BatchNormalization moving statistics (a few floats per channel):
  * like a trained model's, they are calibrated, by running the model on synthetic
- * photos at 64x64, so that activations keep a sane scale through 100+ layers.
+ * photos at 128x128 (~2 s for V2-S, ~8 s for V2-L), so that activations keep a
+ * sane scale through 100+ layers and the softmax is neither flat nor one-hot.
  */
 #ifndef EFFCAM_MODELS_EFFNET_H
 #define EFFCAM_MODELS_EFFNET_H
@@ -75,7 +76,7 @@ typedef struct {
     int height, width;   /* input size; 0 = the architecture's default size */
     int classes;         /* units of the final Dense (softmax), >= 1 */
     uint64_t seed;       /* weights are a pure function of (seed, tensor index) */
-    int f16;             /* set to_f16 on Conv2D and Dense kernels */
+    int f16;             /* to_f16 on Conv2D/Dense kernels but the ends (cv_graph_keep_f32_ends) */
     int keras_top;       /* 0: the app's head (gap, head_dropout, predictions);
                             1: Keras's include_top=True names (avg_pool, top_dropout, predictions) */
     double width_coef;   /* 0 = the architecture's; else overrides (Keras's scaled test models) */

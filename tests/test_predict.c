@@ -310,6 +310,26 @@ static void check_partial_failure(void)
     st = run(args, outp, &e);
     T_CHECK("predict bad class", st == 2 && e && strstr(e, "--class"), "status %d, stderr %s", st, e ? e : "");
     free(e);
+    /* --base64 puts the overlay PNG in the JSON (the app's return value);
+     * --class by label picks the explained class; --cam-score logit is reported. */
+    snprintf(args, sizeof args, "predict '%s' '%s/images/gray_300.png' --json --base64 --class class_3 --cam-score logit",
+             ecm, t_local());
+    st = run(args, outp, &e);
+    out = t_slurp(outp, NULL);
+    js_doc *d = NULL;
+    const js_value *r = NULL;
+    char jerr[128];
+    int ok = st == 0 && out && js_parse(out, strlen(out), 64, &d, &r, jerr, sizeof jerr) == 0;
+    const js_value *g = ok ? js_get(r, "gradcam") : NULL;
+    const char *b64 = js_get_str(g, "base64"), *score = js_get_str(g, "score");
+    double cls = -1;
+    js_num(js_get(g, "class"), &cls);
+    T_CHECK("predict --base64 --class LABEL --cam-score logit",
+            ok && b64 && !strncmp(b64, "iVBORw0KGgo", 11) && cls == 3 && score && !strcmp(score, "logit"),
+            "status %d, base64 %.16s, class %.0f, score %s", st, b64 ? b64 : "(none)", cls, score ? score : "(none)");
+    js_doc_free(d);
+    free(out);
+    free(e);
     unlink(ecm);
 }
 
