@@ -1,5 +1,6 @@
 # effcam - one Makefile. Knobs:
 #   DEBUG=1     AddressSanitizer + UndefinedBehaviorSanitizer, -O1, objects in build/debug
+#   TSAN=1      ThreadSanitizer, objects in build/tsan (the concurrency test runs it)
 #   NATIVE=1    -march=native for everything (default: baseline x86-64 + per-file ISA flags)
 #   WERROR=0    do not turn warnings into errors
 #   PREFIX=...  install prefix (default /usr/local)
@@ -13,7 +14,11 @@ WERROR  ?= 1
 SOVERSION := 0
 VERSION := 0.1.0
 
-ifeq ($(DEBUG),1)
+ifeq ($(TSAN),1)
+  BUILD  ?= build/tsan
+  OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+  LDSAN  := -fsanitize=thread
+else ifeq ($(DEBUG),1)
   BUILD  ?= build/debug
   OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
   LDSAN  := -fsanitize=address,undefined
@@ -140,3 +145,105 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ==== fuzzing =====================================================================
+# `make fuzz`: every tests/fuzz/fuzz_NAME.c built with clang's libFuzzer, ASan and
+# UBSan into build/fuzz/fuzz_NAME, then each run for FUZZ_SECONDS on a writable
+# corpus (build/fuzz/corpus/NAME) plus its committed seeds and regressions; one
+# line per target, non-zero exit if any crashed (inputs in build/fuzz/artifacts,
+# output in build/fuzz/logs). `make -j2 fuzz` runs two at a time.
+# `make fuzz-smoke`: the same for 20 s each (CI).
+# The targets' entry points are also linked into tests/test_fuzz_regressions
+# (normal rules, no libFuzzer), which replays tests/fuzz/regressions and seeds.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_DIR     := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+                $(WARN) -MMD -MP -I. $(BLAS_CFLAGS) $(CFLAGS)
+FUZZ_RUNOPTS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(KERNEL_SRC) $(ENGINE_SRC) $(CONVERT_SRC) $(MODELS_SRC))
+FUZZ_BIN     := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
+FUZZ_MAIN    := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRC))
+# Per target: -max_len and extra seed directories (libFuzzer writes to the first).
+FUZZ_ARGS_ecm   := -max_len=65536
+FUZZ_ARGS_keras := -max_len=262144 -dict=tests/fuzz/keras.dict
+FUZZ_ARGS_json  := -max_len=65536 tests/fuzz/seeds/keras
+FUZZ_ARGS_zip   := -max_len=262144
+FUZZ_ARGS_image := -max_len=262144 tests/fixtures/images
+FUZZ_ARGS_hdf5  := -max_len=262144 tests/fixtures/hdf5
+fuzz_args = $(or $(FUZZ_ARGS_$(1)),-max_len=65536) $(wildcard tests/fuzz/seeds/$(1) tests/fuzz/regressions/$(1))
+
+.PHONY: fuzz fuzz-smoke fuzz-check fuzz-build $(addprefix fuzz-run-,$(FUZZ_NAMES))
+# Objects reached only through pattern rules would be deleted as intermediates.
+.SECONDARY: $(FUZZ_OBJ) $(FUZZ_MAIN)
+
+fuzz-check:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
+	  echo "fuzz: $(FUZZ_CC) not found: install clang and libclang-rt-dev (Debian: apt-get install clang libclang-rt-14-dev) or set FUZZ_CC"; exit 1; }
+	@mkdir -p $(FUZZ_DIR)
+	@printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
+	  > $(FUZZ_DIR)/probe.c
+	@$(FUZZ_CC) -fsanitize=fuzzer,address $(FUZZ_DIR)/probe.c -o $(FUZZ_DIR)/probe >/dev/null 2>&1 || { \
+	  echo "fuzz: $(FUZZ_CC) cannot link -fsanitize=fuzzer: the libFuzzer runtime is missing (Debian: apt-get install libclang-rt-14-dev)"; exit 1; }
+
+fuzz-build: fuzz-check
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@rm -f $(FUZZ_DIR)/logs/*.status
+	@$(MAKE) --no-print-directory $(addprefix fuzz-run-,$(FUZZ_NAMES))
+	@fail=0; for n in $(FUZZ_NAMES); do \
+	  [ "$$(cat $(FUZZ_DIR)/logs/$$n.status 2>/dev/null)" = 0 ] || fail=1; done; \
+	  if [ $$fail = 0 ]; then echo "fuzz: no crashes"; else echo "fuzz: CRASHES found (see above)"; fi; exit $$fail
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+
+# Always succeeds: the verdict goes to logs/NAME.status for `fuzz` to collect.
+fuzz-run-%: $(FUZZ_DIR)/fuzz_%
+	@mkdir -p $(FUZZ_DIR)/corpus/$* $(FUZZ_DIR)/artifacts $(FUZZ_DIR)/logs
+	@log=$(FUZZ_DIR)/logs/$*.log; \
+	  $< $(FUZZ_RUNOPTS) -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/artifacts/$*- \
+	    $(FUZZ_DIR)/corpus/$* $(call fuzz_args,$*) > $$log 2>&1; rc=$$?; \
+	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log | tail -n 1); \
+	  if [ $$rc = 0 ]; then verdict="no crash"; \
+	  else verdict="CRASHED (exit $$rc): $$(grep -m1 -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)' $$log) - see $$log"; fi; \
+	  printf 'fuzz %-6s %10s execs in %ss: %s\n' $* "$${execs:-?}" $(FUZZ_SECONDS) "$$verdict"; \
+	  echo $$rc > $(FUZZ_DIR)/logs/$*.status
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA_$(lastword $(subst __, ,$(basename $(notdir $<))))) -c $< -o $@
+
+$(FUZZ_DIR)/obj/engine/stb_image_impl.o: engine/stb_image_impl.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -Werror -Wshadow -Wextra,$(FUZZ_CFLAGS)) -Wno-unused-function -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_OBJ)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(LIBS)
+
+# Regenerates the .ecm seeds (tests/fuzz/gen_ecm_seeds.c); a normal build.
+$(BUILD)/fuzz/gen_ecm_seeds: tests/fuzz/gen_ecm_seeds.c $(TOOL_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDSAN) -o $@ $^ $(LIBS)
+
+# The regression test: each target's object with its entry points renamed.
+$(BUILD)/obj/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DLLVMFuzzerTestOneInput=ec_fuzz_$(*:fuzz_%=%)_one \
+	  -DLLVMFuzzerInitialize=ec_fuzz_$(*:fuzz_%=%)_init -c $< -o $@
+
+$(BUILD)/obj/tests/test_fuzz_regressions.o: tests/test_fuzz_regressions.c $(FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DEC_FUZZ_TARGETS='$(foreach n,$(FUZZ_NAMES),X($(n)))' -c $< -o $@
+
+$(BUILD)/tests/test_fuzz_regressions: $(BUILD)/obj/tests/test_fuzz_regressions.o \
+    $(patsubst tests/fuzz/%.c,$(BUILD)/obj/tests/fuzz/%.o,$(FUZZ_SRC)) $(TOOL_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $(filter %.o,$^) $(TOOL_A) $(LIB_A) $(LIBS)
+
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
+# ==== end of fuzzing ==============================================================

@@ -19,5 +19,6 @@ int cli_info(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_preprocess(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 #endif

@@ -282,15 +282,17 @@ int cli_predict(int argc, char **argv)
             }
             continue;
         }
-        /* top-k: stable selection by descending probability */
-        for (int i = 0; i < k; i++) order[i] = i;
+        /* top-k by descending probability; ties keep class order, like the
+         * app's Python sort (stable). order[] doubles as the "taken" marks. */
+        for (int i = 0; i < k; i++) order[i] = -1;
         for (int i = 0; i < topk; i++) {
-            int best = i;
-            for (int j = i + 1; j < k; j++)
-                if (r.probabilities[order[j]] > r.probabilities[order[best]]) best = j;
-            int t = order[i];
-            order[i] = order[best];
-            order[best] = t;
+            int best = -1;
+            for (int j = 0; j < k; j++) {
+                int taken = 0;
+                for (int q = 0; q < i && !taken; q++) taken = order[q] == j;
+                if (!taken && (best < 0 || r.probabilities[j] > r.probabilities[best])) best = j;
+            }
+            order[i] = best;
         }
         if (cam_out) {
             char path[4096];

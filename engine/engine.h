@@ -166,6 +166,14 @@ void ec_session_forward_after(ec_session *s, int node);
 int ec_session_check_plan(const ec_session *s, char *msg, size_t cap);
 void ec_session_print_plan(const ec_session *s, FILE *f);
 
+/* Profiling (effcam bench --layers). With a non-NULL t [plan->n_steps + 3], each
+ * predict adds the wall seconds of forward step k into t[k], of the input stage
+ * (resize + widening to float) into t[n_steps], of the Grad-CAM backward into
+ * t[n_steps + 1] and of the whole predict into t[n_steps + 2]. NULL (the
+ * default) turns it off: then the forward pass reads no clock. */
+void ec_session_set_step_times(ec_session *s, double *t);
+const ec_plan *ec_session_plan(const ec_session *s);
+
 /* Backward ops (session.c, each under its forward op). acc: add into dx instead
  * of overwriting it. Shapes as the forward's. */
 void ec_dense_backward(ec_session *s, const ec_node *n, const float *x, const float *y,

@@ -216,6 +216,7 @@ static int usage(void)
           "  effcam serve MODEL.ecm [--threads N] [--max-pixels N]   (JSON lines on stdin/stdout)\n"
           "  effcam preprocess MODEL.ecm IMAGE -o OUT.ppm\n"
           "  effcam synth ARCH --size N [--classes K] [--seed S] -o OUT.ecm\n"
+          "  effcam bench MODEL.ecm [IMAGE] [--runs N] [--warmup N] [--threads N] [--gradcam] [--layers] [--json]\n"
           "exit status: 0 ok, 1 some images failed, 2 usage, model or file error\n",
           stderr);
     return 2;
@@ -232,6 +233,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "predict")) return cli_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "preprocess")) return cli_preprocess(argc - 2, argv + 2);
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return cli_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("effcam %s\n", EFFCAM_VERSION);
         return 0;

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../kernels/kernels.h"
 #include "../kernels/resize.h"
@@ -166,6 +167,7 @@ struct ec_session {
     /* last result */
     int have_result;
     ec_result res;
+    double *step_times;           /* profiling, NULL = off (see ec_session_set_step_times) */
 };
 
 const ec_model *ec_session_model(const ec_session *s) { return s->m; }
@@ -173,6 +175,15 @@ float *ec_session_value(const ec_session *s, int v) { return s->vptr[v]; }
 float *ec_session_grad(const ec_session *s, int v) { return s->gptr ? s->gptr[v] : NULL; }
 float *ec_session_tmp(const ec_session *s) { return s->gtmp; }
 const ec_gradcam_plan *ec_session_gradcam(const ec_session *s) { return s->gradcam ? &s->gc : NULL; }
+const ec_plan *ec_session_plan(const ec_session *s) { return &s->plan; }
+void ec_session_set_step_times(ec_session *s, double *t) { s->step_times = t; }
+
+static double ec_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 const float *ec_session_weights(ec_session *s, int t)
 {
@@ -471,6 +482,7 @@ void ec_zeropad_backward(const ec_node *n, const ec_value *vx, const ec_value *v
 static void ec_forward_steps(ec_session *s, int k0)
 {
     const ec_model *m = s->m;
+    double t0 = s->step_times ? ec_clock() : 0.0;
     for (int k = k0; k < s->plan.n_steps; k++) {
         const ec_step *st = &s->plan.steps[k];
         const ec_node *n = &m->nodes[st->node];
@@ -503,6 +515,11 @@ static void ec_forward_steps(ec_session *s, int k0)
         default:
             ec_ew_forward(s, st);
             break;
+        }
+        if (s->step_times) {
+            double t1 = ec_clock();
+            s->step_times[k] += t1 - t0;
+            t0 = t1;
         }
     }
 }
@@ -667,6 +684,7 @@ ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, i
     if ((int64_t)width * height > s->opt.max_pixels)
         return ec_fail(EC_ERR_LIMIT, "image %dx%d exceeds max_pixels (%lld)", width, height, (long long)s->opt.max_pixels);
     s->have_result = 0;
+    double t_in = s->step_times ? ec_clock() : 0.0;
     const ec_model *m = s->m;
     const ec_value *vi = &m->values[m->input];
     int H = vi->h, W = vi->w;
@@ -686,6 +704,7 @@ ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, i
     }
     float *x = s->vptr[m->input];   /* [H, W, 3] */
     for (size_t i = 0; i < (size_t)H * W * 3; i++) x[i] = (float)s->rgb[i];
+    if (s->step_times) s->step_times[s->plan.n_steps] += ec_clock() - t_in;
     ec_forward(s);
 
     const float *p = s->vptr[m->output];   /* [K] */
@@ -700,7 +719,9 @@ ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, i
     s->res.input_rgb = s->rgb;
     if (s->gradcam) {
         int cls = s->opt.cam_class >= 0 ? s->opt.cam_class : top;
+        double t_cam = s->step_times ? ec_clock() : 0.0;
         ec_status st = ec_gradcam_run(s, cls, s->opt.cam_logit, s->cam);
+        if (s->step_times) s->step_times[s->plan.n_steps + 1] += ec_clock() - t_cam;
         if (st) return st;
         const ec_value *va = &m->values[s->gc.A];
         s->res.cam = s->cam;
@@ -708,6 +729,7 @@ ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, i
     }
     s->have_result = 1;
     *out = s->res;
+    if (s->step_times) s->step_times[s->plan.n_steps + 2] += ec_clock() - t_in;
     return EC_OK;
 }
 

@@ -1,0 +1,375 @@
+/* cli_bench.c - effcam bench: in-process latency of ec_session_predict_rgb
+ * (median, p90, min after warm-up), with and without Grad-CAM measured
+ * alternately (the overhead ratio), and --layers: a per-step timing table.
+ *
+ * The image is decoded once; every run times ec_session_predict_rgb on the
+ * decoded pixels, so the resize to the model's input is included, as in the
+ * app. Without IMAGE a deterministic 640x480 texture is used. Nothing here is
+ * asserted anywhere: the figures are evidence for bench/run.sh's table. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert/json.h"
+#include "effcam.h"
+#include "engine/cli.h"
+#include "engine/engine.h"
+#include "engine/image.h"
+
+/* OpenBLAS's own queries (process-wide); declared here to keep cblas.h out. */
+char *openblas_get_corename(void);
+char *openblas_get_config(void);
+
+static const char usage_bench[] =
+    "usage: effcam bench MODEL.ecm [IMAGE] [--runs N] [--warmup N] [--threads N]\n"
+    "                    [--gradcam] [--layers] [--json] [--load-only]\n";
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* q-quantile with linear interpolation (numpy's default); sorts v. */
+static double quantile(double *v, int n, double q)
+{
+    if (n <= 0) return 0.0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    double k = (n - 1) * q;
+    int f = (int)k, c = f + 1 < n ? f + 1 : n - 1;
+    return v[f] + (v[c] - v[f]) * (k - f);
+}
+
+typedef struct {
+    double median, p90, min, mean, first;
+} lat_stats;
+
+static lat_stats summarize(const double *ms, int n, double first)
+{
+    lat_stats r = { 0, 0, 0, 0, first };
+    double *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    if (!v || n <= 0) { free(v); return r; }
+    for (int i = 0; i < n; i++) { v[i] = ms[i]; r.mean += ms[i] / n; }
+    r.median = quantile(v, n, 0.5);
+    r.p90 = quantile(v, n, 0.9);
+    r.min = v[0];
+    free(v);
+    return r;
+}
+
+/* A deterministic photo-like texture: smooth gradients plus a little noise. */
+static uint8_t *synth_image(int w, int h)
+{
+    uint8_t *p = malloc((size_t)w * h * 3);
+    uint32_t x = 12345;
+    for (int i = 0; p && i < w * h; i++) {
+        int r = i / w, c = i % w;
+        x = x * 1664525u + 1013904223u;
+        int n = (int)(x >> 28) - 8;
+        int v[3] = { 120 + 80 * r / h + n, 90 + 60 * c / w + n, 70 + (r ^ c) % 40 + n };
+        for (int k = 0; k < 3; k++) p[(size_t)i * 3 + k] = (uint8_t)(v[k] < 0 ? 0 : v[k] > 255 ? 255 : v[k]);
+    }
+    return p;
+}
+
+static int predict_ms(ec_session *s, const uint8_t *rgb, int w, int h, double *ms)
+{
+    ec_result r;
+    double t0 = cli_now();
+    if (ec_session_predict_rgb(s, rgb, w, h, &r) != EC_OK) {
+        cli_err(NULL, "predict: %s", ec_last_error());
+        return -1;
+    }
+    *ms = 1e3 * (cli_now() - t0);
+    return 0;
+}
+
+/* What a step computes, for the table: name with its fused nodes, op, FLOPs. */
+typedef struct {
+    char name[96];
+    const char *op;
+    char shape[32];
+    int M, N, K;                  /* GEMM steps; 0 otherwise */
+    double flops;                 /* multiply-adds x 2 (conv, dwconv, dense); 0 for the rest */
+    double mbytes;                /* activation bytes read + written, MB */
+    char stage[24];
+} step_desc;
+
+static void describe_step(const ec_model *m, const ec_step *st, step_desc *d)
+{
+    const ec_node *n = &m->nodes[st->node];
+    const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[st->out];
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "%s%s%s", n->name, st->bn >= 0 ? "+bn" : "",
+             st->actn >= 0 ? "+act" : "");
+    d->op = ec_op_name(n->op);
+    snprintf(d->shape, sizeof d->shape, "%dx%dx%d", vy->h, vy->w, vy->c);
+    double out = (double)vy->h * vy->w * vy->c, in = (double)vx->h * vx->w * vx->c;
+    d->mbytes = 4.0 * (in * (n->op == ECM_OP_IDENTITY || n->op == ECM_OP_RESHAPE ? 0 : n->n_in) + out) / 1e6;
+    if (n->op == ECM_OP_CONV2D) {
+        d->M = vy->h * vy->w, d->N = vy->c, d->K = n->kh * n->kw * vx->c;
+        d->op = n->kh * n->kw == 1 ? "conv1x1" : st->tile_rows > 0 ? "convKxK" : "conv";
+    } else if (n->op == ECM_OP_DENSE) {
+        d->M = vx->h * vx->w, d->N = vy->c, d->K = vx->c;
+    } else if (n->op == ECM_OP_DWCONV2D) {
+        d->flops = 2.0 * out * n->kh * n->kw;
+    }
+    if (d->M) d->flops = 2.0 * d->M * d->N * d->K;
+    /* Keras names: "block3a_expand_conv" -> stage "block3", else the layer name */
+    if (!strncmp(n->name, "block", 5)) {
+        int i = 5;
+        while (n->name[i] >= '0' && n->name[i] <= '9') i++;
+        snprintf(d->stage, sizeof d->stage, "%.*s", i, n->name);
+    } else {
+        snprintf(d->stage, sizeof d->stage, "%s", !strncmp(n->name, "stem", 4) ? "stem"
+                                                : !strncmp(n->name, "top", 3)  ? "top"
+                                                                               : "other");
+    }
+}
+
+typedef struct { const char *key; double ms, flops; int n; } agg;
+
+static void agg_add(agg *a, int *na, int cap, const char *key, double ms, double flops)
+{
+    for (int i = 0; i < *na; i++)
+        if (!strcmp(a[i].key, key)) { a[i].ms += ms; a[i].flops += flops; a[i].n++; return; }
+    if (*na < cap) a[(*na)++] = (agg){ key, ms, flops, 1 };
+}
+
+/* --layers: runs more predicts with the engine's step timer on; the median per step. */
+static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int runs, int json, js_buf *b)
+{
+    const ec_model *m = ec_session_model(s);
+    const ec_plan *p = ec_session_plan(s);
+    int ns = p->n_steps, nt = ns + 3;
+    double *acc = calloc((size_t)nt, sizeof *acc);
+    double *per = calloc((size_t)nt * runs, sizeof *per);   /* [nt][runs] */
+    step_desc *d = calloc((size_t)ns, sizeof *d);
+    double *med = calloc((size_t)nt, sizeof *med);
+    if (!acc || !per || !d || !med) { free(acc); free(per); free(d); free(med); cli_err(NULL, "out of memory"); return -1; }
+    ec_session_set_step_times(s, acc);
+    int rc = 0;
+    for (int r = 0; r < runs && rc == 0; r++) {
+        memset(acc, 0, (size_t)nt * sizeof *acc);
+        double ms;
+        rc = predict_ms(s, rgb, w, h, &ms);
+        for (int k = 0; k < nt; k++) per[(size_t)k * runs + r] = 1e3 * acc[k];
+    }
+    ec_session_set_step_times(s, NULL);
+    if (rc) goto done;
+    for (int k = 0; k < nt; k++) med[k] = quantile(per + (size_t)k * runs, runs, 0.5);
+    double total = med[ns + 2], sum = 0;
+    for (int k = 0; k < ns; k++) { describe_step(m, &p->steps[k], &d[k]); sum += med[k]; }
+    agg by_op[16], by_stage[32];
+    int n_op = 0, n_stage = 0;
+    for (int k = 0; k < ns; k++) {
+        agg_add(by_op, &n_op, 16, d[k].op, med[k], d[k].flops);
+        agg_add(by_stage, &n_stage, 32, d[k].stage, med[k], d[k].flops);
+    }
+    agg_add(by_op, &n_op, 16, "input (resize+widen)", med[ns], 0);
+    if (med[ns + 1] > 0) agg_add(by_op, &n_op, 16, "grad-cam backward", med[ns + 1], 0);
+    if (json) {
+        js_buf_printf(b, ", \"layers\": {\"runs\": %d, \"predict_ms\": %.4f, \"steps_sum_ms\": %.4f, "
+                         "\"input_ms\": %.4f, \"gradcam_backward_ms\": %.4f, \"steps\": [",
+                      runs, total, sum, med[ns], med[ns + 1]);
+        for (int k = 0; k < ns; k++) {
+            js_buf_puts(b, k ? ", {\"name\": " : "{\"name\": ");
+            js_buf_string(b, d[k].name);
+            js_buf_printf(b, ", \"op\": \"%s\", \"out\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"mflop\": %.3f, "
+                             "\"mbytes\": %.3f, \"ms\": %.4f}",
+                          d[k].op, d[k].shape, d[k].M, d[k].N, d[k].K, d[k].flops / 1e6, d[k].mbytes, med[k]);
+        }
+        js_buf_puts(b, "], \"by_op\": [");
+        for (int i = 0; i < n_op; i++)
+            js_buf_printf(b, "%s{\"op\": \"%s\", \"steps\": %d, \"ms\": %.4f, \"gflop\": %.4f}", i ? ", " : "",
+                          by_op[i].key, by_op[i].n, by_op[i].ms, by_op[i].flops / 1e9);
+        js_buf_puts(b, "], \"by_stage\": [");
+        for (int i = 0; i < n_stage; i++)
+            js_buf_printf(b, "%s{\"stage\": \"%s\", \"steps\": %d, \"ms\": %.4f, \"gflop\": %.4f}", i ? ", " : "",
+                          by_stage[i].key, by_stage[i].n, by_stage[i].ms, by_stage[i].flops / 1e9);
+        js_buf_puts(b, "]}");
+    } else {
+        printf("\nper step (median of %d runs; ms; GFLOP/s for conv, dwconv and dense)\n", runs);
+        printf("%4s %-44s %-8s %-12s %6s %5s %5s %9s %8s %6s %7s\n", "step", "layer", "op", "output", "M", "N",
+               "K", "MFLOP", "ms", "%", "GFLOP/s");
+        for (int k = 0; k < ns; k++) {
+            if (d[k].flops == 0 && med[k] < 0.005) continue;   /* aliases and no-ops */
+            printf("%4d %-44.44s %-8s %-12s %6d %5d %5d %9.2f %8.3f %6.2f %7.1f\n", k, d[k].name, d[k].op,
+                   d[k].shape, d[k].M, d[k].N, d[k].K, d[k].flops / 1e6, med[k], total > 0 ? 100 * med[k] / total : 0,
+                   med[k] > 0 && d[k].flops > 0 ? d[k].flops / (med[k] * 1e6) : 0.0);
+        }
+        printf("\nby op                          steps        ms      %%   GFLOP  GFLOP/s\n");
+        for (int i = 0; i < n_op; i++)
+            printf("%-30s %5d %9.3f %6.2f %7.3f %8.1f\n", by_op[i].key, by_op[i].n, by_op[i].ms,
+                   total > 0 ? 100 * by_op[i].ms / total : 0, by_op[i].flops / 1e9,
+                   by_op[i].ms > 0 ? by_op[i].flops / (by_op[i].ms * 1e6) : 0.0);
+        printf("\nby stage                       steps        ms      %%   GFLOP  GFLOP/s\n");
+        for (int i = 0; i < n_stage; i++)
+            printf("%-30s %5d %9.3f %6.2f %7.3f %8.1f\n", by_stage[i].key, by_stage[i].n, by_stage[i].ms,
+                   total > 0 ? 100 * by_stage[i].ms / total : 0, by_stage[i].flops / 1e9,
+                   by_stage[i].ms > 0 ? by_stage[i].flops / (by_stage[i].ms * 1e6) : 0.0);
+        printf("\npredict %.3f ms = input %.3f + steps %.3f + grad-cam backward %.3f + rest %.3f\n", total, med[ns],
+               sum, med[ns + 1], total - med[ns] - sum - med[ns + 1]);
+    }
+done:
+    free(acc);
+    free(per);
+    free(d);
+    free(med);
+    return rc;
+}
+
+static void stats_json(js_buf *b, const char *key, const lat_stats *l)
+{
+    js_buf_printf(b, ", \"%s\": {\"median_ms\": %.4f, \"p90_ms\": %.4f, \"min_ms\": %.4f, \"mean_ms\": %.4f, "
+                     "\"first_ms\": %.4f}",
+                  key, l->median, l->p90, l->min, l->mean, l->first);
+}
+
+int cli_bench(int argc, char **argv)
+{
+    const char *model = NULL, *image = NULL;
+    long runs = 30, warmup = 5, threads = 1;
+    int gradcam = 0, layers = 0, json = 0, load_only = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--gradcam")) gradcam = 1;
+        else if (!strcmp(a, "--layers")) layers = 1;
+        else if (!strcmp(a, "--load-only")) load_only = 1;
+        else if (!strcmp(a, "--runs") && more) {
+            if (cli_int(argv[++i], 1, 1000000, &runs)) { cli_err(NULL, "--runs takes 1..1000000"); goto usage; }
+        } else if (!strcmp(a, "--warmup") && more) {
+            if (cli_int(argv[++i], 0, 1000000, &warmup)) { cli_err(NULL, "--warmup takes 0..1000000"); goto usage; }
+        } else if (!strcmp(a, "--threads") && more) {
+            if (cli_int(argv[++i], 1, 64, &threads)) { cli_err(NULL, "--threads takes 1..64"); goto usage; }
+        } else if (a[0] == '-' && a[1]) { cli_err(NULL, "bench: unknown option %s", a); goto usage; }
+        else if (!model) model = a;
+        else if (!image) image = a;
+        else goto usage;
+    }
+    if (!model) goto usage;
+
+    double t_start = cli_now();
+    ec_model *m = NULL;
+    if (ec_model_load(model, &m) != EC_OK) { cli_err(NULL, "%s", ec_last_error()); return 2; }
+    ec_session_options o = ec_session_options_default();
+    o.threads = (int)threads;
+    ec_session *s0 = NULL, *s1 = NULL;   /* plain, Grad-CAM */
+    if (ec_session_new(m, &o, &s0) != EC_OK) { cli_err(model, "%s", ec_last_error()); ec_model_free(m); return 2; }
+    o.gradcam = 1;
+    if (gradcam && ec_session_new(m, &o, &s1) != EC_OK) {
+        cli_err(model, "%s", ec_last_error());
+        ec_session_free(s0);
+        ec_model_free(m);
+        return 2;
+    }
+    double t_loaded = cli_now();
+    uint8_t *rgb = NULL;
+    int w = 640, h = 480, rc = 0;
+    if (load_only) goto report;
+    if (image) {
+        if (ec_image_decode_file(image, 50000000, &rgb, &w, &h) != EC_OK) {
+            cli_err(image, "%s", ec_last_error());
+            rc = 2;
+            goto out;
+        }
+    } else if (!(rgb = synth_image(w, h))) {
+        cli_err(NULL, "out of memory");
+        rc = 2;
+        goto out;
+    }
+
+report:;
+    double *t0 = calloc((size_t)runs, sizeof *t0), *t1 = calloc((size_t)runs, sizeof *t1);
+    double first0 = 0, first1 = 0, dummy;
+    lat_stats l0 = { 0 }, l1 = { 0 };
+    if (!t0 || !t1) { cli_err(NULL, "out of memory"); rc = 2; goto out2; }
+    if (!load_only) {
+        /* warm-up (the first run pays the page faults of weights and arena), then
+         * plain and Grad-CAM alternately so drift affects both the same way */
+        if (predict_ms(s0, rgb, w, h, &first0) || (s1 && predict_ms(s1, rgb, w, h, &first1))) { rc = 2; goto out2; }
+        for (long i = 1; i < warmup; i++)
+            if (predict_ms(s0, rgb, w, h, &dummy) || (s1 && predict_ms(s1, rgb, w, h, &dummy))) { rc = 2; goto out2; }
+        for (long i = 0; i < runs; i++) {
+            if (predict_ms(s0, rgb, w, h, &t0[i])) { rc = 2; goto out2; }
+            if (s1 && predict_ms(s1, rgb, w, h, &t1[i])) { rc = 2; goto out2; }
+        }
+        l0 = summarize(t0, (int)runs, first0);
+        if (s1) l1 = summarize(t1, (int)runs, first1);
+    }
+    const char *coretype = getenv("OPENBLAS_CORETYPE");
+    const char *core = openblas_get_corename();
+    int mh, mw;
+    ec_model_input_size(m, &mh, &mw);
+    js_buf b = { 0 };
+    if (json) {
+        js_buf_puts(&b, "{\"model\": ");
+        js_buf_string(&b, model);
+        js_buf_puts(&b, ", \"image\": ");
+        if (image) js_buf_string(&b, image);
+        else js_buf_puts(&b, "null");
+        js_buf_printf(&b, ", \"image_wh\": [%d, %d], \"input_hw\": [%d, %d], \"threads\": %ld, \"runs\": %ld, "
+                          "\"warmup\": %ld, \"openblas_core\": ",
+                      w, h, mh, mw, threads, runs, warmup);
+        js_buf_string(&b, core ? core : "?");
+        js_buf_puts(&b, ", \"openblas_config\": ");
+        js_buf_string(&b, openblas_get_config() ? openblas_get_config() : "?");
+        js_buf_puts(&b, ", \"OPENBLAS_CORETYPE\": ");
+        if (coretype) js_buf_string(&b, coretype);
+        else js_buf_puts(&b, "null");
+        js_buf_printf(&b, ", \"load_ms\": %.3f, \"arena_bytes\": %zu, \"scratch_bytes\": %zu", 1e3 * (t_loaded - t_start),
+                      ec_session_arena_bytes(s0), ec_session_scratch_bytes(s0));
+        if (s1) js_buf_printf(&b, ", \"arena_bytes_gradcam\": %zu, \"pinned_bytes\": %zu", ec_session_arena_bytes(s1),
+                              ec_session_pinned_bytes(s1));
+        if (!load_only) {
+            stats_json(&b, "predict", &l0);
+            if (s1) {
+                stats_json(&b, "predict_gradcam", &l1);
+                js_buf_printf(&b, ", \"gradcam_overhead\": %.5f", l0.median > 0 ? l1.median / l0.median - 1 : 0.0);
+            }
+        }
+    } else {
+        printf("model %s, image %s (%dx%d -> %dx%d), threads %ld, OpenBLAS core %s (OPENBLAS_CORETYPE=%s)\n", model,
+               image ? image : "(synthetic)", w, h, mw, mh, threads, core ? core : "?", coretype ? coretype : "unset");
+        printf("load + session %.1f ms; arena %.2f MB, scratch %.2f MB", 1e3 * (t_loaded - t_start),
+               ec_session_arena_bytes(s0) / 1e6, ec_session_scratch_bytes(s0) / 1e6);
+        if (s1) printf("; with Grad-CAM arena %.2f MB (%.2f MB pinned)", ec_session_arena_bytes(s1) / 1e6,
+                       ec_session_pinned_bytes(s1) / 1e6);
+        printf("\n");
+        if (!load_only) {
+            printf("%-22s %9s %9s %9s %9s %9s   (ms, %ld runs after %ld warm-up)\n", "", "median", "p90", "min",
+                   "mean", "first", runs, warmup);
+            printf("%-22s %9.3f %9.3f %9.3f %9.3f %9.3f\n", "predict", l0.median, l0.p90, l0.min, l0.mean, l0.first);
+            if (s1) {
+                printf("%-22s %9.3f %9.3f %9.3f %9.3f %9.3f\n", "predict + grad-cam", l1.median, l1.p90, l1.min,
+                       l1.mean, l1.first);
+                printf("grad-cam overhead %+.2f%% (median over median)\n",
+                       l0.median > 0 ? 100 * (l1.median / l0.median - 1) : 0.0);
+            }
+        }
+    }
+    if (layers && !load_only && layers_table(s1 ? s1 : s0, rgb, w, h, (int)runs, json, &b)) rc = 2;
+    if (json) {
+        js_buf_printf(&b, ", \"peak_rss_kib\": %ld}", cli_peak_rss_kib());
+        if (b.oom) cli_err(NULL, "out of memory");
+        else printf("%s\n", b.buf);
+    } else {
+        printf("peak RSS (VmHWM) %.1f MB\n", cli_peak_rss_kib() / 1024.0);
+    }
+    fflush(stdout);
+    js_buf_free(&b);
+out2:
+    free(t0);
+    free(t1);
+out:
+    free(rgb);
+    ec_session_free(s1);
+    ec_session_free(s0);
+    ec_model_free(m);
+    return rc;
+usage:
+    fputs(usage_bench, stderr);
+    return 2;
+}

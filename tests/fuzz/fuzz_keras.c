@@ -1,0 +1,188 @@
+/* fuzz_keras.c - libFuzzer target for the Keras config -> graph builder.
+ *
+ * The input is the text of a config.json. Real weights come from a fixture:
+ * LLVMFuzzerInitialize reads the model.weights.h5 member of a .keras file
+ * (EC_FUZZ_KERAS, default tests/fixtures/models/tiny_v2s_64.keras, relative
+ * to the repository root) into memory and writes a .keras archive to a memfd:
+ *
+ *   metadata.json | model.weights.h5 (STORED)   written once
+ *   config.json (STORED) | central directory    rewritten for every input
+ *
+ * Each input then goes through cv_keras_open("/proc/self/fd/N") exactly as a
+ * user's file would; on success every tensor is streamed through g.load (the
+ * weights the converter would write), tensors over 4 M elements skipped.
+ *
+ *   build/fuzz/fuzz_keras -max_len=262144 -dict=tests/fuzz/keras.dict \
+ *     CORPUS_DIR tests/fuzz/seeds/keras
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "convert/cv.h"
+#include "convert/zip.h"
+
+#define FUZZ_MAX_ELEMS ((int64_t)1 << 22)
+
+static const char metadata[] = "{\"keras_version\": \"3.6.0\", \"date_saved\": \"2024-01-01@00:00:00\"}";
+
+/* One member of the archive we write. */
+typedef struct {
+    const char *name;
+    uint32_t crc, size, lho;
+} member;
+
+static int fd = -1;
+static char fd_path[64];
+static member mem[3];           /* metadata.json, model.weights.h5, config.json */
+static uint32_t config_lho;     /* where config.json's local header goes */
+static float *tensor_buf;       /* FUZZ_MAX_ELEMS floats */
+
+static void put16(unsigned char *p, unsigned v) { p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8); }
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "fuzz_keras: %s\n", what);
+    exit(1);
+}
+
+static void pwrite_all(const void *p, size_t n, uint64_t off)
+{
+    const unsigned char *b = p;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, b, n, (off_t)off);
+        if (w <= 0) die("write to memfd failed");
+        b += w, n -= (size_t)w, off += (uint64_t)w;
+    }
+}
+
+static uint32_t crc_of(const void *p, size_t n)
+{
+    return (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)n);   /* n < 4 GiB: checked by callers */
+}
+
+/* Local header + data of a STORED member at m->lho; returns the end offset. */
+static uint64_t write_local(const member *m, const void *data)
+{
+    unsigned char h[30] = { 0 };
+    size_t nl = strlen(m->name);
+    put32(h, 0x04034b50u);
+    put16(h + 4, 20);                      /* version needed */
+    put16(h + 12, 0x21);                   /* 1980-01-01 */
+    put32(h + 14, m->crc);
+    put32(h + 18, m->size);
+    put32(h + 22, m->size);
+    put16(h + 26, (unsigned)nl);
+    pwrite_all(h, sizeof h, m->lho);
+    pwrite_all(m->name, nl, m->lho + sizeof h);
+    pwrite_all(data, m->size, m->lho + sizeof h + nl);
+    return m->lho + sizeof h + nl + m->size;
+}
+
+/* Central directory for the three members at off, then the end record. */
+static uint64_t write_directory(uint64_t off)
+{
+    unsigned char cd[3 * (46 + 32)];
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        unsigned char *h = cd + n;
+        size_t nl = strlen(mem[i].name);
+        memset(h, 0, 46);
+        put32(h, 0x02014b50u);
+        put16(h + 4, 20);                  /* version made by */
+        put16(h + 6, 20);                  /* version needed */
+        put16(h + 14, 0x21);
+        put32(h + 16, mem[i].crc);
+        put32(h + 20, mem[i].size);
+        put32(h + 24, mem[i].size);
+        put16(h + 28, (unsigned)nl);
+        put32(h + 42, mem[i].lho);
+        memcpy(h + 46, mem[i].name, nl);
+        n += 46 + nl;
+    }
+    unsigned char eocd[22] = { 0 };
+    put32(eocd, 0x06054b50u);
+    put16(eocd + 8, 3);
+    put16(eocd + 10, 3);
+    put32(eocd + 12, (uint32_t)n);
+    put32(eocd + 16, (uint32_t)off);
+    pwrite_all(cd, n, off);
+    pwrite_all(eocd, sizeof eocd, off + n);
+    return off + n + sizeof eocd;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    const char *path = getenv("EC_FUZZ_KERAS");
+    if (!path || !*path) path = "tests/fixtures/models/tiny_v2s_64.keras";
+    cv_limits lim = cv_limits_default();
+    cv_err e = { "" };
+    cv_zip *z;
+    cv_source s;
+    if (cv_zip_open(path, &lim, &z, &e) || cv_zip_source(z, "model.weights.h5", &s, &e)) {
+        fprintf(stderr, "fuzz_keras: %s: %s (set EC_FUZZ_KERAS to a .keras file, or run from the repository root)\n",
+                path, e.msg);
+        exit(1);
+    }
+    if (s.size > (64u << 20)) die("model.weights.h5 is over 64 MiB");
+    unsigned char *weights = malloc(s.size ? s.size : 1);
+    if (!weights) die("out of memory");
+    if (cv_source_read(&s, 0, weights, s.size, &e)) die(e.msg);
+    cv_source_close(&s);
+    cv_zip_close(z);
+
+    fd = memfd_create("fuzz_keras.keras", MFD_CLOEXEC);
+    if (fd < 0) die("memfd_create failed");
+    snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", fd);
+    mem[0] = (member){ "metadata.json", crc_of(metadata, sizeof metadata - 1), sizeof metadata - 1, 0 };
+    uint64_t off = write_local(&mem[0], metadata);
+    mem[1] = (member){ "model.weights.h5", crc_of(weights, s.size), (uint32_t)s.size, (uint32_t)off };
+    config_lho = (uint32_t)write_local(&mem[1], weights);
+    mem[2] = (member){ "config.json", 0, 0, config_lho };
+    free(weights);
+
+    tensor_buf = malloc((size_t)FUZZ_MAX_ELEMS * sizeof *tensor_buf);
+    if (!tensor_buf) die("out of memory");
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (fd < 0 || size > (16u << 20)) return 0;
+    mem[2].crc = crc_of(data, size);
+    mem[2].size = (uint32_t)size;
+    uint64_t end = write_directory(write_local(&mem[2], data));
+    if (ftruncate(fd, (off_t)end)) die("ftruncate failed");
+
+    cv_options opt = { 1, NULL, cv_limits_default() };
+    opt.limits.max_tensor_elems = FUZZ_MAX_ELEMS;
+    cv_graph g;
+    cv_keras *k = NULL;
+    cv_err e = { "" };
+    if (cv_keras_open(fd_path, &opt, &g, &k, &e) != 0) {
+        /* A refusal is fine; one without a message is a bug. */
+        if (!e.msg[0] || k) abort();
+        return 0;
+    }
+    if (g.input_value < 0 || g.input_value >= g.n_values || g.output_value < 0 || g.output_value >= g.n_values)
+        abort();
+    for (int i = 0; i < g.n_tensors; i++) {
+        const cv_tensor *t = &g.tensors[i];
+        int64_t n = cv_tensor_elems(t);
+        if (n < 0) abort();
+        if (t->data || n > FUZZ_MAX_ELEMS) continue;
+        if (g.load(g.load_ctx, t, tensor_buf, (size_t)n, &e) != 0 && !e.msg[0]) abort();
+    }
+    cv_graph_free(&g);
+    cv_keras_close(k);
+    return 0;
+}
