@@ -176,7 +176,7 @@ FUZZ_ARGS_image := -max_len=262144 tests/fixtures/images
 FUZZ_ARGS_hdf5  := -max_len=262144 tests/fixtures/hdf5
 fuzz_args = $(or $(FUZZ_ARGS_$(1)),-max_len=65536) $(wildcard tests/fuzz/seeds/$(1) tests/fuzz/regressions/$(1))
 
-.PHONY: fuzz fuzz-smoke fuzz-check fuzz-build $(addprefix fuzz-run-,$(FUZZ_NAMES))
+.PHONY: fuzz fuzz-smoke fuzz-check fuzz-build fuzz-bins $(addprefix fuzz-run-,$(FUZZ_NAMES))
 # Objects reached only through pattern rules would be deleted as intermediates.
 .SECONDARY: $(FUZZ_OBJ) $(FUZZ_MAIN)
 
@@ -190,7 +190,10 @@ fuzz-check:
 	  echo "fuzz: $(FUZZ_CC) cannot link -fsanitize=fuzzer: the libFuzzer runtime is missing (Debian: apt-get install libclang-rt-14-dev)"; exit 1; }
 
 fuzz-build: fuzz-check
-	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@$(MAKE) --no-print-directory fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+	@:
 
 fuzz: fuzz-build
 	@rm -f $(FUZZ_DIR)/logs/*.status
@@ -203,7 +206,7 @@ fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 
 # Always succeeds: the verdict goes to logs/NAME.status for `fuzz` to collect.
-fuzz-run-%: $(FUZZ_DIR)/fuzz_%
+$(addprefix fuzz-run-,$(FUZZ_NAMES)): fuzz-run-%: $(FUZZ_DIR)/fuzz_%
 	@mkdir -p $(FUZZ_DIR)/corpus/$* $(FUZZ_DIR)/artifacts $(FUZZ_DIR)/logs
 	@log=$(FUZZ_DIR)/logs/$*.log; \
 	  $< $(FUZZ_RUNOPTS) -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/artifacts/$*- \

@@ -16,6 +16,11 @@ int cv_fail(cv_err *e, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        /* One line, whatever the arguments: messages quote layer and model names
+         * from the config (any JSON string), so control characters become '?'
+         * (found by fuzz_keras: a newline in a model name). */
+        for (char *p = e->msg; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     }
     return -1;
 }

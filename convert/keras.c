@@ -444,6 +444,32 @@ static cv_node *new_node(ctx *c, int op, const char *name)
 static int build_model(ctx *c, const js_value *model, const char *h5path, const int *inputs, int n_inputs,
                        int depth, int *out);
 
+/* The kernel (shape kd) and, when the layer has use_bias, the bias (cout) of a
+ * Conv2D, DepthwiseConv2D or Dense: found, shape-checked, marked for float16
+ * and wired into n's slots 0 and 1; n's single input is the call's input. */
+static int attach_kernel(ctx *c, const layer_call *L, cv_node *n, int rank, const int64_t *kd, int64_t cout)
+{
+    const char *name = L->name;
+    int bias = cfg_bool(L->cfg, "use_bias", 1);
+    const char *names[2] = { "kernel", "bias" };
+    int tid[2], nf;
+    if (find_vars(c, name, L->h5path, names, bias ? 2 : 1, tid, &nf)) return -1;
+    if (c->k->legacy && n->op == ECM_OP_DWCONV2D && tid[0] < 0) {
+        const char *alt[1] = { "depthwise_kernel" };       /* tf.keras's variable name */
+        if (find_vars(c, name, L->h5path, alt, 1, &tid[0], &nf)) return -1;
+    }
+    if (tid[0] < 0 || (bias && tid[1] < 0)) return cv_fail(c->e, "layer %s (%s): missing weights", name, L->cls);
+    int64_t bd[1] = { cout };
+    if (want_shape(c, name, tid[0], rank, kd) || (bias && want_shape(c, name, tid[1], 1, bd))) return -1;
+    c->g->tensors[tid[0]].to_f16 = c->opt->f16;
+    n->n_in = 1;
+    n->in[0] = L->in[0];
+    n->n_w = 2;
+    n->w[0] = tid[0];
+    n->w[1] = bias ? tid[1] : -1;
+    return 0;
+}
+
 /* One layer call: creates its node(s) and returns its output value in *out. */
 static int build_layer(ctx *c, const layer_call *L, int depth, int *out)
 {
@@ -470,27 +496,9 @@ static int build_layer(ctx *c, const layer_call *L, int depth, int *out)
         if (dw && cfg_int(c, name, cfg, "depth_multiplier", 1, 1 << 10, 1, &mult)) return -1;
         if (!dw && filters < 1) return cv_fail(c->e, "layer %s: missing filters", name);
         if (groups != 1) return cv_fail(c->e, "layer %s: grouped convolution (groups=%ld) is not supported", name, groups);
-        int bias = cfg_bool(cfg, "use_bias", 1);
         int cout = dw ? ch * (int)mult : (int)filters;
-        const char *names[2] = { "kernel", "bias" };
-        int tid[2], nf;
-        if (find_vars(c, name, L->h5path, names, bias ? 2 : 1, tid, &nf)) return -1;
-        if (c->k->legacy && dw && tid[0] < 0) {
-            const char *alt[1] = { "depthwise_kernel" };       /* tf.keras's variable name */
-            int t2, nf2;
-            if (find_vars(c, name, L->h5path, alt, 1, &t2, &nf2)) return -1;
-            tid[0] = t2;
-        }
-        if (tid[0] < 0 || (bias && tid[1] < 0)) return cv_fail(c->e, "layer %s (%s): missing weights", name, cls);
-        int64_t kd[4] = { n->kh, n->kw, dw ? ch : ch, dw ? mult : cout };
-        int64_t bd[1] = { cout };
-        if (want_shape(c, name, tid[0], 4, kd) || (bias && want_shape(c, name, tid[1], 1, bd))) return -1;
-        g->tensors[tid[0]].to_f16 = c->opt->f16;
-        n->n_in = 1;
-        n->in[0] = L->in[0];
-        n->n_w = 2;
-        n->w[0] = tid[0];
-        n->w[1] = bias ? tid[1] : -1;
+        int64_t kd[4] = { n->kh, n->kw, ch, dw ? mult : cout };
+        if (attach_kernel(c, L, n, 4, kd, cout)) return -1;
         n->mult = (int)mult;
         if ((n->out = new_value(c, name, oh, ow, cout)) < 0) return -1;
         *out = n->out;
@@ -502,19 +510,8 @@ static int build_layer(ctx *c, const layer_call *L, int depth, int *out)
         long units;
         if (cfg_int(c, name, cfg, "units", 1, 1 << 20, -1, &units) || cfg_act(c, name, cfg, &n->act)) return -1;
         if (units < 1) return cv_fail(c->e, "layer %s: missing units", name);
-        int bias = cfg_bool(cfg, "use_bias", 1);
-        const char *names[2] = { "kernel", "bias" };
-        int tid[2], nf;
-        if (find_vars(c, name, L->h5path, names, bias ? 2 : 1, tid, &nf)) return -1;
-        if (tid[0] < 0 || (bias && tid[1] < 0)) return cv_fail(c->e, "layer %s (Dense): missing weights", name);
-        int64_t kd[2] = { ch, units }, bd[1] = { units };
-        if (want_shape(c, name, tid[0], 2, kd) || (bias && want_shape(c, name, tid[1], 1, bd))) return -1;
-        g->tensors[tid[0]].to_f16 = c->opt->f16;
-        n->n_in = 1;
-        n->in[0] = L->in[0];
-        n->n_w = 2;
-        n->w[0] = tid[0];
-        n->w[1] = bias ? tid[1] : -1;
+        int64_t kd[2] = { ch, units };
+        if (attach_kernel(c, L, n, 2, kd, units)) return -1;
         if ((n->out = new_value(c, name, h, w, (int)units)) < 0) return -1;
         *out = n->out;
         return 0;

@@ -12,6 +12,11 @@ ec_status ec_fail(ec_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    /* One line, whatever the arguments: messages quote names from model files
+     * (tensor, layer and value names are arbitrary bytes), so control characters
+     * become '?' (found by fuzz_ecm: a newline in a tensor name). */
+    for (char *p = last_error; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     return st;
 }
 
