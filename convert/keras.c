@@ -419,8 +419,11 @@ typedef struct {
 
 static int new_value(ctx *c, const char *name, int h, int w, int ch)
 {
-    if ((int64_t)h * w * ch > (int64_t)c->k->lim.max_tensor_elems || h <= 0 || w <= 0 || ch <= 0)
+    if (h <= 0 || w <= 0 || ch <= 0)
         return cv_fail(c->e, "layer %s: output shape %dx%dx%d is out of range", name, h, w, ch), -1;
+    if ((uint64_t)h * (uint64_t)w * (uint64_t)ch > c->k->lim.max_tensor_elems)
+        return cv_fail(c->e, "layer %s: output of %dx%dx%d exceeds the tensor limit of %llu elements", name, h, w, ch,
+                       (unsigned long long)c->k->lim.max_tensor_elems), -1;
     if (c->g->n_values >= c->k->lim.max_layers * 2)
         return cv_fail(c->e, "too many layers (limit %d)", c->k->lim.max_layers), -1;
     int v = cv_graph_add_value(c->g, name, h, w, ch);

@@ -75,6 +75,7 @@ long cli_peak_rss_kib(void)
 static int usage_convert(void)
 {
     fputs("usage: effcam convert IN.keras|IN.h5 -o OUT.ecm [--dtype fp16|fp32] [--labels FILE]\n"
+          "                      [--max-file-mb N] [--max-layers N] [--max-tensor-elems N] [--max-json-depth N]\n"
           "       effcam convert IN.keras|IN.h5 --list-weights\n",
           stderr);
     return 2;
@@ -99,6 +100,18 @@ static int cmd_convert(int argc, char **argv)
             long v;
             if (cli_int(argv[++i], 1, 1 << 20, &v)) { cli_err(NULL, "bad --max-file-mb"); return 2; }
             opt.limits.max_file_bytes = (uint64_t)v << 20;
+        } else if (!strcmp(a, "--max-layers") && i + 1 < argc) {
+            long v;
+            if (cli_int(argv[++i], 1, 10000000, &v)) { cli_err(NULL, "bad --max-layers"); return 2; }
+            opt.limits.max_layers = (int)v;
+        } else if (!strcmp(a, "--max-tensor-elems") && i + 1 < argc) {
+            long v;
+            if (cli_int(argv[++i], 1, 1L << 40, &v)) { cli_err(NULL, "bad --max-tensor-elems"); return 2; }
+            opt.limits.max_tensor_elems = (uint64_t)v;
+        } else if (!strcmp(a, "--max-json-depth") && i + 1 < argc) {
+            long v;
+            if (cli_int(argv[++i], 1, 100000, &v)) { cli_err(NULL, "bad --max-json-depth"); return 2; }
+            opt.limits.max_json_depth = (int)v;
         } else if (a[0] == '-' && a[1]) { cli_err(NULL, "convert: unknown option %s", a); return usage_convert(); }
         else if (!in) in = a;
         else return usage_convert();

@@ -469,6 +469,18 @@ static void bad_inputs(const char *dir)
     static char extra[1100];
     snprintf(extra, sizeof extra, "--labels '%s'", buf);
     c->extra = extra;
+    /* Every documented limit, lowered below what the tiny model needs. */
+    static const char *const limits[][2] = {
+        { "limit --max-file-mb", "--max-file-mb 1" },
+        { "limit --max-layers", "--max-layers 50" },
+        { "limit --max-tensor-elems", "--max-tensor-elems 1000" },
+        { "limit --max-json-depth", "--max-json-depth 5" },
+    };
+    for (int i = 0; i < 4; i++) {
+        c = CASE(limits[i][0]);
+        snprintf(c->path, sizeof c->path, "%s", src_keras);
+        c->extra = limits[i][1];
+    }
 #undef CASE
     for (int i = 0; i < n; i++) check_bad(&cases[i]);
     T_CHECK("bad input table size", n >= 25, "only %d cases", n);
