@@ -214,7 +214,7 @@ $(addprefix fuzz-run-,$(FUZZ_NAMES)): fuzz-run-%: $(FUZZ_DIR)/fuzz_%
 	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log | tail -n 1); \
 	  if [ $$rc = 0 ]; then verdict="no crash"; \
 	  else verdict="CRASHED (exit $$rc): $$(grep -m1 -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)' $$log) - see $$log"; fi; \
-	  printf 'fuzz %-6s %10s execs in %ss: %s\n' $* "$${execs:-?}" $(FUZZ_SECONDS) "$$verdict"; \
+	  printf 'fuzz %-6s %10s execs (%ss budget): %s\n' $* "$${execs:-?}" $(FUZZ_SECONDS) "$$verdict"; \
 	  echo $$rc > $(FUZZ_DIR)/logs/$*.status
 
 $(FUZZ_DIR)/obj/%.o: %.c

@@ -41,6 +41,8 @@ jnum1() { printf '%s\n' "$1" | sed -n "s/^[^{]*{\(.*\)/\1/p" | tr ',' '\n' | sed
 calc() { awk "BEGIN { v = $1; if (v == int(v) && v < 1e15 && v > -1e15) printf \"%d\", v; else printf \"%.6g\", v }"; }
 median() { tr ' ' '\n' | awk 'NF { v[n++] = $1 } END { if (!n) { print ""; exit } for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t } print (n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2) }'; }
 max_of() { tr ' ' '\n' | awk 'NF { if (n++ == 0 || $1 > m) m = $1 } END { print m }'; }
+r2() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
+r3() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.3f", x }'; }
 mib() { awk -v k="$1" 'BEGIN { if (k == "") print ""; else printf "%.1f", k / 1024 }'; }
 
 # ---- peak RSS and wall time of a whole process ----------------------------------
@@ -200,14 +202,14 @@ for M in $MODELS; do
             p=$(jobj "$W/$n.json" predict); g=$(jobj "$W/$n.json" predict_gradcam)
             k="latency.$M.t$T.coretype_$tag"
             puts "$k.openblas_core" "$(sed -n 's/.*"openblas_core": "\([^"]*\)".*/\1/p' "$W/$n.json")"
-            put "$k.predict_median_ms" "$(jnum "$p" median_ms)"
-            put "$k.predict_p90_ms" "$(jnum "$p" p90_ms)"
-            put "$k.predict_min_ms" "$(jnum "$p" min_ms)"
-            put "$k.gradcam_median_ms" "$(jnum "$g" median_ms)"
-            put "$k.gradcam_p90_ms" "$(jnum "$g" p90_ms)"
-            put "$k.gradcam_min_ms" "$(jnum "$g" min_ms)"
-            put "$k.first_gradcam_ms" "$(jnum "$g" first_ms)"
-            put "$k.gradcam_overhead_pct" "$(calc "100 * $(jnum "$(cat "$W/$n.json")" gradcam_overhead)")"
+            put "$k.predict_median_ms" "$(r2 "$(jnum "$p" median_ms)")"
+            put "$k.predict_p90_ms" "$(r2 "$(jnum "$p" p90_ms)")"
+            put "$k.predict_min_ms" "$(r2 "$(jnum "$p" min_ms)")"
+            put "$k.gradcam_median_ms" "$(r2 "$(jnum "$g" median_ms)")"
+            put "$k.gradcam_p90_ms" "$(r2 "$(jnum "$g" p90_ms)")"
+            put "$k.gradcam_min_ms" "$(r2 "$(jnum "$g" min_ms)")"
+            put "$k.first_gradcam_ms" "$(r2 "$(jnum "$g" first_ms)")"
+            put "$k.gradcam_overhead_pct" "$(r2 "$(calc "100 * $(jnum "$(cat "$W/$n.json")" gradcam_overhead)")")"
         done
     done
 done
@@ -244,7 +246,7 @@ if [ $have_ort = 1 ] || [ $have_torch = 1 ]; then
                 om=$(jnum1 "$res" median_ms)
                 if [ -n "$om" ] && [ -n "$eg" ]; then
                     o_m="$o_m $om" o_rss="$o_rss $RSS_KB" o_cold="$o_cold $(jnum1 "$res" cold_start_s)"
-                    r_ort="$r_ort $(calc "$eg / $om")" r_ortp="$r_ortp $(calc "$ep / $om")"
+                    r_ort="$r_ort $(r3 "$(calc "$eg / $om")")" r_ortp="$r_ortp $(r3 "$(calc "$ep / $om")")"
                 fi
             fi
             if [ $have_torch = 1 ]; then
@@ -253,17 +255,17 @@ if [ $have_ort = 1 ] || [ $have_torch = 1 ]; then
                 tm=$(jnum1 "$res" median_ms)
                 if [ -n "$tm" ] && [ -n "$eg" ]; then
                     t_m="$t_m $tm" t_rss="$t_rss $RSS_KB" t_cold="$t_cold $(jnum1 "$res" cold_start_s)"
-                    r_torch="$r_torch $(calc "$eg / $tm")"
+                    r_torch="$r_torch $(r3 "$(calc "$eg / $tm")")"
                 fi
             fi
             r=$((r + 1))
         done
         k="peers.t$T"
         put "$k.rounds" "$ROUNDS"
-        put "$k.effcam_predict_median_ms" "$(echo "$e_p" | median)"
-        put "$k.effcam_gradcam_median_ms" "$(echo "$e_g" | median)"
+        put "$k.effcam_predict_median_ms" "$(r2 "$(echo "$e_p" | median)")"
+        put "$k.effcam_gradcam_median_ms" "$(r2 "$(echo "$e_g" | median)")"
         if [ -n "$o_m" ]; then
-            put "$k.ort_median_ms" "$(echo "$o_m" | median)"
+            put "$k.ort_median_ms" "$(r2 "$(echo "$o_m" | median)")"
             put "$k.ort_peak_rss_kib" "$(echo "$o_rss" | max_of)"
             put "$k.ort_cold_start_s" "$(echo "$o_cold" | median)"
             put "$k.ratio_effcam_gradcam_over_ort" "$(echo "$r_ort" | median)"
@@ -271,7 +273,7 @@ if [ $have_ort = 1 ] || [ $have_torch = 1 ]; then
             put "$k.ratio_effcam_gradcam_over_ort_rounds" "[$(echo $r_ort | sed 's/ /, /g')]"
         fi
         if [ -n "$t_m" ]; then
-            put "$k.torch_median_ms" "$(echo "$t_m" | median)"
+            put "$k.torch_median_ms" "$(r2 "$(echo "$t_m" | median)")"
             put "$k.torch_peak_rss_kib" "$(echo "$t_rss" | max_of)"
             put "$k.torch_cold_start_s" "$(echo "$t_cold" | median)"
             put "$k.ratio_effcam_gradcam_over_torch" "$(echo "$r_torch" | median)"
@@ -283,7 +285,7 @@ if [ $have_ort = 1 ] || [ $have_torch = 1 ]; then
             measure "torch_$mode" env T0="$(date +%s.%N)" /usr/bin/python3 "$PEERS/bench_torch.py" --threads 1 --size 300 --mode $mode --warmup 2 --runs 5
             res=$(grep '^RESULT ' "$W/torch_$mode.out")
             put "peers.torch_$mode.t1.peak_rss_kib" "$RSS_KB"
-            put "peers.torch_$mode.t1.median_ms" "$(jnum1 "$res" median_ms)"
+            put "peers.torch_$mode.t1.median_ms" "$(r2 "$(jnum1 "$res" median_ms)")"
         done
     fi
 fi
@@ -311,7 +313,7 @@ target() {
     fi
     put "targets.$1.value" "$2"; put "targets.$1.limit" "$3"; puts "targets.$1.unit" "$4"
     if awk -v v="$2" -v l="$3" 'BEGIN { exit !(v <= l) }'; then puts "targets.$1.status" pass
-    else puts "targets.$1.status" miss; put "targets.$1.miss_by_pct" "$(calc "100 * ($2 / $3 - 1)")"; fi
+    else puts "targets.$1.status" miss; put "targets.$1.miss_by_pct" "$(r2 "$(calc "100 * ($2 / $3 - 1)")")"; fi
 }
 for M in $MODELS; do
     target "rss_predict_gradcam_overlay_t1_$M" "$(mib "$(get "rss.$M.t1.predict_gradcam_overlay_kib")")" 56 MiB
@@ -319,7 +321,7 @@ for M in $MODELS; do
     target "gradcam_overhead_t1_$M" "$(get "latency.$M.t1.coretype_env.gradcam_overhead_pct")" 3 %
     target "gradcam_overhead_t2_$M" "$(get "latency.$M.t2.coretype_env.gradcam_overhead_pct")" 3 %
     w=$(get "latency.$M.t1.coretype_env.gradcam_median_ms"); c=$(get "cold_start.$M.t1.median_ms")
-    target "cold_start_over_warm_t1_$M" "$([ -n "$w" ] && [ -n "$c" ] && calc "$c / $w")" 1.3 x
+    target "cold_start_over_warm_t1_$M" "$([ -n "$w" ] && [ -n "$c" ] && r3 "$(calc "$c / $w")")" 1.3 x
 done
 target latency_vs_ort_t1 "$(get peers.t1.ratio_effcam_gradcam_over_ort)" 1.0 x
 target latency_vs_ort_t2 "$(get peers.t2.ratio_effcam_gradcam_over_ort)" 1.0 x

@@ -677,9 +677,9 @@ const float *ec_session_layer_output(const ec_session *s, const char *layer, int
 
 /* ---- predict ------------------------------------------------------------------------------ */
 
-ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, int height, ec_result *out)
+/* The input stage: checks and resizes the caller's pixels into s->rgb. */
+static ec_status ec_session_set_input(ec_session *s, const uint8_t *rgb, int width, int height)
 {
-    if (!s || !rgb || !out) return ec_fail(EC_ERR_ARG, "ec_session_predict_rgb: NULL argument");
     if (width <= 0 || height <= 0) return ec_fail(EC_ERR_ARG, "image %dx%d: empty", width, height);
     if ((int64_t)width * height > s->opt.max_pixels)
         return ec_fail(EC_ERR_LIMIT, "image %dx%d exceeds max_pixels (%lld)", width, height, (long long)s->opt.max_pixels);
@@ -702,6 +702,21 @@ ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, i
         if (ec_u8_resize_bilinear(rgb, width, height, 3, s->rgb, W, H, s->rs_scratch) != 0)
             return ec_fail(EC_ERR_ARG, "cannot resize a %dx%d image to %dx%d", width, height, W, H);
     }
+    if (s->step_times) {
+        double dt = ec_clock() - t_in;
+        s->step_times[s->plan.n_steps] += dt;
+        s->step_times[s->plan.n_steps + 2] += dt;
+    }
+    return EC_OK;
+}
+
+/* Everything after the input stage: s->rgb -> forward -> Grad-CAM -> *out. */
+static ec_status ec_session_run(ec_session *s, ec_result *out)
+{
+    double t_in = s->step_times ? ec_clock() : 0.0;
+    const ec_model *m = s->m;
+    const ec_value *vi = &m->values[m->input];
+    int H = vi->h, W = vi->w;
     float *x = s->vptr[m->input];   /* [H, W, 3] */
     for (size_t i = 0; i < (size_t)H * W * 3; i++) x[i] = (float)s->rgb[i];
     if (s->step_times) s->step_times[s->plan.n_steps] += ec_clock() - t_in;
@@ -733,6 +748,13 @@ ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, i
     return EC_OK;
 }
 
+ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, int height, ec_result *out)
+{
+    if (!s || !rgb || !out) return ec_fail(EC_ERR_ARG, "ec_session_predict_rgb: NULL argument");
+    ec_status st = ec_session_set_input(s, rgb, width, height);
+    return st ? st : ec_session_run(s, out);
+}
+
 ec_status ec_session_predict_file(ec_session *s, const char *path, ec_result *out)
 {
     if (!s || !path || !out) return ec_fail(EC_ERR_ARG, "ec_session_predict_file: NULL argument");
@@ -740,9 +762,9 @@ ec_status ec_session_predict_file(ec_session *s, const char *path, ec_result *ou
     int w = 0, h = 0;
     ec_status st = ec_image_decode_file(path, s->opt.max_pixels, &rgb, &w, &h);
     if (st) return st;
-    st = ec_session_predict_rgb(s, rgb, w, h, out);
-    free(rgb);
-    return st;
+    st = ec_session_set_input(s, rgb, w, h);
+    free(rgb);   /* a 12-megapixel photo is 36 MB: gone before the forward pass */
+    return st ? st : ec_session_run(s, out);
 }
 
 ec_status ec_session_write_overlay(ec_session *s, const char *png_path)

@@ -20,7 +20,13 @@ _Thread_local int ec_stbi_cap_hit;
 static void *ec_stbi_malloc(size_t n)
 {
     if (n > ec_stbi_alloc_cap) { ec_stbi_cap_hit = 1; return NULL; }
-    return malloc(n);
+    /* Zeroed: stb_image 2.27 reads a JPEG Huffman table that the file never
+     * defined (DHT missing) straight from its malloc'd decoder state, so a
+     * corrupt JPEG decoded garbage from earlier allocations and could trip
+     * stb's STBI_ASSERT (an abort) in stbi__jpeg_huff_decode, found by
+     * fuzz_image. With zeroed state the undefined table decodes nothing and
+     * stb reports a corrupt JPEG. */
+    return calloc(1, n ? n : 1);
 }
 
 static void *ec_stbi_realloc(void *p, size_t n)

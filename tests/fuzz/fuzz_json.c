@@ -13,39 +13,56 @@
 
 #include "convert/json.h"
 
-/* Iterative walk with an explicit stack: the tree may be as deep as max_depth. */
+/* Visits one value; containers are descended by walk(). */
+static size_t visit(const js_value *v)
+{
+    long l;
+    switch (v->type) {
+    case JS_STRING:
+        return v->len + (unsigned char)v->str[v->len];   /* the NUL must be there */
+    case JS_NUMBER:
+        return js_int(v, -1000, 1000, &l) == 0;
+    case JS_OBJECT: {
+        size_t sum = 0;
+        for (int i = 0; i < v->n; i++) {
+            sum += strlen(v->keys[i]);
+            if (js_get(v, v->keys[i]) == NULL) abort();   /* every key finds a value */
+        }
+        return sum;
+    }
+    default:
+        return 1;
+    }
+}
+
+/* Iterative depth-first walk: one frame (container, next item) per level, so the
+ * stack is bounded by the nesting depth (max_depth), not by the item count.
+ * (An earlier version pushed every item of a container and overflowed its
+ * 64-entry stack on a flat array of 65 numbers: found by fuzz_json.) */
 static size_t walk(const js_value *root)
 {
     enum { DEPTH = 64 };
-    const js_value *stack[DEPTH + 1];
+    struct { const js_value *v; int next; } stack[DEPTH];
     int sp = 0;
-    size_t sum = 0;
-    stack[sp++] = root;
+    size_t sum = visit(root);
+    if (root->type == JS_ARRAY || root->type == JS_OBJECT) {
+        stack[0].v = root;
+        stack[0].next = 0;
+        sp = 1;
+    }
     while (sp > 0) {
-        const js_value *v = stack[--sp];
-        switch (v->type) {
-        case JS_STRING:
-            sum += v->len + (unsigned char)v->str[v->len];   /* the NUL must be there */
-            break;
-        case JS_NUMBER: {
-            long l;
-            sum += js_int(v, -1000, 1000, &l) == 0;
-            break;
+        const js_value *c = stack[sp - 1].v;
+        if (stack[sp - 1].next >= c->n) {
+            sp--;
+            continue;
         }
-        case JS_OBJECT:
-            for (int i = 0; i < v->n; i++) {
-                sum += strlen(v->keys[i]);
-                if (js_get(v, v->keys[i]) == NULL) abort();   /* every key finds a value */
-            }
-            /* fall through */
-        case JS_ARRAY:
-            for (int i = 0; i < v->n; i++) {
-                if (sp > DEPTH) abort();
-                stack[sp++] = &v->items[i];
-            }
-            break;
-        default:
-            sum++;
+        const js_value *v = &c->items[stack[sp - 1].next++];
+        sum += visit(v);
+        if (v->type == JS_ARRAY || v->type == JS_OBJECT) {
+            if (sp == DEPTH) abort();   /* deeper than the parser's max_depth */
+            stack[sp].v = v;
+            stack[sp].next = 0;
+            sp++;
         }
     }
     return sum;
