@@ -695,7 +695,9 @@ ec_status ec_png_encode(const uint8_t *px, int w, int h, int channels, uint8_t *
 
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (deflateInit(&zs, Z_DEFAULT_COMPRESSION) != Z_OK) {
+    /* Level 1: the overlay is written once per request, on the latency path;
+     * level 6 costs ~10x the time (~30 ms at 300x300) for ~10% smaller files. */
+    if (deflateInit(&zs, Z_BEST_SPEED) != Z_OK) {
         free(work);
         free(b.p);
         return ec_fail(EC_ERR_INTERNAL, "zlib deflateInit failed");
