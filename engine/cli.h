@@ -8,9 +8,10 @@ int cli_int(const char *s, long lo, long hi, long *out);
 double cli_now(void);
 long cli_peak_rss_kib(void);
 
-/* SIGINT/SIGTERM/SIGHUP are held while an output file is being written, so an
- * interrupted run still ends with either the complete file or none at all
- * (writers go through temp file + rename and clean up after themselves). */
+/* SIGINT/SIGTERM/SIGHUP are deferred while an output file is being written, so
+ * an interrupted run still ends with either the complete file or none at all
+ * (writers go through temp file + rename and clean up after themselves); the
+ * signal takes effect, with its usual exit status, right after the write. */
 void cli_signals_install(void);
 void cli_signals_hold(void);
 void cli_signals_release(void);

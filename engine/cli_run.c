@@ -12,20 +12,40 @@
 #include "engine/image.h"
 #include "kernels/resize.h"
 
-/* ---- signals -------------------------------------------------------------------- */
+/* ---- signals --------------------------------------------------------------------
+ * While an output file is being written, SIGINT/SIGTERM/SIGHUP are caught and
+ * remembered rather than acted on; when the write is over (renamed into place,
+ * or cleaned up after an error) the default action is restored and the signal
+ * re-raised, so the process still dies of it. Blocking the signals with
+ * sigprocmask would not do: OpenBLAS starts its threads before main, with the
+ * signals unblocked, and the kernel may deliver a process signal to any of them. */
 
-static sigset_t held;
+static const int held_signals[] = { SIGINT, SIGTERM, SIGHUP };
+#define N_HELD ((int)(sizeof held_signals / sizeof held_signals[0]))
+static volatile sig_atomic_t pending_signal;
+static struct sigaction saved_actions[N_HELD];
 
-void cli_signals_install(void)
+static void remember_signal(int sig) { pending_signal = sig; }
+
+void cli_signals_install(void) { pending_signal = 0; }
+
+void cli_signals_hold(void)
 {
-    sigemptyset(&held);
-    sigaddset(&held, SIGINT);
-    sigaddset(&held, SIGTERM);
-    sigaddset(&held, SIGHUP);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = remember_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;     /* the writer's read/write calls carry on */
+    for (int i = 0; i < N_HELD; i++) sigaction(held_signals[i], &sa, &saved_actions[i]);
 }
 
-void cli_signals_hold(void) { sigprocmask(SIG_BLOCK, &held, NULL); }
-void cli_signals_release(void) { sigprocmask(SIG_UNBLOCK, &held, NULL); }
+void cli_signals_release(void)
+{
+    for (int i = 0; i < N_HELD; i++) sigaction(held_signals[i], &saved_actions[i], NULL);
+    int sig = pending_signal;
+    pending_signal = 0;
+    if (sig) raise(sig);
+}
 
 /* ---- shared ---------------------------------------------------------------------- */
 
