@@ -75,6 +75,10 @@ struct ec_model {
     float *derived;               /* one allocation: every derived vector */
 };
 
+/* zlib's CRC-32 of b[0, n) continuing from crc (0 to start); carry-less
+ * multiplication where the CPU has it, zlib's table code otherwise. */
+uint32_t ec_crc32_update(uint32_t crc, const unsigned char *b, size_t n);
+
 /* Validates and wraps a whole .ecm image held in memory (not copied: buf must
  * outlive the model). ec_model_load = open + mmap + this. */
 ec_status ec_model_from_memory(const void *buf, size_t size, ec_model **out);
@@ -127,6 +131,11 @@ typedef struct {
  * keep_all: one buffer per value, no reuse, no fusion. */
 ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_all, ec_plan *p);
 void ec_plan_free(ec_plan *p);
+/* Adds n_extra buffers used after the forward pass, their first/last counted from
+ * its end (0 = right after the last step); the values that live to the end of the
+ * forward (pinned, output) are kept alive over them; then places everything again.
+ * The new buffers are p->bufs[*first_id + i]. */
+ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra, int keep_all, int *first_id);
 #define EC_IM2COL_TILE_BYTES (512u << 10)   /* bound on one thread's im2col tile */
 
 /* ---- Grad-CAM (gradcam.c) ---------------------------------------------------- */
@@ -141,7 +150,8 @@ typedef struct {
     int *gbuf;                    /* [n_values] gradient buffer id or -1 */
     int n_gbufs;
     ec_plan_buf *gbufs;
-    size_t grad_bytes;            /* planned gradient arena */
+    size_t grad_bytes;            /* the gradient buffers placed alone; a session places
+                                   * them in its activation arena (ec_plan_append_after) */
     size_t tmp_floats;            /* 2 x the largest value on the path: temporaries */
     unsigned char *written;       /* [n_values] per run: gradient holds data */
 } ec_gradcam_plan;

@@ -11,6 +11,9 @@
  *   write:   PNG (zlib, adaptive row filters) and binary PPM, both written to
  *            a temporary file in the target directory and renamed into place.
  */
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -635,31 +638,48 @@ static inline uint8_t im_paeth(int a, int b, int c)
     return (uint8_t)(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
 }
 
+/* |v| of a filtered byte read as signed: libpng's cost of one byte. */
+static inline unsigned im_png_cost(uint8_t v) { return v < 128 ? v : 256u - v; }
+
 /* Fills the five filtered versions of a row (cand[f][0] = f) and returns the
- * one with the smallest sum of |signed bytes|: libpng's heuristic, a good
- * proxy for what deflate compresses best. */
+ * one with the smallest sum of |signed bytes| (first on ties): libpng's
+ * heuristic, a good proxy for what deflate compresses best. One straight loop
+ * per filter (no per-byte switch), so the compiler vectorizes the four simple
+ * ones: this selection was most of the encoder's time. */
 static const uint8_t *im_png_filter_row(const uint8_t *cur, const uint8_t *prev, size_t rb, int bpp,
                                         uint8_t *cand[5])
 {
+    size_t nb = (size_t)bpp < rb ? (size_t)bpp : rb;   /* the first pixel has no left neighbour */
+    uint8_t *o[5];
+    for (int f = 0; f < 5; f++) cand[f][0] = (uint8_t)f, o[f] = cand[f] + 1;
+    memcpy(o[0], cur, rb);
+    for (size_t i = 0; i < nb; i++) {
+        o[1][i] = cur[i];
+        o[2][i] = (uint8_t)(cur[i] - prev[i]);
+        o[3][i] = (uint8_t)(cur[i] - (prev[i] >> 1));
+        o[4][i] = (uint8_t)(cur[i] - im_paeth(0, prev[i], 0));
+    }
+    for (size_t i = nb; i < rb; i++) o[1][i] = (uint8_t)(cur[i] - cur[i - bpp]);
+    for (size_t i = nb; i < rb; i++) o[2][i] = (uint8_t)(cur[i] - prev[i]);
+    for (size_t i = nb; i < rb; i++) o[3][i] = (uint8_t)(cur[i] - ((cur[i - bpp] + prev[i]) >> 1));
+    for (size_t i = nb; i < rb; i++) o[4][i] = (uint8_t)(cur[i] - im_paeth(cur[i - bpp], prev[i], prev[i - bpp]));
     uint64_t best_cost = UINT64_MAX;
     int best = 0;
     for (int f = 0; f < 5; f++) {
-        uint8_t *o = cand[f];
         uint64_t cost = 0;
-        o[0] = (uint8_t)f;
-        for (size_t i = 0; i < rb; i++) {
-            int a = i >= (size_t)bpp ? cur[i - bpp] : 0, b = prev[i], c = i >= (size_t)bpp ? prev[i - bpp] : 0;
-            uint8_t v;
-            switch (f) {
-            case 0: v = cur[i]; break;
-            case 1: v = (uint8_t)(cur[i] - a); break;
-            case 2: v = (uint8_t)(cur[i] - b); break;
-            case 3: v = (uint8_t)(cur[i] - ((a + b) >> 1)); break;
-            default: v = (uint8_t)(cur[i] - im_paeth(a, b, c)); break;
-            }
-            o[1 + i] = v;
-            cost += v < 128 ? v : 256 - v;
+        size_t i = 0;
+#ifdef __SSE2__
+        /* 16 bytes at a time: min(v, -v) as unsigned bytes is the cost, and
+         * PSADBW sums them (baseline x86-64) */
+        const __m128i z = _mm_setzero_si128();
+        __m128i acc = z;
+        for (; i + 16 <= rb; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(o[f] + i));
+            acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_min_epu8(v, _mm_sub_epi8(z, v)), z));
         }
+        cost = (uint64_t)_mm_cvtsi128_si64(acc) + (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc));
+#endif
+        for (; i < rb; i++) cost += im_png_cost(o[f][i]);
         if (cost < best_cost) best_cost = cost, best = f;
     }
     return cand[best];

@@ -305,3 +305,37 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
     if (st) ec_plan_free(p);
     return st;
 }
+
+/* ---- buffers after the forward pass ------------------------------------------------
+ * Grad-CAM's gradients and temporaries, and the overlay, live only once the forward
+ * pass is over, when everything but the pinned values and the output is dead: they
+ * go into the same arena, into that dead space. */
+ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra, int keep_all, int *first_id)
+{
+    int end = p->n_steps + 1, last = end;
+    for (int i = 0; i < n_extra; i++)
+        if (end + extra[i].last > last) last = end + extra[i].last;
+    ec_plan_buf *b = realloc(p->bufs, ((size_t)p->n_bufs + (size_t)n_extra) * sizeof *b);
+    if (!b) return ec_fail(EC_ERR_NOMEM, "out of memory planning %d more buffers", n_extra);
+    p->bufs = b;
+    /* what survives the forward pass (pinned values, the output) survives these too */
+    for (int i = 0; i < p->n_bufs; i++)
+        if (b[i].last >= end) b[i].last = last;
+    *first_id = p->n_bufs;
+    for (int i = 0; i < n_extra; i++) {
+        ec_plan_buf *x = &b[p->n_bufs++];
+        *x = extra[i];
+        x->bytes = ec_align(x->bytes);
+        x->first = keep_all ? 0 : end + extra[i].first;
+        x->last = keep_all ? last : end + extra[i].last;
+        x->pinned = 0;
+        x->offset = 0;
+    }
+    if (keep_all) {
+        size_t off = 0;
+        for (int i = 0; i < p->n_bufs; i++) b[i].offset = off, off += b[i].bytes;
+        p->arena_bytes = off;
+        return EC_OK;
+    }
+    return ec_plan_place(b, p->n_bufs, &p->arena_bytes);
+}

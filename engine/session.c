@@ -155,15 +155,15 @@ struct ec_session {
     void *rs_scratch;             /* resize scratch, grown to the largest source seen */
     size_t rs_cap;
     size_t scratch_bytes;
-    /* Grad-CAM */
+    /* Grad-CAM: gradients, temporaries and the overlay live in the arena's dead
+     * space after the forward pass (ec_plan_append_after) */
     int gradcam;
     ec_gradcam_plan gc;
-    float **gptr;                 /* [n_values] gradient buffers */
-    unsigned char *garena;        /* [gc.grad_bytes] */
-    float *gtmp;                  /* [gc.tmp_floats] */
+    float **gptr;                 /* [n_values] gradient buffers, in the arena */
+    float *gtmp;                  /* [gc.tmp_floats] in the arena */
     float *cam;                   /* [A.h * A.w] */
-    uint8_t *rgba;                /* [H * W * 4] overlay */
-    void *ov_scratch;
+    uint8_t *rgba;                /* [H * W * 4] overlay, in the arena */
+    void *ov_scratch;             /* in the arena */
     /* last result */
     int have_result;
     ec_result res;
@@ -214,6 +214,7 @@ typedef struct {
     int M, N, K, rows;            /* rows per task */
     const float *scale, *shift;   /* [N] each or NULL */
     int act;
+    int prefill;                  /* shift (no scale) goes into C before the GEMM, beta = 1 */
     const ec_conv_geom *g;        /* NULL: no im2col */
     float *col;                   /* [threads][col_stride] */
     size_t col_stride;
@@ -230,9 +231,47 @@ static void ec_mm_rows(void *ctx, int task, int thread)
         a = col;
     }
     float *y = t->y + (size_t)p0 * t->N;         /* [p1 - p0, N] */
+    if (t->prefill) {
+        /* C starts as the shift and the GEMM adds into it (beta = 1): OpenBLAS then
+         * skips its own pass over C (zeroing it for beta = 0), and a linear layer
+         * needs no epilogue at all. The shift's add comes first instead of last,
+         * the same for every row split. */
+        for (int r = p0; r < p1; r++) memcpy(y + (size_t)(r - p0) * t->N, t->shift, (size_t)t->N * sizeof *y);
+        ec_gemm(p1 - p0, t->N, t->K, a, t->K, t->w, t->N, 1.0f, y, t->N);
+        if (t->act != EC_ACT_LINEAR) ec_f32_act(y, y, (size_t)(p1 - p0), t->N, t->act);
+        return;
+    }
     ec_gemm(p1 - p0, t->N, t->K, a, t->K, t->w, t->N, 0.0f, y, t->N);
     if (t->scale || t->shift || t->act != EC_ACT_LINEAR)
         ec_f32_affine_act(y, (size_t)(p1 - p0), t->N, t->scale, t->shift, t->act);
+}
+
+/* k x k convs with at most this many output channels skip im2col + sgemm (a
+ * 24-row problem to OpenBLAS) for the direct kernel (kernels/conv__avx2.c);
+ * without AVX2 they stay on sgemm, faster than the scalar reference. */
+#define EC_DIRECT_MAX_COUT 24
+
+typedef struct {
+    ec_conv_params p;
+    const float *x, *w, *scale, *shift;   /* x [in_h, in_w, cin], w [kh, kw, cin, cout] */
+    float *y;                             /* [out_h, out_w, cout] */
+    int rows;                             /* output rows per task */
+} ec_direct_task;
+
+static void ec_direct_rows(void *ctx, int task, int thread)
+{
+    const ec_direct_task *t = ctx;
+    int y0 = task * t->rows, y1 = y0 + t->rows < t->p.g.out_h ? y0 + t->rows : t->p.g.out_h;
+    ec_f32_conv_direct(&t->p, t->x, t->w, t->scale, t->shift, t->y, y0, y1);
+}
+
+static void ec_direct_conv(ec_session *s, const ec_step *st, const ec_conv_geom *g, const float *x,
+                           const float *w, const float *scale, const float *shift, float *y)
+{
+    ec_direct_task t = { { *g, s->m->values[st->out].c, st->act }, x, w, scale, shift, y, 0 };
+    /* whole output rows per task: each element's arithmetic does not depend on the split */
+    t.rows = s->threads > 1 ? (g->out_h + s->threads - 1) / s->threads : g->out_h;
+    ec_pool_run(s->pool, (g->out_h + t.rows - 1) / t.rows, ec_direct_rows, &t);
 }
 
 static void ec_conv_forward(ec_session *s, const ec_step *st, const float *x, float *y)
@@ -241,13 +280,33 @@ static void ec_conv_forward(ec_session *s, const ec_step *st, const float *x, fl
     const ec_node *n = &m->nodes[st->node];
     const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[n->out];
     ec_conv_geom g = { vx->h, vx->w, vx->c, vy->h, vy->w, n->kh, n->kw, n->sh, n->sw, n->pt, n->pl };
-    ec_mm_task t = { x, ec_session_weights(s, n->w[0]), y, vy->h * vy->w, vy->c, 0, 0,
-                     st->scale, st->shift, st->act, NULL, s->col, s->plan.col_floats };
+    ec_mm_task t = { x, NULL, y, vy->h * vy->w, vy->c, 0, 0,
+                     st->scale, st->shift, st->act, 0, NULL, s->col, s->plan.col_floats };
     if (n->op == ECM_OP_DENSE) {
         t.K = vx->c;
         t.M = vx->h * vx->w;
     } else {
         t.K = n->kh * n->kw * vx->c;
+    }
+    const ec_tensor *W = &m->tensors[n->w[0]];   /* [K, N] */
+    if (W->dtype == ECM_DT_F16 && st->scale) {
+        /* BN folded into the kernel while it is widened anyway: (A @ W) * s becomes
+         * A @ (W * s), one multiply per weight instead of per output. A step has a
+         * scale only when its BN was fused, never for a pinned (Grad-CAM target)
+         * output, whose raw conv result must stay in the arena. fp32 kernels are
+         * used in place from the map: they keep the epilogue (a copy would cost a
+         * kernel-sized buffer and a pass). */
+        ec_f16_to_f32_scale_cols(W->data, s->wide, (size_t)t.K, t.N, st->scale);
+        t.w = s->wide;
+        t.scale = NULL;
+    } else {
+        t.w = ec_session_weights(s, n->w[0]);
+    }
+    t.prefill = !t.scale && t.shift;
+    if (n->op == ECM_OP_CONV2D && st->tile_rows > 0 && t.N <= EC_DIRECT_MAX_COUT && ec_cpu_has_avx2()) {
+        ec_direct_conv(s, st, &g, x, t.w, t.scale, t.shift, y);
+        if (st->softmax) ec_f32_act(y, y, (size_t)t.M, t.N, EC_ACT_SOFTMAX);
+        return;
     }
     if (st->tile_rows > 0) {
         t.g = &g;
@@ -583,12 +642,29 @@ ec_status ec_session_new(const ec_model *m, const ec_session_options *opt, ec_se
         memcpy(s->pin, s->gc.pin, (size_t)nv);
     }
     if ((st = ec_plan_build(m, s->pin, o.keep_all, &s->plan))) goto fail;
+    const ec_value *vi = &m->values[m->input];
+    int gfirst = 0;   /* plan buffer id of gradient buffer 0; then tmp, rgba, overlay scratch */
+    if (s->gradcam) {
+        /* times after the forward: backward step t at t (0 = the seed, P + 1 = the
+         * heatmap, gradcam.c), the overlay at P + 2 */
+        const ec_value *va = &m->values[s->gc.A];
+        int ng = s->gc.n_gbufs, P = s->gc.n_path;
+        ec_plan_buf *xb = calloc((size_t)ng + 3, sizeof *xb);
+        if (!xb) { st = ec_fail(EC_ERR_NOMEM, "out of memory"); goto fail; }
+        memcpy(xb, s->gc.gbufs, (size_t)ng * sizeof *xb);
+        xb[ng] = (ec_plan_buf){ s->gc.tmp_floats * sizeof(float), 0, P + 1, 0, 0 };
+        xb[ng + 1] = (ec_plan_buf){ (size_t)vi->h * vi->w * 4, P + 2, P + 2, 0, 0 };
+        xb[ng + 2] = (ec_plan_buf){ ec_overlay_scratch_bytes(va->h, va->w, vi->h, vi->w), P + 2, P + 2, 0, 0 };
+        for (int i = 0; i < ng + 3; i++) if (!xb[i].bytes) xb[i].bytes = EC_ARENA_ALIGN;
+        st = ec_plan_append_after(&s->plan, xb, ng + 3, o.keep_all, &gfirst);
+        free(xb);
+        if (st) goto fail;
+    }
 
     size_t scratch = 0, arena_total = 0;
     s->arena = ec_alloc(s->plan.arena_bytes, &arena_total);
     s->col = ec_alloc((size_t)s->threads * s->plan.col_floats * sizeof(float), &scratch);
     s->wide = ec_alloc((size_t)m->max_f16_elems * sizeof(float), &scratch);
-    const ec_value *vi = &m->values[m->input];
     s->rgb = ec_alloc((size_t)vi->h * vi->w * 3, &scratch);
     if (!s->arena || !s->col || !s->wide || !s->rgb) { st = ec_fail(EC_ERR_NOMEM, "out of memory (arena %zu bytes)", s->plan.arena_bytes); goto fail; }
     for (int v = 0; v < nv; v++)
@@ -596,18 +672,19 @@ ec_status ec_session_new(const ec_model *m, const ec_session_options *opt, ec_se
 
     if (s->gradcam) {
         const ec_value *va = &m->values[s->gc.A];
+        const ec_plan_buf *xb = s->plan.bufs + gfirst;   /* gradients, tmp, rgba, overlay scratch */
+        int ng = s->gc.n_gbufs;
         s->gptr = calloc((size_t)nv, sizeof *s->gptr);
-        s->garena = ec_alloc(s->gc.grad_bytes, &scratch);
-        s->gtmp = ec_alloc(s->gc.tmp_floats * sizeof(float), &scratch);
         s->cam = ec_alloc((size_t)va->h * va->w * sizeof(float), &scratch);
-        s->rgba = ec_alloc((size_t)vi->h * vi->w * 4, &scratch);
-        s->ov_scratch = ec_alloc(ec_overlay_scratch_bytes(va->h, va->w, vi->h, vi->w), &scratch);
-        if (!s->gptr || !s->garena || !s->gtmp || !s->cam || !s->rgba || !s->ov_scratch) {
+        if (!s->gptr || !s->cam) {
             st = ec_fail(EC_ERR_NOMEM, "out of memory (grad-cam buffers)");
             goto fail;
         }
         for (int v = 0; v < nv; v++)
-            s->gptr[v] = s->gc.gbuf[v] >= 0 ? (float *)(s->garena + s->gc.gbufs[s->gc.gbuf[v]].offset) : NULL;
+            s->gptr[v] = s->gc.gbuf[v] >= 0 ? (float *)(s->arena + xb[s->gc.gbuf[v]].offset) : NULL;
+        s->gtmp = (float *)(s->arena + xb[ng].offset);
+        s->rgba = s->arena + xb[ng + 1].offset;
+        s->ov_scratch = s->arena + xb[ng + 2].offset;
     }
     s->scratch_bytes = scratch;
     if (s->threads > 1 && (st = ec_pool_new(s->threads, &s->pool))) goto fail;
@@ -632,11 +709,7 @@ void ec_session_free(ec_session *s)
     free(s->rgb);
     free(s->rs_scratch);
     free(s->gptr);
-    free(s->garena);
-    free(s->gtmp);
     free(s->cam);
-    free(s->rgba);
-    free(s->ov_scratch);
     free(s);
 }
 
@@ -646,9 +719,8 @@ size_t ec_session_scratch_bytes(const ec_session *s) { return s ? s->scratch_byt
 
 int ec_session_check_plan(const ec_session *s, char *msg, size_t cap)
 {
-    if (ec_plan_check(s->plan.bufs, s->plan.n_bufs, s->plan.arena_bytes, msg, cap)) return -1;
-    if (s->gradcam && ec_plan_check(s->gc.gbufs, s->gc.n_gbufs, s->gc.grad_bytes, msg, cap)) return -1;
-    return 0;
+    /* one plan: the forward values and, after them, Grad-CAM's buffers */
+    return ec_plan_check(s->plan.bufs, s->plan.n_bufs, s->plan.arena_bytes, msg, cap) ? -1 : 0;
 }
 
 void ec_session_print_plan(const ec_session *s, FILE *f)

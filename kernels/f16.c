@@ -78,6 +78,27 @@ void ec_f16_to_f32_n(const uint16_t *restrict src, float *restrict dst, size_t n
         ec_f16_to_f32_n__ref(src, dst, n);
 }
 
+void ec_f16_to_f32_scale_cols__ref(const uint16_t *restrict src, float *restrict dst, size_t rows, int cols,
+                                   const float *restrict scale)
+{
+    if (!scale) {
+        ec_f16_to_f32_n__ref(src, dst, rows * (size_t)cols);
+        return;
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++)
+            dst[r * cols + j] = ec_f16_to_f32(src[r * cols + j]) * scale[j];
+}
+
+void ec_f16_to_f32_scale_cols(const uint16_t *restrict src, float *restrict dst, size_t rows, int cols,
+                              const float *restrict scale)
+{
+    if (ec_cpu_has_avx2())
+        ec_f16_to_f32_scale_cols__avx2(src, dst, rows, cols, scale);
+    else
+        ec_f16_to_f32_scale_cols__ref(src, dst, rows, cols, scale);
+}
+
 void ec_f32_to_f16_n__ref(const float *restrict src, uint16_t *restrict dst, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = ec_f32_to_f16(src[i]);

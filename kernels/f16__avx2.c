@@ -26,6 +26,36 @@ void ec_f16_to_f32_n__avx2(const uint16_t *restrict src, float *restrict dst, si
     }
 }
 
+/* src: (rows, cols) halves -> dst: (rows, cols) floats, column j times scale[j].
+ * The half -> float step is exact, so the one rounding is the product's, as in
+ * the __ref (no FMA involved). The column tail goes through a masked vector. */
+void ec_f16_to_f32_scale_cols__avx2(const uint16_t *restrict src, float *restrict dst, size_t rows, int cols,
+                                    const float *restrict scale)
+{
+    if (!scale) {
+        ec_f16_to_f32_n__avx2(src, dst, rows * (size_t)cols);
+        return;
+    }
+    const int cv = cols & ~7;
+    uint32_t mbits[8];
+    for (int j = 0; j < 8; j++) mbits[j] = j < cols - cv ? 0xffffffffu : 0;
+    const __m256i tm = _mm256_loadu_si256((const __m256i *)mbits);
+    const __m256 st = _mm256_maskload_ps(scale + cv, tm);
+    for (size_t r = 0; r < rows; r++) {
+        const uint16_t *s = src + r * cols;   /* row r: cols halves */
+        float *d = dst + r * cols;
+        int j = 0;
+        for (; j < cv; j += 8)
+            _mm256_storeu_ps(d + j, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + j))),
+                                                  _mm256_loadu_ps(scale + j)));
+        if (cv < cols) {
+            uint16_t hb[8] = {0};   /* no read past the row's last half */
+            for (int k = 0; k < cols - cv; k++) hb[k] = s[cv + k];
+            _mm256_maskstore_ps(d + cv, tm, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hb)), st));
+        }
+    }
+}
+
 /* src: n floats -> dst: n halves, round to nearest even (VCVTPS2PH with an
  * explicit rounding immediate, so MXCSR's mode does not matter). NaNs come out
  * quiet with their top payload bits, like ec_f32_to_f16. */

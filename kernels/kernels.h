@@ -24,6 +24,11 @@ void ec_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);       /* dispat
 void ec_f16_to_f32_n__ref(const uint16_t *src, float *dst, size_t n);
 void ec_f32_to_f16_n(const float *src, uint16_t *dst, size_t n);       /* dispatch (F16C), RNE */
 void ec_f32_to_f16_n__ref(const float *src, uint16_t *dst, size_t n);
+/* dst[r, j] = f16(src[r, j]) * scale[j] for a (rows, cols) matrix: a conv kernel
+ * (K, N) widened with its BN scale folded into each output column (one rounding,
+ * the product; scale NULL = plain widening). */
+void ec_f16_to_f32_scale_cols(const uint16_t *src, float *dst, size_t rows, int cols, const float *scale);
+void ec_f16_to_f32_scale_cols__ref(const uint16_t *src, float *dst, size_t rows, int cols, const float *scale);
 
 /* ---- GEMM -----------------------------------------------------------------
  * The one wrapper around cblas_sgemm, row-major, no transposes:
@@ -72,6 +77,22 @@ void ec_f32_dwconv(const ec_dwconv_params *p, const float *x, const float *w,
 void ec_f32_dwconv__ref(const ec_dwconv_params *p, const float *x, const float *w,
                         const float *scale, const float *shift, float *out, int y0, int y1);
 
+/* ---- direct convolution (few output channels) -------------------------------
+ * out(out_h, out_w, cout) rows [y0, y1) = act(conv(x, w) * scale + shift), w is
+ * (kh, kw, cin, cout) HWIO float32, scale/shift per output channel or NULL. For
+ * small cout, where sgemm over im2col tiles is slow (EfficientNetV2's stem and
+ * stage 1); sgemm stays the path for everything else. */
+typedef struct {
+    ec_conv_geom g;
+    int cout;
+    int act;
+} ec_conv_params;
+
+void ec_f32_conv_direct(const ec_conv_params *p, const float *x, const float *w,
+                        const float *scale, const float *shift, float *out, int y0, int y1);
+void ec_f32_conv_direct__ref(const ec_conv_params *p, const float *x, const float *w,
+                             const float *scale, const float *shift, float *out, int y0, int y1);
+
 /* ---- pooling, elementwise -------------------------------------------------- */
 /* out[c] = mean over hw of x[hw, c] */
 void ec_f32_gap(const float *x, size_t hw, int c, float *out);
@@ -98,10 +119,13 @@ void ec_f32_softmax_backward(const float *y, const float *dy, float *dx, size_t 
 int ec_cpu_has_avx2(void);                               /* AVX2 + FMA + F16C usable */
 void ec_f16_to_f32_n__avx2(const uint16_t *src, float *dst, size_t n);
 void ec_f32_to_f16_n__avx2(const float *src, uint16_t *dst, size_t n);
+void ec_f16_to_f32_scale_cols__avx2(const uint16_t *src, float *dst, size_t rows, int cols, const float *scale);
 void ec_f32_affine_act__avx2(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
 void ec_f32_act__avx2(const float *x, float *y, size_t rows, int c, int act);
 void ec_f32_dwconv__avx2(const ec_dwconv_params *p, const float *x, const float *w,
                          const float *scale, const float *shift, float *out, int y0, int y1);
+void ec_f32_conv_direct__avx2(const ec_conv_params *p, const float *x, const float *w,
+                              const float *scale, const float *shift, float *out, int y0, int y1);
 void ec_f32_gap__avx2(const float *x, size_t hw, int c, float *out);
 void ec_f32_add__ref(const float *a, const float *b, float *out, size_t n);
 void ec_f32_add__avx2(const float *a, const float *b, float *out, size_t n);

@@ -212,6 +212,44 @@ static void test_f16(void)
     } else {
         t_skip("f16_to_f32_n_avx2_vs_ref_bitwise", "no AVX2/F16C");
     }
+
+    /* Widening with a per-column scale (BN folded into a conv kernel): __avx2 and
+     * the dispatcher vs __ref bitwise, awkward column counts, scale or NULL, every
+     * half value somewhere, and nothing written past the matrix. */
+    {
+        static const int cols_set[] = {1, 7, 8, 9, 15, 16, 17, 24, 33, 192};
+        int sc_ok = 1;
+        char sc_where[128] = "";
+        for (size_t ci = 0; ci < sizeof cols_set / sizeof *cols_set && sc_ok; ci++)
+            for (int rows = 1; rows <= 5 && sc_ok; rows += 2)
+                for (int with_scale = 0; with_scale < 2 && sc_ok; with_scale++) {
+                    int cols = cols_set[ci];
+                    size_t n = (size_t)rows * cols;
+                    uint16_t *src = malloc(n * sizeof *src);
+                    float *sc = fmalloc((size_t)cols), *ra = fmalloc(n + 1), *rb = fmalloc(n + 1);
+                    for (size_t i = 0; i < n; i++) src[i] = (uint16_t)(rng_u32() >> 16);
+                    fill(sc, (size_t)cols, -3.0f, 3.0f);
+                    ra[n] = rb[n] = 12345.0f;
+                    ec_f16_to_f32_scale_cols__ref(src, ra, (size_t)rows, cols, with_scale ? sc : NULL);
+                    for (int v = 0; v < 2 && sc_ok; v++) {
+                        if (v == 1 && !ec_cpu_has_avx2()) break;
+                        if (v == 0) ec_f16_to_f32_scale_cols(src, rb, (size_t)rows, cols, with_scale ? sc : NULL);
+                        else ec_f16_to_f32_scale_cols__avx2(src, rb, (size_t)rows, cols, with_scale ? sc : NULL);
+                        for (size_t i = 0; i < n && sc_ok; i++)
+                            if (fbits(ra[i]) != fbits(rb[i]) && !(isnan(ra[i]) && isnan(rb[i]))) {
+                                sc_ok = 0;
+                                snprintf(sc_where, sizeof sc_where, "%s rows %d cols %d scale %d elem %zu",
+                                         v ? "avx2" : "dispatch", rows, cols, with_scale, i);
+                            }
+                        if (sc_ok && rb[n] != 12345.0f) {
+                            sc_ok = 0;
+                            snprintf(sc_where, sizeof sc_where, "rows %d cols %d: wrote past the end", rows, cols);
+                        }
+                    }
+                    free(src); free(sc); free(ra); free(rb);
+                }
+        T_CHECK("f16_to_f32_scale_cols_vs_ref_bitwise", sc_ok, "%s", sc_where);
+    }
     free(hs); free(fa); free(fb);
 }
 
@@ -618,6 +656,101 @@ static void test_dwconv(void)
     free(x); free(w); free(o1); free(o2);
 }
 
+/* ---- direct convolution (few output channels) ------------------------------- */
+
+/* __avx2 vs __ref over awkward sizes: cin 1..25, cout across the 8-lane groups
+ * and the 24-channel register groups (1, 7, 8, 9, 16, 17, 24, 25, 33), k 1/3/5,
+ * both strides, every padding case, row ranges split in three; and a partial row
+ * range writes exactly its rows. */
+static void test_conv_direct(void)
+{
+    if (!ec_cpu_has_avx2()) { t_skip("conv_direct_avx2_vs_ref", "no AVX2"); return; }
+    static const int cins[] = {1, 3, 8, 24, 25};
+    static const int couts[] = {1, 7, 8, 9, 16, 17, 24, 25, 33};
+    static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID, EC_ACT_RELU};
+    int counter = 0;
+    for (int k = 1; k <= 5; k += 2)
+        for (int s = 1; s <= 2; s++) {
+            double worst = 0;
+            int fail = 0, runs = 0;
+            char where[220] = "";
+            for (int si = 0; si < NSIZE; si++)
+                for (int pad = 0; pad < NPAD; pad++)
+                    for (size_t ii = 0; ii < sizeof cins / sizeof *cins; ii++)
+                        for (size_t oi = 0; oi < sizeof couts / sizeof *couts; oi++) {
+                            ec_conv_params p;
+                            if (!make_geom(&p.g, sizes[si][0], sizes[si][1], cins[ii], k, s, pad)) continue;
+                            p.cout = couts[oi];
+                            p.act = acts[counter % 5];
+                            const int sv = counter++ % 3;      /* scale+shift, none, shift only */
+                            const ec_conv_geom *g = &p.g;
+                            const int C = p.cout, oh = g->out_h;
+                            const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * g->c * C;
+                            const size_t no = (size_t)oh * g->out_w * C;
+                            float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
+                            float *o1 = fmalloc(no), *o2 = fmalloc(no), *mag = fmalloc(no);
+                            fill(x, nx, -1, 1);
+                            fill(w, nw, -1, 1);
+                            fill(sc, (size_t)C, 0.5f, 1.5f);
+                            fill(sh, (size_t)C, -0.5f, 0.5f);
+                            const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
+                            for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
+                            ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
+                            const int c1 = oh / 3, c2 = oh / 3 + (oh > 1);
+                            ec_f32_conv_direct__avx2(&p, x, w, S, H, o2, 0, c1);
+                            ec_f32_conv_direct__avx2(&p, x, w, S, H, o2, c1, c2);
+                            ec_f32_conv_direct__avx2(&p, x, w, S, H, o2, c2, oh);
+                            /* k*k*cin-term float sums (fused vs separate multiply-add) */
+                            for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
+                            for (size_t i = 0; i < nw; i++) w[i] = fabsf(w[i]);
+                            ec_conv_params pm = p;
+                            pm.act = EC_ACT_LINEAR;
+                            ec_f32_conv_direct__ref(&pm, x, w, S, NULL, mag, 0, oh);
+                            const int terms = k * k * g->c;
+                            for (size_t i = 0; i < no; i++) {
+                                const double tol = 1.2 * (terms + 2) * FLT_EPSILON * fabs(mag[i]) + 2e-6 * fabs(o1[i]) + 1e-7;
+                                const double d = fabs((double)o1[i] - o2[i]);
+                                if (d > worst || isnan(d)) worst = d;
+                                if (!(d <= tol) && !fail) {
+                                    fail = 1;
+                                    const size_t px = i / C;
+                                    snprintf(where, sizeof where,
+                                             "in %dx%d cin=%d cout=%d pad=%s act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs ref %.9g",
+                                             g->in_h, g->in_w, g->c, C, pad_name[pad], act_name(p.act), sv,
+                                             px / g->out_w, px % g->out_w, i % C, o2[i], o1[i]);
+                                }
+                            }
+                            runs++;
+                            free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(mag);
+                        }
+            char name[64];
+            snprintf(name, sizeof name, "conv_direct_avx2_vs_ref_k%d_s%d", k, s);
+            T_CHECK(name, !fail, "tol k*k*cin*eps*sum|xw| + 2e-6|ref|: %s (max abs diff %.3g)", where, worst);
+            if (!fail) printf("  %s: %d shapes, max abs diff %.3g\n", name, runs, worst);
+        }
+
+    /* rows [3, 7) of an EfficientNetV2 stage-1 like shape through the dispatcher */
+    ec_conv_params p;
+    make_geom(&p.g, 19, 17, 24, 3, 1, PAD_SAME);
+    p.cout = 24;
+    p.act = EC_ACT_SWISH;
+    const size_t nx = 19 * 17 * 24, nw = 9 * 24 * 24, no = (size_t)p.g.out_h * p.g.out_w * 24;
+    float *x = fmalloc(nx), *w = fmalloc(nw), *o1 = fmalloc(no), *o2 = fmalloc(no);
+    fill(x, nx, -1, 1);
+    fill(w, nw, -1, 1);
+    for (size_t i = 0; i < no; i++) o1[i] = o2[i] = -12345.0f;
+    ec_f32_conv_direct__ref(&p, x, w, NULL, NULL, o1, 3, 7);
+    ec_f32_conv_direct(&p, x, w, NULL, NULL, o2, 3, 7);
+    int ok = 1;
+    for (size_t i = 0; i < no; i++) {
+        const size_t row = i / ((size_t)p.g.out_w * 24);
+        if (row < 3 || row >= 7) ok &= o2[i] == -12345.0f;
+        else ok &= fabs((double)o1[i] - o2[i]) <= 1e-4;
+    }
+    T_CHECK("conv_direct_dispatch_row_range", ok, "rows outside [3,7) touched or inside wrong");
+    free(x); free(w); free(o1); free(o2);
+}
+
 /* ---- pooling and elementwise ------------------------------------------------------ */
 
 static void test_eltwise(void)
@@ -798,6 +931,7 @@ int main(void)
     test_softmax();
     test_act_vs_ref();
     test_dwconv();
+    test_conv_direct();
     test_eltwise();
     test_backward();
     return t_failed;
