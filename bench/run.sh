@@ -303,6 +303,44 @@ for T in 1 2; do
                          gsub(/[^A-Za-z0-9_]/, "_", name); printf "layers.by_op_t%s.%s_ms %s\n", T, name, ms }' >> "$KV"
 done
 
+# ---- soak: RSS drift over many predict + Grad-CAM calls, under a memory limit -------------
+# EFFCAM_BENCH_SOAK=N (default 0: skipped) runs `effcam bench --runs N --gradcam` on the
+# synthetic V2-S (each run is a plain and a Grad-CAM predict, ~0.4 s per run) and records
+# VmRSS after warm-up and at the end. When the machine has cgroup v2 with a writable
+# memory controller the process runs under memory.max = 80M and its OOM kills are counted.
+SOAK=${EFFCAM_BENCH_SOAK:-0}
+if [ "$SOAK" -gt 0 ] 2>/dev/null; then
+    cg_root=""
+    for d in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+        if [ -f "$d/cgroup.controllers" ] && grep -qw memory "$d/cgroup.controllers" && [ -w "$d" ]; then cg_root=$d; break; fi
+    done
+    cg=""
+    if [ -n "$cg_root" ]; then
+        echo +memory > "$cg_root/cgroup.subtree_control" 2>/dev/null
+        cg="$cg_root/effcam-bench-$$"
+        if mkdir "$cg" 2>/dev/null && echo 80M > "$cg/memory.max" 2>/dev/null; then :; else cg=""; fi
+    fi
+    say "soak: $SOAK runs$([ -n "$cg" ] && echo " under memory.max = 80M" || echo " (no cgroup v2 memory controller: no memory limit)") ..."
+    if [ -n "$cg" ]; then
+        sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" "$EFF" bench "$W/synth.ecm" "$PHOTO" --gradcam --json             --runs "$SOAK" --warmup 5 > "$W/soak.json" 2> "$W/soak.err"
+        put soak.oom_kills "$(awk '$1 == "oom_kill" { print $2 }' "$cg/memory.events" 2>/dev/null)"
+        put soak.memory_max_bytes 83886080
+        rmdir "$cg" 2>/dev/null
+    else
+        "$EFF" bench "$W/synth.ecm" "$PHOTO" --gradcam --json --runs "$SOAK" --warmup 5 > "$W/soak.json" 2> "$W/soak.err"
+        soak_rc=$?
+        puts soak.cgroup "no cgroup v2 memory controller on this machine: ran without a memory limit"
+    fi
+    put soak.exit_status "$soak_rc"
+    put soak.runs "$SOAK"
+    sj=$(cat "$W/soak.json")
+    put soak.rss_after_warmup_kib "$(jnum "$sj" rss_after_warmup_kib)"
+    put soak.rss_end_kib "$(jnum "$sj" rss_end_kib)"
+    put soak.drift_kib "$(calc "$(jnum "$sj" rss_end_kib) - $(jnum "$sj" rss_after_warmup_kib)")"
+else
+    puts soak.skipped "set EFFCAM_BENCH_SOAK=N to run N predict + Grad-CAM calls (memory.max = 80M where cgroup v2 allows)"
+fi
+
 # ---- targets -----------------------------------------------------------------------------
 puts machine.loadavg_end "$(loadavg)"
 put machine.bench_seconds "$(( $(date +%s) - T_BEGIN ))"
@@ -326,6 +364,7 @@ done
 target latency_vs_ort_t1 "$(get peers.t1.ratio_effcam_gradcam_over_ort)" 1.0 x
 target latency_vs_ort_t2 "$(get peers.t2.ratio_effcam_gradcam_over_ort)" 1.0 x
 target convert_time "$(get convert.time_s_median)" 1.0 s
+target soak_rss_drift "$(get soak.drift_kib)" 1024 KiB
 target convert_rss "$(mib "$(get convert.peak_rss_kib_max)")" 64 MiB
 
 # ---- results.json: dotted keys -> nested objects ------------------------------------------

@@ -7,6 +7,7 @@ void cli_err(const char *file, const char *fmt, ...) __attribute__((format(print
 int cli_int(const char *s, long lo, long hi, long *out);
 double cli_now(void);
 long cli_peak_rss_kib(void);
+long cli_rss_kib(void);        /* current VmRSS, KiB */
 
 /* SIGINT/SIGTERM/SIGHUP are deferred while an output file is being written, so
  * an interrupted run still ends with either the complete file or none at all

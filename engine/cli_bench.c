@@ -285,6 +285,7 @@ report:;
     double *t0 = calloc((size_t)runs, sizeof *t0), *t1 = calloc((size_t)runs, sizeof *t1);
     double first0 = 0, first1 = 0, dummy;
     lat_stats l0 = { 0 }, l1 = { 0 };
+    long rss_warm = -1, rss_end = -1;   /* VmRSS after warm-up and after the timed runs: drift = leaks */
     if (!t0 || !t1) { cli_err(NULL, "out of memory"); rc = 2; goto out2; }
     if (!load_only) {
         /* warm-up (the first run pays the page faults of weights and arena), then
@@ -292,10 +293,12 @@ report:;
         if (predict_ms(s0, rgb, w, h, &first0) || (s1 && predict_ms(s1, rgb, w, h, &first1))) { rc = 2; goto out2; }
         for (long i = 1; i < warmup; i++)
             if (predict_ms(s0, rgb, w, h, &dummy) || (s1 && predict_ms(s1, rgb, w, h, &dummy))) { rc = 2; goto out2; }
+        rss_warm = cli_rss_kib();
         for (long i = 0; i < runs; i++) {
             if (predict_ms(s0, rgb, w, h, &t0[i])) { rc = 2; goto out2; }
             if (s1 && predict_ms(s1, rgb, w, h, &t1[i])) { rc = 2; goto out2; }
         }
+        rss_end = cli_rss_kib();
         l0 = summarize(t0, (int)runs, first0);
         if (s1) l1 = summarize(t1, (int)runs, first1);
     }
@@ -352,10 +355,14 @@ report:;
     }
     if (layers && !load_only && layers_table(s1 ? s1 : s0, rgb, w, h, (int)runs, json, &b)) rc = 2;
     if (json) {
-        js_buf_printf(&b, ", \"peak_rss_kib\": %ld}", cli_peak_rss_kib());
+        js_buf_printf(&b, ", \"rss_after_warmup_kib\": %ld, \"rss_end_kib\": %ld, \"peak_rss_kib\": %ld}", rss_warm,
+                      rss_end, cli_peak_rss_kib());
         if (b.oom) cli_err(NULL, "out of memory");
         else printf("%s\n", b.buf);
     } else {
+        if (!load_only)
+            printf("RSS after warm-up %.1f MB, after the runs %.1f MB (drift %+ld KiB)\n", rss_warm / 1024.0,
+                   rss_end / 1024.0, rss_end - rss_warm);
         printf("peak RSS (VmHWM) %.1f MB\n", cli_peak_rss_kib() / 1024.0);
     }
     fflush(stdout);

@@ -70,6 +70,19 @@ long cli_peak_rss_kib(void)
     return v;
 }
 
+/* Current RSS of this process in KiB (VmRSS), or -1. */
+long cli_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &v) == 1) break;
+    fclose(f);
+    return v;
+}
+
 /* ---- convert --------------------------------------------------------------------- */
 
 static int usage_convert(void)
