@@ -15,8 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "convert/json.h"
-#include "harness.h"
+#include "json_file.h"
 
 /* ---- running the CLI ------------------------------------------------------------- */
 
@@ -58,13 +57,9 @@ static void check_weights(const char *dir, const char *model, const char *file)
     snprintf(name, sizeof name, "weights %s", file);
     snprintf(path, sizeof path, "%s/models/%s", dir, file);
     snprintf(wjson, sizeof wjson, "%s/expected/%s/weights.%s.json", dir, model, ext && !strcmp(ext, ".h5") ? "h5" : "keras");
-    size_t len;
-    char *text = t_slurp(wjson, &len);
-    if (!text) { t_fail(name, "cannot read %s", wjson); return; }
     js_doc *doc;
-    const js_value *root;
-    char err[128];
-    if (js_parse(text, len, 64, &doc, &root, err, sizeof err)) { t_fail(name, "%s: %s", wjson, err); free(text); return; }
+    const js_value *root = t_json_file(wjson, &doc);
+    if (!root) { t_fail(name, "cannot read %s", wjson); return; }
     char args[2048];
     snprintf(args, sizeof args, "convert '%s' --list-weights", path);
     run_result r = run(args);
@@ -109,7 +104,6 @@ static void check_weights(const char *dir, const char *model, const char *file)
 done:
     run_free(&r);
     js_doc_free(doc);
-    free(text);
 }
 
 static void check_info(const char *dir, const char *file, double params, const char *cam_layer, int ih, int iw)
@@ -155,14 +149,10 @@ static void check_fixture_set(const char *dir)
 {
     char mpath[1024];
     snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
-    size_t len;
-    char *text = t_slurp(mpath, &len);
     js_doc *doc;
-    const js_value *root;
-    char err[128];
-    if (!text || js_parse(text, len, 64, &doc, &root, err, sizeof err)) {
+    const js_value *root = t_json_file(mpath, &doc);
+    if (!root) {
         t_fail("manifest", "cannot read %s", mpath);
-        free(text);
         return;
     }
     const js_value *models = js_get(root, "models");
@@ -182,7 +172,6 @@ static void check_fixture_set(const char *dir)
         }
     }
     js_doc_free(doc);
-    free(text);
 }
 
 /* ---- 2. bad inputs ------------------------------------------------------------------ */

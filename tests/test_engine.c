@@ -18,6 +18,7 @@
 #include "engine/ecm_format.h"
 #include "engine/engine.h"
 #include "tests/harness.h"
+#include "tests/json_file.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -299,7 +300,7 @@ static void test_loader(void)
         free(path);
         return;
     }
-    size_t n;
+    size_t n = 0;
     unsigned char *img = (unsigned char *)t_slurp(path, &n);
     ec_model *m = NULL;
     ec_status st = ec_model_load(path, &m);
@@ -766,15 +767,13 @@ static void fx_model(const char *fixdir, const char *mname, const char *file)
     char *src = path_join(fixdir, "models", file);
     char *expdir = path_join(fixdir, "expected", mname);
     char *expjson = path_join(expdir, "expected.json", NULL);
-    size_t len;
-    char *text = t_slurp(expjson, &len);
     js_doc *doc = NULL;
-    const js_value *root = NULL;
+    const js_value *root = t_json_file(expjson, &doc);
     char err[256];
     fx_stats fs;
     memset(&fs, 0, sizeof fs);
     fs.pearson16 = 1;
-    if (!text || js_parse(text, len, 64, &doc, &root, err, sizeof err)) {
+    if (!root) {
         t_fail(mname, "cannot read %s", "expected.json");
         goto out;
     }
@@ -810,7 +809,6 @@ static void fx_model(const char *fixdir, const char *mname, const char *file)
            fs.cam16, fs.pearson16, fs.top1_bad32, fs.top1_bad16);
 out:
     js_doc_free(doc);
-    free(text);
     free(src);
     free(expdir);
     free(expjson);
@@ -819,15 +817,11 @@ out:
 static void test_fixtures(const char *fixdir, const char *only_not_in)
 {
     char *mp = path_join(fixdir, "manifest.json", NULL);
-    size_t len;
-    char *text = t_slurp(mp, &len);
-    free(mp);
     js_doc *doc = NULL;
-    const js_value *root = NULL;
-    char err[256];
-    if (!text || js_parse(text, len, 64, &doc, &root, err, sizeof err)) {
+    const js_value *root = t_json_file(mp, &doc);
+    free(mp);
+    if (!root) {
         t_fail("fixtures_manifest", "cannot read %s/manifest.json", fixdir);
-        free(text);
         return;
     }
     const js_value *models = js_get(root, "models");
@@ -849,7 +843,6 @@ static void test_fixtures(const char *fixdir, const char *only_not_in)
         }
     }
     js_doc_free(doc);
-    free(text);
 }
 
 /* The loader's fast CRC (carry-less multiply) equals zlib's for every length

@@ -22,8 +22,7 @@
 
 #include <stb/stb_image.h>
 
-#include "convert/json.h"
-#include "harness.h"
+#include "json_file.h"
 
 static int run(const char *args, const char *out_path, char **err_text)
 {
@@ -141,14 +140,11 @@ static void check_model(const char *dir, const char *model, const char *file, in
     if (run(args, outp, NULL) != 0) { t_fail(name, "convert failed"); return; }
 
     snprintf(path, sizeof path, "%s/expected/%s/expected.json", dir, model);
-    size_t len;
-    char *text = t_slurp(path, &len);
-    js_doc *doc = NULL;
-    const js_value *root;
+    js_doc *doc;
+    const js_value *root = t_json_file(path, &doc);
     char err[128];
-    if (!text || js_parse(text, len, 64, &doc, &root, err, sizeof err)) {
+    if (!root) {
         t_fail(name, "cannot read %s", path);
-        free(text);
         return;
     }
     const js_value *cases = js_get(root, "cases");
@@ -235,7 +231,6 @@ done:
     free(out);
     free(stderr_text);
     js_doc_free(doc);
-    free(text);
     unlink(ecm);
 }
 
@@ -251,14 +246,10 @@ static void check_set(const char *dir, int skip_local)
 {
     char mpath[1024];
     snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
-    size_t len;
-    char *text = t_slurp(mpath, &len);
     js_doc *doc;
-    const js_value *root;
-    char err[128];
-    if (!text || js_parse(text, len, 64, &doc, &root, err, sizeof err)) {
+    const js_value *root = t_json_file(mpath, &doc);
+    if (!root) {
         t_fail("predict manifest", "cannot read %s", mpath);
-        free(text);
         return;
     }
     const js_value *models = js_get(root, "models");
@@ -270,7 +261,6 @@ static void check_set(const char *dir, int skip_local)
         check_model(dir, name, file, 1);
     }
     js_doc_free(doc);
-    free(text);
 }
 
 /* A bad image among good ones: exit 1, an error object, the others answered. */
