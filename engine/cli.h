@@ -2,6 +2,8 @@
 #ifndef EFFCAM_CLI_H
 #define EFFCAM_CLI_H
 
+#include "convert/json.h"
+
 /* "effcam: FILE: message" on stderr (file may be NULL). */
 void cli_err(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_int(const char *s, long lo, long hi, long *out);
@@ -16,6 +18,9 @@ long cli_rss_kib(void);        /* current VmRSS, KiB */
 void cli_signals_install(void);
 void cli_signals_hold(void);
 void cli_signals_release(void);
+
+/* p[0, n) as a quoted base64 JSON string appended to b (defined in cli_serve.c). */
+void cli_buf_base64(js_buf *b, const unsigned char *p, size_t n);
 
 int cli_info(int argc, char **argv);
 int cli_predict(int argc, char **argv);

@@ -176,23 +176,6 @@ static const char usage_predict[] =
     "                      [--cam OUT] [--cam-layer NAME] [--class INDEX|LABEL]\n"
     "                      [--cam-score prob|logit] [--base64] [--max-pixels N] [--stats]\n";
 
-static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void js_buf_base64(js_buf *b, const unsigned char *p, size_t n)
-{
-    js_buf_puts(b, "\"");
-    char q[5] = { 0 };
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-        q[0] = b64chars[v >> 18 & 63];
-        q[1] = b64chars[v >> 12 & 63];
-        q[2] = i + 1 < n ? b64chars[v >> 6 & 63] : '=';
-        q[3] = i + 2 < n ? b64chars[v & 63] : '=';
-        js_buf_puts(b, q);
-    }
-    js_buf_puts(b, "\"");
-}
-
 /* "dir/photo.v2.jpg" -> "photo.v2" */
 static void stem_of(const char *path, char *out, size_t cap)
 {
@@ -364,7 +347,7 @@ int cli_predict(int argc, char **argv)
                                         scratch, rgba);
                         if (ec_png_encode(rgba, r.input_width, r.input_height, 4, &png, &plen) == EC_OK) {
                             js_buf_puts(&b, ", \"base64\": ");
-                            js_buf_base64(&b, png, plen);
+                            cli_buf_base64(&b, png, plen);
                         }
                     }
                     free(png);

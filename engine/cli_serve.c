@@ -206,7 +206,7 @@ static int b64_decode(const char *s, size_t n, bytes *out, char *err, size_t err
     return 0;
 }
 
-static void js_buf_base64(js_buf *b, const unsigned char *p, size_t n)
+void cli_buf_base64(js_buf *b, const unsigned char *p, size_t n)
 {
     char chunk[4096 + 1];   /* 1024 groups of 4 at a time: few calls into the buffer */
     size_t c = 0;
@@ -368,7 +368,7 @@ static int put_cam(server *sv, const ec_result *r, char *err, size_t errlen)
                   r->cam_height, r->cam_width);
     for (int i = 0; i < r->cam_height * r->cam_width; i++) js_buf_printf(b, "%s%.7g", i ? ", " : "", r->cam[i]);
     js_buf_puts(b, "]}, \"overlay_base64\": ");
-    js_buf_base64(b, png, plen);
+    cli_buf_base64(b, png, plen);
     free(png);
     return 0;
 }
