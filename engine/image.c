@@ -91,6 +91,9 @@ static im_format im_sniff(const uint8_t *b, size_t n, const char **name)
     else if (HAS(0, "qoif")) *name = "QOI";
     else if (HAS(0, "%PDF")) *name = "PDF";
     else if (n >= 2 && b[0] == 'P' && strchr("12347", b[1]) && b[1]) *name = "plain/bitmap PNM or PAM";
+    /* stb takes FF..FF D8 as a JPEG start (PIL needs FF D8 FF): not a TGA
+     * either (its second byte is 0 or 1), and it would bypass the JPEG checks. */
+    else if (n >= 2 && b[0] == 0xFF && (b[1] == 0xFF || b[1] == 0xD8)) *name = "JPEG-like data without the FF D8 FF signature";
     else return FMT_UNKNOWN;
     return FMT_REFUSED;
 #undef HAS

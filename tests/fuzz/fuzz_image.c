@@ -21,7 +21,7 @@
 #include "engine/image.h"
 #include "kernels/resize.h"
 
-#define FUZZ_MAX_PIXELS (1 << 18)   /* 512 x 512: parsers, not megapixel memsets */
+#define FUZZ_MAX_PIXELS (1 << 16)   /* 256 x 256: parsers, not megapixel memsets */
 
 static void resize_to(const uint8_t *rgb, int w, int h, int dw, int dh, uint8_t *out)
 {

@@ -1,12 +1,19 @@
 /* fuzz_keras.c - libFuzzer target for the Keras config -> graph builder.
  *
- * The input is the text of a config.json. Real weights come from a fixture:
- * LLVMFuzzerInitialize reads the model.weights.h5 member of a .keras file
- * (EC_FUZZ_KERAS, default tests/fixtures/models/tiny_v2s_64.keras, relative
- * to the repository root) into memory and writes a .keras archive to a memfd:
+ * The input is the text of a config.json, zipped with real weights into a
+ * .keras archive held in a memfd:
  *
  *   metadata.json | model.weights.h5 (STORED)   written once
  *   config.json (STORED) | central directory    rewritten for every input
+ *
+ * There are two such archives. Inputs under 16 KiB (the hand-written seeds
+ * in seeds/keras: a Sequential, Functional graphs in both inbound formats, a
+ * nested model) get data/small.weights.h5, which holds exactly their layers'
+ * variables (stem_conv, stem_bn, predictions; the Dense kernel chunked and
+ * deflated) and keeps an execution cheap. Larger inputs (whole EfficientNet
+ * configs) get the weights of a fixture: the model.weights.h5 member of
+ * EC_FUZZ_KERAS, default tests/fixtures/models/tiny_v2s_64.keras. Paths are
+ * relative to the repository root.
  *
  * Each input then goes through cv_keras_open("/proc/self/fd/N") exactly as a
  * user's file would; on success every tensor is streamed through g.load (the
@@ -36,10 +43,20 @@ typedef struct {
     uint32_t crc, size, lho;
 } member;
 
+/* The archive being written (one of arcs[], swapped in per input). */
 static int fd = -1;
 static char fd_path[64];
 static member mem[3];           /* metadata.json, model.weights.h5, config.json */
 static uint32_t config_lho;     /* where config.json's local header goes */
+
+#define SMALL_CONFIG (16u << 10)
+typedef struct {
+    int fd;
+    char path[64];
+    member mem[3];
+    uint32_t config_lho;
+} archive;
+static archive arcs[2];         /* 0: small weights, 1: the fixture's */
 static float *tensor_buf;       /* FUZZ_MAX_ELEMS floats */
 
 static void put16(unsigned char *p, unsigned v) { p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8); }
@@ -119,37 +136,59 @@ static uint64_t write_directory(uint64_t off)
     return off + n + sizeof eocd;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+/* Reads a whole weights file: a bare .h5, or the model.weights.h5 member of a .keras. */
+static unsigned char *read_weights(const char *path, size_t *size)
 {
-    (void)argc, (void)argv;
-    const char *path = getenv("EC_FUZZ_KERAS");
-    if (!path || !*path) path = "tests/fixtures/models/tiny_v2s_64.keras";
     cv_limits lim = cv_limits_default();
     cv_err e = { "" };
-    cv_zip *z;
     cv_source s;
-    if (cv_zip_open(path, &lim, &z, &e) || cv_zip_source(z, "model.weights.h5", &s, &e)) {
+    cv_zip *z = NULL;
+    size_t n = strlen(path);
+    int bare = n > 3 && !strcmp(path + n - 3, ".h5");
+    if (bare ? cv_source_open_file(path, &lim, &s, &e)
+             : (cv_zip_open(path, &lim, &z, &e) || cv_zip_source(z, "model.weights.h5", &s, &e))) {
         fprintf(stderr, "fuzz_keras: %s: %s (set EC_FUZZ_KERAS to a .keras file, or run from the repository root)\n",
                 path, e.msg);
         exit(1);
     }
     if (s.size > (64u << 20)) die("model.weights.h5 is over 64 MiB");
-    unsigned char *weights = malloc(s.size ? s.size : 1);
-    if (!weights) die("out of memory");
-    if (cv_source_read(&s, 0, weights, s.size, &e)) die(e.msg);
+    unsigned char *w = malloc(s.size ? s.size : 1);
+    if (!w) die("out of memory");
+    if (cv_source_read(&s, 0, w, s.size, &e)) die(e.msg);
+    *size = s.size;
     cv_source_close(&s);
-    cv_zip_close(z);
+    if (z) cv_zip_close(z);
+    return w;
+}
 
+/* Writes the fixed part of an archive around these weights into a new memfd. */
+static void make_archive(archive *a, const unsigned char *weights, size_t size)
+{
     fd = memfd_create("fuzz_keras.keras", MFD_CLOEXEC);
     if (fd < 0) die("memfd_create failed");
     snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", fd);
     mem[0] = (member){ "metadata.json", crc_of(metadata, sizeof metadata - 1), sizeof metadata - 1, 0 };
     uint64_t off = write_local(&mem[0], metadata);
-    mem[1] = (member){ "model.weights.h5", crc_of(weights, s.size), (uint32_t)s.size, (uint32_t)off };
+    mem[1] = (member){ "model.weights.h5", crc_of(weights, size), (uint32_t)size, (uint32_t)off };
     config_lho = (uint32_t)write_local(&mem[1], weights);
     mem[2] = (member){ "config.json", 0, 0, config_lho };
-    free(weights);
+    a->fd = fd;
+    memcpy(a->path, fd_path, sizeof fd_path);
+    memcpy(a->mem, mem, sizeof mem);
+    a->config_lho = config_lho;
+}
 
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    const char *paths[2] = { "tests/fuzz/data/small.weights.h5", getenv("EC_FUZZ_KERAS") };
+    if (!paths[1] || !*paths[1]) paths[1] = "tests/fixtures/models/tiny_v2s_64.keras";
+    for (int i = 0; i < 2; i++) {
+        size_t size = 0;
+        unsigned char *w = read_weights(paths[i], &size);
+        make_archive(&arcs[i], w, size);
+        free(w);
+    }
     tensor_buf = malloc((size_t)FUZZ_MAX_ELEMS * sizeof *tensor_buf);
     if (!tensor_buf) die("out of memory");
     return 0;
@@ -157,7 +196,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fd < 0 || size > (16u << 20)) return 0;
+    const archive *a = &arcs[size >= SMALL_CONFIG];
+    if (a->fd <= 0 || size > (16u << 20)) return 0;
+    fd = a->fd;
+    memcpy(fd_path, a->path, sizeof fd_path);
+    memcpy(mem, a->mem, sizeof mem);
+    config_lho = a->config_lho;
     mem[2].crc = crc_of(data, size);
     mem[2].size = (uint32_t)size;
     uint64_t end = write_directory(write_local(&mem[2], data));
