@@ -115,6 +115,7 @@ typedef struct {
     int inplace;                  /* out shares the buffer of input slot inplace_in */
     int inplace_in;
     int tile_rows;                /* k x k conv: im2col rows per tile, 0 = 1x1 GEMM */
+    int wino_tiles;               /* 3x3 stride-1 conv: Winograd 2x2 tiles per task, 0 = not Winograd */
 } ec_step;
 
 typedef struct {
@@ -124,7 +125,8 @@ typedef struct {
     ec_plan_buf *bufs;            /* [n_bufs] */
     int *vbuf;                    /* [n_values] buffer id, -1 = fused away */
     size_t arena_bytes, pinned_bytes;
-    size_t col_floats;            /* largest im2col tile (floats, one thread) */
+    size_t col_floats;            /* largest im2col tile or Winograd V + M (floats, one thread) */
+    size_t wide_floats;           /* largest Winograd U (floats; the kernel scratch holds it) */
 } ec_plan;
 
 /* pin[v] != 0: value v must survive the forward pass (not fused, not reused).
@@ -137,6 +139,11 @@ void ec_plan_free(ec_plan *p);
  * The new buffers are p->bufs[*first_id + i]. */
 ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra, int keep_all, int *first_id);
 #define EC_IM2COL_TILE_BYTES (512u << 10)   /* bound on one thread's im2col tile */
+#define EC_WINO_TILE_BYTES (1024u << 10)    /* bound on one thread's Winograd V + M */
+/* k x k convs with at most this many output channels skip im2col + sgemm (a
+ * 24-row problem to OpenBLAS) for the direct kernel (kernels/conv__avx2.c);
+ * without AVX2 they stay on sgemm, faster than the scalar reference. */
+#define EC_DIRECT_MAX_COUT 24
 
 /* ---- Grad-CAM (gradcam.c) ---------------------------------------------------- */
 

@@ -13,6 +13,7 @@
  * tile as the single call would (measured: 0 differing bits on 10 shapes). */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,12 +32,20 @@ void openblas_set_num_threads(int num_threads);
 /* ---- thread pool ------------------------------------------------------------------
  * threads - 1 workers plus the calling thread. A job is n_tasks calls of
  * fn(ctx, task, thread); thread t runs tasks t, t + n, t + 2n, ... so a task
- * may use per-thread scratch indexed by `thread`. */
+ * may use per-thread scratch indexed by `thread`.
+ *
+ * A forward pass is ~250 jobs, many of them well under a millisecond, so a
+ * futex wake per job (tens of microseconds until the worker runs) would cost
+ * more than the work it hands over. Workers and the caller therefore spin on
+ * the job counter for a while (EC_POOL_SPIN pause loops, ~0.1-0.5 ms) before
+ * sleeping on a condition variable; between inferences they sleep. */
 
 typedef void (*ec_task_fn)(void *ctx, int task, int thread);
 
 typedef struct ec_pool ec_pool;
 typedef struct { ec_pool *pool; int index; } ec_worker;
+
+#define EC_POOL_SPIN 4096
 
 struct ec_pool {
     int n;                        /* threads including the caller */
@@ -44,33 +53,50 @@ struct ec_pool {
     ec_worker *workers;           /* [n - 1] */
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    unsigned long gen;            /* bumped per job */
-    int busy;                     /* workers still on the current job */
-    int quit;
+    atomic_ulong gen;             /* bumped per job (release: the job fields are set) */
+    atomic_int busy;              /* workers still on the current job */
+    atomic_int quit;
     ec_task_fn fn;
     void *ctx;
     int n_tasks;
 };
+
+static inline void ec_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void *ec_pool_main(void *arg)
 {
     ec_worker *wk = arg;
     ec_pool *p = wk->pool;
     unsigned long seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
-        if (p->quit) break;
-        seen = p->gen;
+        unsigned long g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        for (int i = 0; g == seen && i < EC_POOL_SPIN; i++) {
+            ec_cpu_relax();
+            g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&p->mu);
+            while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->quit))
+                pthread_cond_wait(&p->go, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->quit)) break;
+        seen = g;
         ec_task_fn fn = p->fn;
         void *ctx = p->ctx;
         int nt = p->n_tasks;
-        pthread_mutex_unlock(&p->mu);
         for (int t = wk->index; t < nt; t += p->n) fn(ctx, t, wk->index);
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0) pthread_cond_signal(&p->done);
+        if (atomic_fetch_sub_explicit(&p->busy, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);   /* the caller may be asleep on done */
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -78,7 +104,7 @@ static void ec_pool_free(ec_pool *p)
 {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    atomic_store(&p->quit, 1);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n - 1; i++)
@@ -96,6 +122,9 @@ static ec_status ec_pool_new(int n, ec_pool **out)
     ec_pool *p = calloc(1, sizeof *p);
     if (!p) return ec_fail(EC_ERR_NOMEM, "out of memory (thread pool)");
     p->n = n;
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->busy, 0);
+    atomic_init(&p->quit, 0);
     p->tid = calloc((size_t)n, sizeof *p->tid);
     p->workers = calloc((size_t)n, sizeof *p->workers);
     pthread_mutex_init(&p->mu, NULL);
@@ -125,16 +154,22 @@ static void ec_pool_run(ec_pool *p, int n_tasks, ec_task_fn fn, void *ctx)
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn, p->ctx = ctx, p->n_tasks = n_tasks;
-    p->busy = p->n - 1;
-    p->gen++;
+    atomic_store_explicit(&p->busy, p->n - 1, memory_order_relaxed);
+    /* the bump under the mutex: a worker checks gen and sleeps under it too, so
+     * it either sees the new job or gets this broadcast */
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     for (int t = 0; t < n_tasks; t += p->n) fn(ctx, t, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; atomic_load_explicit(&p->busy, memory_order_acquire) > 0 && i < EC_POOL_SPIN; i++)
+        ec_cpu_relax();
+    if (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) pthread_cond_wait(&p->done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 /* ---- the session ------------------------------------------------------------------- */
@@ -185,12 +220,43 @@ static double ec_clock(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* fp16 -> fp32 widening of a [rows, cols] kernel into s->wide, optionally times
+ * scale[col], split by rows across the threads (a pure conversion: any split
+ * gives the same bits). */
+typedef struct {
+    const uint16_t *src;
+    float *dst;
+    size_t rows, rows_per;
+    int cols;
+    const float *scale;
+} ec_widen_task;
+
+static void ec_widen_rows(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_widen_task *t = ctx;
+    size_t r0 = (size_t)task * t->rows_per, r1 = r0 + t->rows_per < t->rows ? r0 + t->rows_per : t->rows;
+    const uint16_t *src = t->src + r0 * (size_t)t->cols;
+    float *dst = t->dst + r0 * (size_t)t->cols;
+    if (t->scale) ec_f16_to_f32_scale_cols(src, dst, r1 - r0, t->cols, t->scale);
+    else ec_f16_to_f32_n(src, dst, (r1 - r0) * (size_t)t->cols);
+}
+
+static void ec_widen(ec_session *s, const ec_tensor *T, size_t rows, int cols, const float *scale)
+{
+    ec_widen_task t = { T->data, s->wide, rows, rows, cols, scale };
+    /* below ~64 K elements a second thread costs more than it saves */
+    if (s->threads > 1 && rows * (size_t)cols >= (64u << 10))
+        t.rows_per = (rows + (size_t)s->threads - 1) / (size_t)s->threads;
+    ec_pool_run(s->pool, (int)((rows + t.rows_per - 1) / t.rows_per), ec_widen_rows, &t);
+}
+
 const float *ec_session_weights(ec_session *s, int t)
 {
     const ec_tensor *T = &s->m->tensors[t];
     if (T->dtype == ECM_DT_F32) return T->data;
     /* fp16 kernels are widened per layer: only the largest one is ever resident */
-    ec_f16_to_f32_n(T->data, s->wide, (size_t)T->elems);
+    ec_widen(s, T, (size_t)T->elems, 1, NULL);
     return s->wide;
 }
 
@@ -212,6 +278,7 @@ typedef struct {
     const float *w;               /* [K, N] */
     float *y;                     /* [M, N] */
     int M, N, K, rows;            /* rows per task */
+    int cols;                     /* ec_mm_cols: columns per task */
     const float *scale, *shift;   /* [N] each or NULL */
     int act;
     int prefill;                  /* shift (no scale) goes into C before the GEMM, beta = 1 */
@@ -246,10 +313,38 @@ static void ec_mm_rows(void *ctx, int task, int thread)
         ec_f32_affine_act(y, (size_t)(p1 - p0), t->N, t->scale, t->shift, t->act);
 }
 
-/* k x k convs with at most this many output channels skip im2col + sgemm (a
- * 24-row problem to OpenBLAS) for the direct kernel (kernels/conv__avx2.c);
- * without AVX2 they stay on sgemm, faster than the scalar reference. */
-#define EC_DIRECT_MAX_COUT 24
+/* Few rows (the 10x10 stage: M = 100) do not split into row blocks at multiples
+ * of EC_ROW_ALIGN; such GEMMs are cut into EC_COL_BLOCKS column blocks instead,
+ * for every thread count (1 included), so the calls - and the bits - are the
+ * same whatever the threads. A column block re-reads A (small here). */
+#define EC_COL_BLOCKS 4
+
+static int ec_col_split(int M, int N)
+{
+    if (M >= 4 * EC_ROW_ALIGN || M < 16 || N < 128) return 0;
+    return ec_round_up((N + EC_COL_BLOCKS - 1) / EC_COL_BLOCKS, 16);
+}
+
+static void ec_mm_cols(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_mm_task *t = ctx;
+    int n0 = task * t->cols, nb = n0 + t->cols < t->N ? t->cols : t->N - n0;
+    float *y = t->y + n0;                        /* [M, nb], row stride N */
+    if (t->prefill) {
+        for (int r = 0; r < t->M; r++) memcpy(y + (size_t)r * t->N, t->shift + n0, (size_t)nb * sizeof *y);
+        ec_gemm(t->M, nb, t->K, t->x, t->K, t->w + n0, t->N, 1.0f, y, t->N);
+        if (t->act != EC_ACT_LINEAR)
+            for (int r = 0; r < t->M; r++) ec_f32_act(y + (size_t)r * t->N, y + (size_t)r * t->N, 1, nb, t->act);
+        return;
+    }
+    ec_gemm(t->M, nb, t->K, t->x, t->K, t->w + n0, t->N, 0.0f, y, t->N);
+    if (t->scale || t->shift || t->act != EC_ACT_LINEAR)
+        for (int r = 0; r < t->M; r++)
+            ec_f32_affine_act(y + (size_t)r * t->N, 1, nb, t->scale ? t->scale + n0 : NULL,
+                              t->shift ? t->shift + n0 : NULL, t->act);
+}
+
 
 typedef struct {
     ec_conv_params p;
@@ -274,19 +369,61 @@ static void ec_direct_conv(ec_session *s, const ec_step *st, const ec_conv_geom 
     ec_pool_run(s->pool, (g->out_h + t.rows - 1) / t.rows, ec_direct_rows, &t);
 }
 
+/* 3x3 stride-1 convs as Winograd F(2x2, 3x3) (kernels/winograd.c): per task,
+ * T tiles through the input transform, 16 GEMMs and the output transform, in
+ * the thread's scratch; U (the transformed kernel) is shared, in s->wide. */
+typedef struct {
+    const ec_conv_geom *g;
+    const float *x, *u, *shift;
+    float *y, *col;
+    size_t col_stride;
+    int cin, cout, T, n_tiles, act;
+} ec_wino_task;
+
+static void ec_wino_tiles(void *ctx, int task, int thread)
+{
+    const ec_wino_task *t = ctx;
+    int t0 = task * t->T, t1 = t0 + t->T < t->n_tiles ? t0 + t->T : t->n_tiles, nt = t1 - t0;
+    float *v = t->col + (size_t)thread * t->col_stride;   /* [16][nt][cin] */
+    float *mm = v + (size_t)16 * nt * t->cin;             /* [16][nt][cout] */
+    ec_wino23_input(t->g, t->x, t0, t1, v);
+    for (int xi = 0; xi < 16; xi++)
+        ec_gemm(nt, t->cout, t->cin, v + (size_t)xi * nt * t->cin, t->cin, t->u + (size_t)xi * t->cin * t->cout,
+                t->cout, 0.0f, mm + (size_t)xi * nt * t->cout, t->cout);
+    ec_wino23_output(t->g, t->cout, mm, t0, t1, t->shift, t->act, t->y);
+}
+
+static void ec_wino_conv(ec_session *s, const ec_step *st, const ec_conv_geom *g, const float *x, float *y)
+{
+    const ec_model *m = s->m;
+    const ec_node *n = &m->nodes[st->node];
+    const ec_tensor *W = &m->tensors[n->w[0]];
+    int cin = g->c, cout = m->values[n->out].c;
+    /* the BN scale goes into U; thread 0's scratch is free until the tasks start */
+    ec_wino23_weights(W->data, W->dtype == ECM_DT_F16, st->scale, cin, cout, s->col, s->wide);
+    ec_wino_task t = { g, x, s->wide, st->shift, y, s->col, s->plan.col_floats, cin, cout, st->wino_tiles,
+                       ec_wino23_tiles(g), st->act };
+    ec_pool_run(s->pool, (t.n_tiles + t.T - 1) / t.T, ec_wino_tiles, &t);
+}
+
 static void ec_conv_forward(ec_session *s, const ec_step *st, const float *x, float *y)
 {
     const ec_model *m = s->m;
     const ec_node *n = &m->nodes[st->node];
     const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[n->out];
     ec_conv_geom g = { vx->h, vx->w, vx->c, vy->h, vy->w, n->kh, n->kw, n->sh, n->sw, n->pt, n->pl };
-    ec_mm_task t = { x, NULL, y, vy->h * vy->w, vy->c, 0, 0,
+    ec_mm_task t = { x, NULL, y, vy->h * vy->w, vy->c, 0, 0, 0,
                      st->scale, st->shift, st->act, 0, NULL, s->col, s->plan.col_floats };
     if (n->op == ECM_OP_DENSE) {
         t.K = vx->c;
         t.M = vx->h * vx->w;
     } else {
         t.K = n->kh * n->kw * vx->c;
+    }
+    if (st->wino_tiles > 0) {
+        ec_wino_conv(s, st, &g, x, y);
+        if (st->softmax) ec_f32_act(y, y, (size_t)t.M, t.N, EC_ACT_SOFTMAX);
+        return;
     }
     const ec_tensor *W = &m->tensors[n->w[0]];   /* [K, N] */
     if (W->dtype == ECM_DT_F16 && st->scale) {
@@ -296,7 +433,7 @@ static void ec_conv_forward(ec_session *s, const ec_step *st, const float *x, fl
          * output, whose raw conv result must stay in the arena. fp32 kernels are
          * used in place from the map: they keep the epilogue (a copy would cost a
          * kernel-sized buffer and a pass). */
-        ec_f16_to_f32_scale_cols(W->data, s->wide, (size_t)t.K, t.N, st->scale);
+        ec_widen(s, W, (size_t)t.K, t.N, st->scale);
         t.w = s->wide;
         t.scale = NULL;
     } else {
@@ -311,6 +448,10 @@ static void ec_conv_forward(ec_session *s, const ec_step *st, const float *x, fl
     if (st->tile_rows > 0) {
         t.g = &g;
         t.rows = st->tile_rows;   /* fixed by the plan, independent of the thread count */
+    } else if ((t.cols = ec_col_split(t.M, t.N)) > 0) {
+        ec_pool_run(s->pool, (t.N + t.cols - 1) / t.cols, ec_mm_cols, &t);
+        if (st->softmax) ec_f32_act(y, y, (size_t)t.M, t.N, EC_ACT_SOFTMAX);
+        return;
     } else {
         t.rows = ec_split_rows(s, t.M);
     }
@@ -664,7 +805,8 @@ ec_status ec_session_new(const ec_model *m, const ec_session_options *opt, ec_se
     size_t scratch = 0, arena_total = 0;
     s->arena = ec_alloc(s->plan.arena_bytes, &arena_total);
     s->col = ec_alloc((size_t)s->threads * s->plan.col_floats * sizeof(float), &scratch);
-    s->wide = ec_alloc((size_t)m->max_f16_elems * sizeof(float), &scratch);
+    s->wide = ec_alloc((s->plan.wide_floats > (size_t)m->max_f16_elems ? s->plan.wide_floats : (size_t)m->max_f16_elems) *
+                       sizeof(float), &scratch);
     s->rgb = ec_alloc((size_t)vi->h * vi->w * 3, &scratch);
     if (!s->arena || !s->col || !s->wide || !s->rgb) { st = ec_fail(EC_ERR_NOMEM, "out of memory (arena %zu bytes)", s->plan.arena_bytes); goto fail; }
     for (int v = 0; v < nv; v++)

@@ -93,6 +93,23 @@ void ec_f32_conv_direct(const ec_conv_params *p, const float *x, const float *w,
 void ec_f32_conv_direct__ref(const ec_conv_params *p, const float *x, const float *w,
                              const float *scale, const float *shift, float *out, int y0, int y1);
 
+/* ---- Winograd F(2x2, 3x3): 3x3 stride-1 convolution (winograd.c) ------------
+ * tiles: 2x2 output blocks, t = ty * ceil(out_w / 2) + tx. For tiles [t0, t1):
+ *   V[16][t1 - t0][cin] = input transform of x (zero padding as g says);
+ *   M[xi] = V[xi] @ U[xi] (the caller's GEMMs, [t1 - t0, cout] each);
+ *   y pixels of those tiles = act(output transform of M + shift).
+ * U[16][cin][cout] comes from HWIO weights w[3][3][cin][cout] (fp16 if w_f16)
+ * times scale[cout] (may be NULL); tmp holds 9 * cout floats. */
+int ec_wino23_tiles(const ec_conv_geom *g);
+void ec_wino23_weights(const void *w, int w_f16, const float *scale, int cin, int cout, float *tmp, float *u);
+void ec_wino23_input(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
+void ec_wino23_output(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift, int act,
+                      float *y);
+void ec_wino23_weights__ref(const void *w, int w_f16, const float *scale, int cin, int cout, float *tmp, float *u);
+void ec_wino23_input__ref(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
+void ec_wino23_output__ref(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
+                           int act, float *y);
+
 /* ---- pooling, elementwise -------------------------------------------------- */
 /* out[c] = mean over hw of x[hw, c] */
 void ec_f32_gap(const float *x, size_t hw, int c, float *out);
@@ -124,6 +141,10 @@ void ec_f32_affine_act__avx2(float *x, size_t rows, int c, const float *scale, c
 void ec_f32_act__avx2(const float *x, float *y, size_t rows, int c, int act);
 void ec_f32_dwconv__avx2(const ec_dwconv_params *p, const float *x, const float *w,
                          const float *scale, const float *shift, float *out, int y0, int y1);
+void ec_wino23_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, float *u);
+void ec_wino23_input__avx2(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
+void ec_wino23_output__avx2(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
+                            int act, float *y);
 void ec_f32_conv_direct__avx2(const ec_conv_params *p, const float *x, const float *w,
                               const float *scale, const float *shift, float *out, int y0, int y1);
 void ec_f32_gap__avx2(const float *x, size_t hw, int c, float *out);

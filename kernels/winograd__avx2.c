@@ -1,0 +1,115 @@
+/* winograd__avx2.c - the Winograd F(2x2, 3x3) input and output transforms
+ * (winograd.c) 8 channels at a time, the output's activation fused in
+ * registers. Same operations in the same order as the scalar twins, so the
+ * results are bit-identical to them. Channel counts are multiples of 8 (the
+ * dispatcher in winograd.c checks). */
+#include "kernels/vmath_avx2.h"
+
+void ec_wino23_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, float *u)
+{
+    const size_t plane = (size_t)cin * cout;     /* one xi of U */
+    const __m256 half = _mm256_set1_ps(0.5f);
+    for (int ci = 0; ci < cin; ci++)
+        for (int co = 0; co < cout; co += 8) {
+            __m256 gk[9];
+            const __m256 sc = scale ? _mm256_loadu_ps(scale + co) : _mm256_set1_ps(1.0f);
+            for (int k = 0; k < 9; k++) {
+                const size_t off = ((size_t)k * cin + ci) * cout + co;
+                const __m256 wk = w_f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + off)))
+                                        : _mm256_loadu_ps((const float *)w + off);
+                gk[k] = scale ? _mm256_mul_ps(wk, sc) : wk;
+            }
+            __m256 rows[4][3];
+            for (int kx = 0; kx < 3; kx++) {              /* G g: 4 x 3 */
+                const __m256 g0 = gk[kx], g1 = gk[3 + kx], g2 = gk[6 + kx];
+                rows[0][kx] = g0;
+                rows[1][kx] = _mm256_mul_ps(half, _mm256_add_ps(_mm256_add_ps(g0, g1), g2));
+                rows[2][kx] = _mm256_mul_ps(half, _mm256_add_ps(_mm256_sub_ps(g0, g1), g2));
+                rows[3][kx] = g2;
+            }
+            float *uc = u + (size_t)ci * cout + co;
+            for (int r = 0; r < 4; r++) {                /* (G g) G^T */
+                const __m256 x = rows[r][0], y = rows[r][1], z = rows[r][2];
+                _mm256_storeu_ps(uc + (size_t)(4 * r + 0) * plane, x);
+                _mm256_storeu_ps(uc + (size_t)(4 * r + 1) * plane, _mm256_mul_ps(half, _mm256_add_ps(_mm256_add_ps(x, y), z)));
+                _mm256_storeu_ps(uc + (size_t)(4 * r + 2) * plane, _mm256_mul_ps(half, _mm256_add_ps(_mm256_sub_ps(x, y), z)));
+                _mm256_storeu_ps(uc + (size_t)(4 * r + 3) * plane, z);
+            }
+        }
+}
+
+void ec_wino23_input__avx2(const ec_conv_geom *g, const float *x, int t0, int t1, float *v)
+{
+    const int cin = g->c, tiles_w = (g->out_w + 1) / 2;
+    const size_t plane = (size_t)(t1 - t0) * cin;   /* one xi of V */
+    const __m256 zero = _mm256_setzero_ps();
+    for (int t = t0; t < t1; t++) {
+        const int iy0 = 2 * (t / tiles_w) - g->pad_t, ix0 = 2 * (t % tiles_w) - g->pad_l;
+        const float *d[16];
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++) {
+                const int iy = iy0 + r, ix = ix0 + c;
+                d[4 * r + c] = iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w
+                                   ? x + ((size_t)iy * g->in_w + ix) * cin
+                                   : NULL;
+            }
+        float *out = v + (size_t)(t - t0) * cin;
+        for (int k = 0; k < cin; k += 8) {
+            __m256 b[16];
+            for (int c = 0; c < 4; c++) {                     /* B^T d: rows */
+                const __m256 d0 = d[c] ? _mm256_loadu_ps(d[c] + k) : zero;
+                const __m256 d1 = d[4 + c] ? _mm256_loadu_ps(d[4 + c] + k) : zero;
+                const __m256 d2 = d[8 + c] ? _mm256_loadu_ps(d[8 + c] + k) : zero;
+                const __m256 d3 = d[12 + c] ? _mm256_loadu_ps(d[12 + c] + k) : zero;
+                b[c] = _mm256_sub_ps(d0, d2);
+                b[4 + c] = _mm256_add_ps(d1, d2);
+                b[8 + c] = _mm256_sub_ps(d2, d1);
+                b[12 + c] = _mm256_sub_ps(d1, d3);
+            }
+            for (int r = 0; r < 4; r++) {                     /* (B^T d) B: columns */
+                const __m256 b0 = b[4 * r], b1 = b[4 * r + 1], b2 = b[4 * r + 2], b3 = b[4 * r + 3];
+                _mm256_storeu_ps(out + (size_t)(4 * r + 0) * plane + k, _mm256_sub_ps(b0, b2));
+                _mm256_storeu_ps(out + (size_t)(4 * r + 1) * plane + k, _mm256_add_ps(b1, b2));
+                _mm256_storeu_ps(out + (size_t)(4 * r + 2) * plane + k, _mm256_sub_ps(b2, b1));
+                _mm256_storeu_ps(out + (size_t)(4 * r + 3) * plane + k, _mm256_sub_ps(b1, b3));
+            }
+        }
+    }
+}
+
+void ec_wino23_output__avx2(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
+                            int act, float *y)
+{
+    const int tiles_w = (g->out_w + 1) / 2;
+    const size_t plane = (size_t)(t1 - t0) * cout;  /* one xi of M */
+    for (int t = t0; t < t1; t++) {
+        const int oy = 2 * (t / tiles_w), ox = 2 * (t % tiles_w);
+        const int ny = g->out_h - oy < 2 ? 1 : 2, nx = g->out_w - ox < 2 ? 1 : 2;
+        const float *in = m + (size_t)(t - t0) * cout;
+        float *y0 = y + ((size_t)oy * g->out_w + ox) * cout, *y1 = y0 + (size_t)g->out_w * cout;
+        for (int k = 0; k < cout; k += 8) {
+            __m256 a[8];
+            for (int c = 0; c < 4; c++) {                     /* A^T M: rows */
+                const __m256 m0 = _mm256_loadu_ps(in + (size_t)c * plane + k);
+                const __m256 m1 = _mm256_loadu_ps(in + (size_t)(4 + c) * plane + k);
+                const __m256 m2 = _mm256_loadu_ps(in + (size_t)(8 + c) * plane + k);
+                const __m256 m3 = _mm256_loadu_ps(in + (size_t)(12 + c) * plane + k);
+                a[c] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+                a[4 + c] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+            }
+            const __m256 s = shift ? _mm256_loadu_ps(shift + k) : _mm256_setzero_ps();
+            __m256 o[4];
+            o[0] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), a[2]), s);
+            o[1] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(a[1], a[2]), a[3]), s);
+            o[2] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[4], a[5]), a[6]), s);
+            o[3] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(a[5], a[6]), a[7]), s);
+            if (act != EC_ACT_LINEAR) ec_v8_act_n(o, 4, act);
+            _mm256_storeu_ps(y0 + k, o[0]);
+            if (nx > 1) _mm256_storeu_ps(y0 + cout + k, o[1]);
+            if (ny > 1) {
+                _mm256_storeu_ps(y1 + k, o[2]);
+                if (nx > 1) _mm256_storeu_ps(y1 + cout + k, o[3]);
+            }
+        }
+    }
+}
