@@ -108,7 +108,8 @@ static void describe_step(const ec_model *m, const ec_step *st, step_desc *d)
     d->mbytes = 4.0 * (in * (n->op == ECM_OP_IDENTITY || n->op == ECM_OP_RESHAPE ? 0 : n->n_in) + out) / 1e6;
     if (n->op == ECM_OP_CONV2D) {
         d->M = vy->h * vy->w, d->N = vy->c, d->K = n->kh * n->kw * vx->c;
-        d->op = n->kh * n->kw == 1 ? "conv1x1" : st->tile_rows > 0 ? "convKxK" : "conv";
+        /* Winograd steps still report the direct form's FLOPs (GFLOP/s comparable) */
+        d->op = n->kh * n->kw == 1 ? "conv1x1" : st->wino_tiles > 0 ? "wino3x3" : st->tile_rows > 0 ? "convKxK" : "conv";
     } else if (n->op == ECM_OP_DENSE) {
         d->M = vx->h * vx->w, d->N = vy->c, d->K = vx->c;
     } else if (n->op == ECM_OP_DWCONV2D) {

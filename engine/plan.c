@@ -227,7 +227,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
             st->tile_rows = (int)rows;
             if (rows * K > p->col_floats) p->col_floats = rows * K;
             size_t cin = (size_t)m->values[n->in[0]].c, cout = (size_t)m->values[n->out].c;
-            if (n->kh == 3 && n->kw == 3 && n->sh == 1 && n->sw == 1 && cout > EC_DIRECT_MAX_COUT && !getenv("EC_NO_WINO")) {
+            if (n->kh == 3 && n->kw == 3 && n->sh == 1 && n->sw == 1 && cout > EC_DIRECT_MAX_COUT) {
                 /* Winograd F(2x2, 3x3): V [16][T][cin] + M [16][T][cout] per thread,
                  * T tiles per task, fixed here (independent of the thread count) */
                 const ec_value *vo = &m->values[n->out];

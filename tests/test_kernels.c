@@ -751,6 +751,117 @@ static void test_conv_direct(void)
     free(x); free(w); free(o1); free(o2);
 }
 
+/* ---- Winograd F(2x2, 3x3) ------------------------------------------------------ */
+
+/* The whole Winograd conv the way the engine runs it, tile ranges [0, a), [a, b),
+ * [b, n) as three tasks; avx2 != 0 uses the AVX2 transforms. */
+static void wino_conv(const ec_conv_params *p, const void *w, int w_f16, const float *scale, const float *shift,
+                      const float *x, float *out, int avx2)
+{
+    const ec_conv_geom *g = &p->g;
+    const int cin = g->c, cout = p->cout, n = ec_wino23_tiles(g);
+    float *u = fmalloc((size_t)16 * cin * cout), *tmp = fmalloc((size_t)9 * cout);
+    if (avx2) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, u);
+    else ec_wino23_weights__ref(w, w_f16, scale, cin, cout, tmp, u);
+    const int cuts[4] = {0, n / 3, n / 3 + (n > 1), n};
+    for (int c = 0; c < 3; c++) {
+        const int t0 = cuts[c], t1 = cuts[c + 1], nt = t1 - t0;
+        if (nt <= 0) continue;
+        float *v = fmalloc((size_t)16 * nt * cin), *m = fmalloc((size_t)16 * nt * cout);
+        if (avx2) ec_wino23_input__avx2(g, x, t0, t1, v);
+        else ec_wino23_input__ref(g, x, t0, t1, v);
+        for (int xi = 0; xi < 16; xi++)
+            ec_gemm(nt, cout, cin, v + (size_t)xi * nt * cin, cin, u + (size_t)xi * cin * cout, cout, 0.0f,
+                    m + (size_t)xi * nt * cout, cout);
+        if (avx2) ec_wino23_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
+        else ec_wino23_output__ref(g, cout, m, t0, t1, shift, p->act, out);
+        free(v); free(m);
+    }
+    free(u); free(tmp);
+}
+
+static void test_winograd(void)
+{
+    static const int cins[] = {1, 3, 8, 17, 48};
+    static const int couts[] = {1, 8, 16, 25, 40};
+    static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID, EC_ACT_RELU};
+    int counter = 0, fail = 0, bitfail = 0, runs = 0, bitruns = 0;
+    double worst = 0, worst_rel = 0;
+    char where[240] = "", bitwhere[200] = "";
+    for (int si = 0; si < NSIZE; si++)
+        for (int pad = 0; pad < NPAD; pad++)
+            for (size_t ii = 0; ii < sizeof cins / sizeof *cins; ii++)
+                for (size_t oi = 0; oi < sizeof couts / sizeof *couts; oi++) {
+                    ec_conv_params p;
+                    if (!make_geom(&p.g, sizes[si][0], sizes[si][1], cins[ii], 3, 1, pad)) continue;
+                    p.cout = couts[oi];
+                    p.act = acts[counter % 5];
+                    const int sv = counter++ % 3;      /* scale+shift, none, shift only */
+                    const ec_conv_geom *g = &p.g;
+                    const int C = p.cout, oh = g->out_h;
+                    const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)9 * g->c * C;
+                    const size_t no = (size_t)oh * g->out_w * C;
+                    float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
+                    float *o1 = fmalloc(no), *o2 = fmalloc(no), *o3 = fmalloc(no), *mag = fmalloc(no);
+                    uint16_t *w16 = malloc(nw * sizeof *w16);
+                    fill(x, nx, -1, 1);
+                    fill(w, nw, -1, 1);
+                    fill(sc, (size_t)C, 0.5f, 1.5f);
+                    fill(sh, (size_t)C, -0.5f, 0.5f);
+                    const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
+                    for (size_t i = 0; i < no; i++) o2[i] = o3[i] = NAN;     /* catches unwritten outputs */
+                    ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
+                    wino_conv(&p, w, 0, S, H, x, o2, 0);
+                    /* error bound: the transforms add up to 4 x 4 terms of |x| and
+                     * 9 of |w| per product, so scale the direct form's bound by them */
+                    float *ax = fmalloc(nx), *aw = fmalloc(nw);
+                    for (size_t i = 0; i < nx; i++) ax[i] = fabsf(x[i]);
+                    for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
+                    ec_conv_params pm = p;
+                    pm.act = EC_ACT_LINEAR;
+                    ec_f32_conv_direct__ref(&pm, ax, aw, S, NULL, mag, 0, oh);
+                    free(ax); free(aw);
+                    const int terms = 9 * g->c;
+                    for (size_t i = 0; i < no; i++) {
+                        const double tol = 8.0 * (terms + 16) * FLT_EPSILON * fabs(mag[i]) + 4e-6 * fabs(o1[i]) + 1e-7;
+                        const double d = fabs((double)o1[i] - o2[i]);
+                        if (d > worst || isnan(d)) worst = d;
+                        if (mag[i] > 0 && d / mag[i] > worst_rel) worst_rel = d / mag[i];
+                        if (!(d <= tol) && !fail) {
+                            fail = 1;
+                            const size_t px = i / C;
+                            snprintf(where, sizeof where,
+                                     "in %dx%d cin=%d cout=%d pad=%s act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs direct %.9g",
+                                     g->in_h, g->in_w, g->c, C, pad_name[pad], act_name(p.act), sv, px / g->out_w,
+                                     px % g->out_w, i % C, o2[i], o1[i]);
+                        }
+                    }
+                    runs++;
+                    /* the AVX2 transforms equal their scalar twins bit for bit (channel
+                     * counts that are multiples of 8), fp32 and fp16 weights */
+                    if (ec_cpu_has_avx2() && g->c % 8 == 0 && C % 8 == 0) {
+                        ec_f32_to_f16_n(w, w16, nw);
+                        for (int f16 = 0; f16 < 2; f16++) {
+                            const void *wv = f16 ? (const void *)w16 : (const void *)w;
+                            wino_conv(&p, wv, f16, S, H, x, o2, 0);
+                            wino_conv(&p, wv, f16, S, H, x, o3, 1);
+                            for (size_t i = 0; i < no && !bitfail; i++)
+                                if (fbits(o2[i]) != fbits(o3[i])) {
+                                    bitfail = 1;
+                                    snprintf(bitwhere, sizeof bitwhere, "in %dx%d cin=%d cout=%d pad=%s f16=%d: %zu: %.9g vs %.9g",
+                                             g->in_h, g->in_w, g->c, C, pad_name[pad], f16, i, o3[i], o2[i]);
+                                }
+                            bitruns++;
+                        }
+                    }
+                    free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(o3); free(mag); free(w16);
+                }
+    T_CHECK("winograd_vs_direct", !fail, "tol 8*(9*cin+16)*eps*sum|xw| + 4e-6|ref|: %s (max abs diff %.3g)", where, worst);
+    if (!fail) printf("  winograd_vs_direct: %d shapes, max abs diff %.3g, max diff / sum|xw| %.3g\n", runs, worst, worst_rel);
+    if (!ec_cpu_has_avx2()) t_skip("winograd_avx2_bit_identical", "no AVX2");
+    else T_CHECK("winograd_avx2_bit_identical", !bitfail && bitruns > 0, "%d runs: %s", bitruns, bitwhere);
+}
+
 /* ---- pooling and elementwise ------------------------------------------------------ */
 
 static void test_eltwise(void)
@@ -932,6 +1043,7 @@ int main(void)
     test_act_vs_ref();
     test_dwconv();
     test_conv_direct();
+    test_winograd();
     test_eltwise();
     test_backward();
     return t_failed;
