@@ -304,12 +304,15 @@ for T in 1 2; do
 done
 
 # ---- soak: RSS drift over many predict + Grad-CAM calls, under a memory limit -------------
-# EFFCAM_BENCH_SOAK=N (default 0: skipped) runs `effcam bench --runs N --gradcam` on the
-# synthetic V2-S (each run is a plain and a Grad-CAM predict, ~0.4 s per run) and records
-# VmRSS after warm-up and at the end. When the machine has cgroup v2 with a writable
-# memory controller the process runs under memory.max = 80M and its OOM kills are counted.
+# EFFCAM_BENCH_SOAK=N (default 0: skipped) runs `effcam bench --cam-only --runs N`: N
+# predict + Grad-CAM calls in one process through the library, on the V2-S fixture when
+# ../shared is present (else the synthetic V2-S), ~0.18 s per call at 1 thread. It records
+# VmRSS after warm-up, its maximum sampled every 64 calls, and at the end. When the machine
+# has cgroup v2 with a writable memory controller the process runs under memory.max = 80M
+# and its OOM kills are counted.
 SOAK=${EFFCAM_BENCH_SOAK:-0}
 if [ "$SOAK" -gt 0 ] 2>/dev/null; then
+    SM=synth; [ -f "$W/fixture.ecm" ] && SM=fixture
     cg_root=""
     for d in /sys/fs/cgroup /sys/fs/cgroup/unified; do
         if [ -f "$d/cgroup.controllers" ] && grep -qw memory "$d/cgroup.controllers" && [ -w "$d" ]; then cg_root=$d; break; fi
@@ -322,21 +325,25 @@ if [ "$SOAK" -gt 0 ] 2>/dev/null; then
     fi
     say "soak: $SOAK runs$([ -n "$cg" ] && echo " under memory.max = 80M" || echo " (no cgroup v2 memory controller: no memory limit)") ..."
     if [ -n "$cg" ]; then
-        sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" "$EFF" bench "$W/synth.ecm" "$PHOTO" --gradcam --json             --runs "$SOAK" --warmup 5 > "$W/soak.json" 2> "$W/soak.err"
+        sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" "$EFF" bench "$W/$SM.ecm" "$PHOTO" --cam-only --json --runs "$SOAK" --warmup 20 > "$W/soak.json" 2> "$W/soak.err"
+        soak_rc=$?
         put soak.oom_kills "$(awk '$1 == "oom_kill" { print $2 }' "$cg/memory.events" 2>/dev/null)"
         put soak.memory_max_bytes 83886080
         rmdir "$cg" 2>/dev/null
     else
-        "$EFF" bench "$W/synth.ecm" "$PHOTO" --gradcam --json --runs "$SOAK" --warmup 5 > "$W/soak.json" 2> "$W/soak.err"
+        "$EFF" bench "$W/$SM.ecm" "$PHOTO" --cam-only --json --runs "$SOAK" --warmup 20 > "$W/soak.json" 2> "$W/soak.err"
         soak_rc=$?
         puts soak.cgroup "no cgroup v2 memory controller on this machine: ran without a memory limit"
     fi
     put soak.exit_status "$soak_rc"
     put soak.runs "$SOAK"
+    puts soak.model "$SM"
     sj=$(cat "$W/soak.json")
     put soak.rss_after_warmup_kib "$(jnum "$sj" rss_after_warmup_kib)"
     put soak.rss_end_kib "$(jnum "$sj" rss_end_kib)"
     put soak.drift_kib "$(calc "$(jnum "$sj" rss_end_kib) - $(jnum "$sj" rss_after_warmup_kib)")"
+    put soak.max_growth_kib "$(calc "$(jnum "$sj" rss_max_after_warmup_kib) - $(jnum "$sj" rss_after_warmup_kib)")"
+    put soak.median_ms "$(jnum "$sj" median_ms)"
 else
     puts soak.skipped "set EFFCAM_BENCH_SOAK=N to run N predict + Grad-CAM calls (memory.max = 80M where cgroup v2 allows)"
 fi

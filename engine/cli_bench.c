@@ -22,7 +22,7 @@ char *openblas_get_config(void);
 
 static const char usage_bench[] =
     "usage: effcam bench MODEL.ecm [IMAGE] [--runs N] [--warmup N] [--threads N]\n"
-    "                    [--gradcam] [--layers] [--json] [--load-only]\n";
+    "                    [--gradcam | --cam-only] [--layers] [--json] [--load-only]\n";
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -231,12 +231,13 @@ int cli_bench(int argc, char **argv)
 {
     const char *model = NULL, *image = NULL;
     long runs = 30, warmup = 5, threads = 1;
-    int gradcam = 0, layers = 0, json = 0, load_only = 0;
+    int gradcam = 0, cam_only = 0, layers = 0, json = 0, load_only = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--gradcam")) gradcam = 1;
+        else if (!strcmp(a, "--cam-only")) gradcam = cam_only = 1;   /* soak: Grad-CAM predicts only */
         else if (!strcmp(a, "--layers")) layers = 1;
         else if (!strcmp(a, "--load-only")) load_only = 1;
         else if (!strcmp(a, "--runs") && more) {
@@ -257,8 +258,8 @@ int cli_bench(int argc, char **argv)
     if (ec_model_load(model, &m) != EC_OK) { cli_err(NULL, "%s", ec_last_error()); return 2; }
     ec_session_options o = ec_session_options_default();
     o.threads = (int)threads;
-    ec_session *s0 = NULL, *s1 = NULL;   /* plain, Grad-CAM */
-    if (ec_session_new(m, &o, &s0) != EC_OK) { cli_err(model, "%s", ec_last_error()); ec_model_free(m); return 2; }
+    ec_session *s0 = NULL, *s1 = NULL;   /* plain (not with --cam-only), Grad-CAM */
+    if (!cam_only && ec_session_new(m, &o, &s0) != EC_OK) { cli_err(model, "%s", ec_last_error()); ec_model_free(m); return 2; }
     o.gradcam = 1;
     if (gradcam && ec_session_new(m, &o, &s1) != EC_OK) {
         cli_err(model, "%s", ec_last_error());
@@ -286,21 +287,26 @@ report:;
     double *t0 = calloc((size_t)runs, sizeof *t0), *t1 = calloc((size_t)runs, sizeof *t1);
     double first0 = 0, first1 = 0, dummy;
     lat_stats l0 = { 0 }, l1 = { 0 };
-    long rss_warm = -1, rss_end = -1;   /* VmRSS after warm-up and after the timed runs: drift = leaks */
+    long rss_warm = -1, rss_end = -1, rss_max = -1;   /* VmRSS after warm-up, after the runs, max sampled */
     if (!t0 || !t1) { cli_err(NULL, "out of memory"); rc = 2; goto out2; }
     if (!load_only) {
         /* warm-up (the first run pays the page faults of weights and arena), then
          * plain and Grad-CAM alternately so drift affects both the same way */
-        if (predict_ms(s0, rgb, w, h, &first0) || (s1 && predict_ms(s1, rgb, w, h, &first1))) { rc = 2; goto out2; }
+        if ((s0 && predict_ms(s0, rgb, w, h, &first0)) || (s1 && predict_ms(s1, rgb, w, h, &first1))) { rc = 2; goto out2; }
         for (long i = 1; i < warmup; i++)
-            if (predict_ms(s0, rgb, w, h, &dummy) || (s1 && predict_ms(s1, rgb, w, h, &dummy))) { rc = 2; goto out2; }
-        rss_warm = cli_rss_kib();
+            if ((s0 && predict_ms(s0, rgb, w, h, &dummy)) || (s1 && predict_ms(s1, rgb, w, h, &dummy))) { rc = 2; goto out2; }
+        rss_warm = rss_max = cli_rss_kib();
         for (long i = 0; i < runs; i++) {
-            if (predict_ms(s0, rgb, w, h, &t0[i])) { rc = 2; goto out2; }
+            if (s0 && predict_ms(s0, rgb, w, h, &t0[i])) { rc = 2; goto out2; }
             if (s1 && predict_ms(s1, rgb, w, h, &t1[i])) { rc = 2; goto out2; }
+            if (i % 64 == 63) {   /* a leak shows as growth; a one-off spike in the maximum */
+                long r = cli_rss_kib();
+                if (r > rss_max) rss_max = r;
+            }
         }
         rss_end = cli_rss_kib();
-        l0 = summarize(t0, (int)runs, first0);
+        if (rss_end > rss_max) rss_max = rss_end;
+        if (s0) l0 = summarize(t0, (int)runs, first0);
         if (s1) l1 = summarize(t1, (int)runs, first1);
     }
     const char *coretype = getenv("OPENBLAS_CORETYPE");
@@ -308,6 +314,7 @@ report:;
     int mh, mw;
     ec_model_input_size(m, &mh, &mw);
     js_buf b = { 0 };
+    const ec_session *sa = s0 ? s0 : s1;   /* the arena figures of the plain session when there is one */
     if (json) {
         js_buf_puts(&b, "{\"model\": ");
         js_buf_string(&b, model);
@@ -324,13 +331,13 @@ report:;
         if (coretype) js_buf_string(&b, coretype);
         else js_buf_puts(&b, "null");
         js_buf_printf(&b, ", \"load_ms\": %.3f, \"arena_bytes\": %zu, \"scratch_bytes\": %zu", 1e3 * (t_loaded - t_start),
-                      ec_session_arena_bytes(s0), ec_session_scratch_bytes(s0));
+                      ec_session_arena_bytes(sa), ec_session_scratch_bytes(sa));
         if (s1) js_buf_printf(&b, ", \"arena_bytes_gradcam\": %zu, \"pinned_bytes\": %zu", ec_session_arena_bytes(s1),
                               ec_session_pinned_bytes(s1));
         if (!load_only) {
-            stats_json(&b, "predict", &l0);
-            if (s1) {
-                stats_json(&b, "predict_gradcam", &l1);
+            if (s0) stats_json(&b, "predict", &l0);
+            if (s1) stats_json(&b, "predict_gradcam", &l1);
+            if (s0 && s1) {
                 js_buf_printf(&b, ", \"gradcam_overhead\": %.5f", l0.median > 0 ? l1.median / l0.median - 1 : 0.0);
             }
         }
@@ -338,17 +345,19 @@ report:;
         printf("model %s, image %s (%dx%d -> %dx%d), threads %ld, OpenBLAS core %s (OPENBLAS_CORETYPE=%s)\n", model,
                image ? image : "(synthetic)", w, h, mw, mh, threads, core ? core : "?", coretype ? coretype : "unset");
         printf("load + session %.1f ms; arena %.2f MB, scratch %.2f MB", 1e3 * (t_loaded - t_start),
-               ec_session_arena_bytes(s0) / 1e6, ec_session_scratch_bytes(s0) / 1e6);
+               ec_session_arena_bytes(sa) / 1e6, ec_session_scratch_bytes(sa) / 1e6);
         if (s1) printf("; with Grad-CAM arena %.2f MB (%.2f MB pinned)", ec_session_arena_bytes(s1) / 1e6,
                        ec_session_pinned_bytes(s1) / 1e6);
         printf("\n");
         if (!load_only) {
             printf("%-22s %9s %9s %9s %9s %9s   (ms, %ld runs after %ld warm-up)\n", "", "median", "p90", "min",
                    "mean", "first", runs, warmup);
-            printf("%-22s %9.3f %9.3f %9.3f %9.3f %9.3f\n", "predict", l0.median, l0.p90, l0.min, l0.mean, l0.first);
-            if (s1) {
+            if (s0)
+                printf("%-22s %9.3f %9.3f %9.3f %9.3f %9.3f\n", "predict", l0.median, l0.p90, l0.min, l0.mean, l0.first);
+            if (s1)
                 printf("%-22s %9.3f %9.3f %9.3f %9.3f %9.3f\n", "predict + grad-cam", l1.median, l1.p90, l1.min,
                        l1.mean, l1.first);
+            if (s0 && s1) {
                 printf("grad-cam overhead %+.2f%% (median over median)\n",
                        l0.median > 0 ? 100 * (l1.median / l0.median - 1) : 0.0);
             }
@@ -356,14 +365,15 @@ report:;
     }
     if (layers && !load_only && layers_table(s1 ? s1 : s0, rgb, w, h, (int)runs, json, &b)) rc = 2;
     if (json) {
-        js_buf_printf(&b, ", \"rss_after_warmup_kib\": %ld, \"rss_end_kib\": %ld, \"peak_rss_kib\": %ld}", rss_warm,
-                      rss_end, cli_peak_rss_kib());
+        js_buf_printf(&b, ", \"rss_after_warmup_kib\": %ld, \"rss_end_kib\": %ld, \"rss_max_after_warmup_kib\": %ld, "
+                          "\"peak_rss_kib\": %ld}",
+                      rss_warm, rss_end, rss_max, cli_peak_rss_kib());
         if (b.oom) cli_err(NULL, "out of memory");
         else printf("%s\n", b.buf);
     } else {
         if (!load_only)
-            printf("RSS after warm-up %.1f MB, after the runs %.1f MB (drift %+ld KiB)\n", rss_warm / 1024.0,
-                   rss_end / 1024.0, rss_end - rss_warm);
+            printf("RSS after warm-up %.1f MB, after the runs %.1f MB (drift %+ld KiB, max %+ld KiB)\n",
+                   rss_warm / 1024.0, rss_end / 1024.0, rss_end - rss_warm, rss_max - rss_warm);
         printf("peak RSS (VmHWM) %.1f MB\n", cli_peak_rss_kib() / 1024.0);
     }
     fflush(stdout);
