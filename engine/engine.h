@@ -126,7 +126,7 @@ typedef struct {
     int *vbuf;                    /* [n_values] buffer id, -1 = fused away */
     size_t arena_bytes, pinned_bytes;
     size_t col_floats;            /* largest im2col tile or Winograd V + M (floats, one thread) */
-    size_t wide_floats;           /* largest Winograd U (floats; the kernel scratch holds it) */
+    size_t wide_floats;           /* largest Winograd U or packed kernel (floats; the kernel scratch holds it) */
 } ec_plan;
 
 /* pin[v] != 0: value v must survive the forward pass (not fused, not reused).

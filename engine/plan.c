@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "../kernels/kernels.h"
 #include "error.h"
 
 static size_t ec_align(size_t n) { return (n + EC_ARENA_ALIGN - 1) & ~(size_t)(EC_ARENA_ALIGN - 1); }
@@ -213,6 +214,14 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
                 st->act = n->act == ECM_ACT_SOFTMAX ? ECM_ACT_LINEAR : n->act;
                 st->softmax = n->act == ECM_ACT_SOFTMAX;
             }
+        }
+        if (n->op == ECM_OP_CONV2D || n->op == ECM_OP_DENSE) {
+            /* the kernel packed into 16-column panels (kernels/pgemm.c) goes into
+             * the widening scratch: reserve its padded size */
+            size_t K = n->op == ECM_OP_DENSE ? (size_t)m->values[n->in[0]].c
+                                             : (size_t)n->kh * n->kw * m->values[n->in[0]].c;
+            size_t pf = ec_pack_b_floats((int)K, m->values[n->out].c);
+            if (pf > p->wide_floats) p->wide_floats = pf;
         }
         if (n->op == ECM_OP_CONV2D && !(n->kh == 1 && n->kw == 1 && n->sh == 1 && n->sw == 1 &&
                                         n->pt == 0 && n->pb == 0 && n->pl == 0 && n->pr == 0)) {

@@ -346,6 +346,60 @@ static void ec_mm_cols(void *ctx, int task, int thread)
 }
 
 
+/* ---- conv2d / dense on packed weights (kernels/pgemm.c) ----------------------------------
+ * The kernel is packed once per layer into s->wide (fp16 widened, BN scale folded
+ * in; split by panels across the threads, a pure conversion), then row blocks go
+ * to the threads: each computes act(shift + A @ W) for its rows and every panel,
+ * with A the input itself (1x1 conv, dense) or the thread's im2col tile. The
+ * kernel sums every element the same way whatever the split, so results are
+ * bit-identical for any thread count. */
+typedef struct {
+    const void *w;
+    int w_f16, K, N, per;
+    const float *scale;
+    float *bp;
+} ec_pack_task;
+
+static void ec_pack_panels(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_pack_task *t = ctx;
+    int np = (t->N + EC_PG_NR - 1) / EC_PG_NR, p0 = task * t->per, p1 = p0 + t->per < np ? p0 + t->per : np;
+    ec_pack_b(t->w, t->w_f16, t->scale, t->K, t->N, p0, p1, t->bp);
+}
+
+static void ec_pg_rows(void *ctx, int task, int thread)
+{
+    const ec_mm_task *t = ctx;
+    int p0 = task * t->rows, p1 = p0 + t->rows < t->M ? p0 + t->rows : t->M;
+    const float *a = t->x + (size_t)p0 * t->K;   /* [p1 - p0, K] */
+    if (t->g) {
+        float *col = t->col + (size_t)thread * t->col_stride;
+        ec_f32_im2col(t->g, t->x, p0, p1, col);
+        a = col;
+    }
+    ec_gemm_packed(p1 - p0, t->N, t->K, a, t->K, t->w, t->shift, t->act, t->y + (size_t)p0 * t->N, t->N, 0, p1 - p0, 0,
+                   (t->N + EC_PG_NR - 1) / EC_PG_NR);
+}
+
+static void ec_packed_conv(ec_session *s, const ec_step *st, ec_mm_task *t)
+{
+    const ec_model *m = s->m;
+    const ec_tensor *W = &m->tensors[m->nodes[st->node].w[0]];   /* [K, N] */
+    int np = (t->N + EC_PG_NR - 1) / EC_PG_NR;
+    ec_pack_task pk = { W->data, W->dtype == ECM_DT_F16, t->K, t->N, np, st->scale, s->wide };
+    /* below ~64 K weights a second thread costs more than it saves */
+    if (s->threads > 1 && (size_t)t->K * t->N >= (64u << 10)) pk.per = (np + s->threads - 1) / s->threads;
+    ec_pool_run(s->pool, (np + pk.per - 1) / pk.per, ec_pack_panels, &pk);
+    t->w = s->wide;
+    if (!t->g) {
+        /* rows per task: one task per thread, at micro-tile multiples */
+        t->rows = s->threads > 1 && t->M >= 2 * EC_PG_MR ? ec_round_up((t->M + s->threads - 1) / s->threads, EC_PG_MR)
+                                                         : t->M;
+    }
+    ec_pool_run(s->pool, (t->M + t->rows - 1) / t->rows, ec_pg_rows, t);
+}
+
 typedef struct {
     ec_conv_params p;
     const float *x, *w, *scale, *shift;   /* x [in_h, in_w, cin], w [kh, kw, cin, cout] */
@@ -425,6 +479,15 @@ static void ec_conv_forward(ec_session *s, const ec_step *st, const float *x, fl
         if (st->softmax) ec_f32_act(y, y, (size_t)t.M, t.N, EC_ACT_SOFTMAX);
         return;
     }
+    const int direct = n->op == ECM_OP_CONV2D && st->tile_rows > 0 && t.N <= EC_DIRECT_MAX_COUT;
+    if (!direct && ec_cpu_has_avx2()) {
+        /* 1x1 convs, dense, and k x k convs over im2col tiles: the packed GEMM with
+         * its fused epilogue. Without AVX2, OpenBLAS below is the faster path. */
+        if (st->tile_rows > 0) t.g = &g, t.rows = st->tile_rows;
+        ec_packed_conv(s, st, &t);
+        if (st->softmax) ec_f32_act(y, y, (size_t)t.M, t.N, EC_ACT_SOFTMAX);
+        return;
+    }
     const ec_tensor *W = &m->tensors[n->w[0]];   /* [K, N] */
     if (W->dtype == ECM_DT_F16 && st->scale) {
         /* BN folded into the kernel while it is widened anyway: (A @ W) * s becomes
@@ -440,7 +503,7 @@ static void ec_conv_forward(ec_session *s, const ec_step *st, const float *x, fl
         t.w = ec_session_weights(s, n->w[0]);
     }
     t.prefill = !t.scale && t.shift;
-    if (n->op == ECM_OP_CONV2D && st->tile_rows > 0 && t.N <= EC_DIRECT_MAX_COUT && ec_cpu_has_avx2()) {
+    if (direct && ec_cpu_has_avx2()) {
         ec_direct_conv(s, st, &g, x, t.w, t.scale, t.shift, y);
         if (st->softmax) ec_f32_act(y, y, (size_t)t.M, t.N, EC_ACT_SOFTMAX);
         return;

@@ -38,6 +38,26 @@ void ec_gemm(int M, int N, int K, const float *A, int lda, const float *B, int l
 void ec_gemm__ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc);
 
+/* ---- GEMM on packed weights (pgemm.c) ------------------------------------
+ * ec_pack_b packs column panels [p0, p1) of B[K, N] (fp16 if w_f16, else fp32;
+ * times scale[n] when scale is not NULL) into bp, EC_PG_NR columns per panel:
+ * B[k, 16p + j] at bp[(p * K + k) * 16 + j], zero past N; bp holds
+ * ec_pack_b_floats(K, N). ec_gemm_packed writes rows [m0, m1) and panels
+ * [p0, p1) of C[M, N] = act(shift + A[M, K] @ B) (shift [N] or NULL), each
+ * element summed in k order from its shift, so any split of rows and panels
+ * gives the same bits. */
+#define EC_PG_NR 16
+#define EC_PG_MR 6
+#define EC_PG_KC 256      /* k block: a 16-column panel block is 16 KB, in L1 */
+#define EC_PG_MC 96       /* row block: with EC_PG_KC, 96 KB of A, in L2 */
+size_t ec_pack_b_floats(int K, int N);
+void ec_pack_b(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
+void ec_pack_b__ref(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
+void ec_gemm_packed(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift, int act,
+                    float *C, int ldc, int m0, int m1, int p0, int p1);
+void ec_gemm_packed__ref(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
+                         int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+
 /* ---- im2col for k x k convolution ----------------------------------------
  * Rows [p0, p1) of the im2col matrix of x(in_h, in_w, c): row p is output pixel
  * (p / out_w, p % out_w), columns (ky, kx, ci) in HWIO order, zero for padding.
@@ -148,6 +168,9 @@ void ec_wino23_output__avx2(const ec_conv_geom *g, int cout, const float *m, int
 void ec_f32_conv_direct__avx2(const ec_conv_params *p, const float *x, const float *w,
                               const float *scale, const float *shift, float *out, int y0, int y1);
 void ec_f32_gap__avx2(const float *x, size_t hw, int c, float *out);
+void ec_pack_b__avx2(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
+void ec_gemm_packed__avx2(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
+                          int act, float *C, int ldc, int m0, int m1, int p0, int p1);
 void ec_f32_add__ref(const float *a, const float *b, float *out, size_t n);
 void ec_f32_add__avx2(const float *a, const float *b, float *out, size_t n);
 void ec_f32_mul__ref(const float *a, const float *b, float *out, size_t n);

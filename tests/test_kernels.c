@@ -336,6 +336,95 @@ static const int sizes[][2] = {{1, 1}, {1, 5}, {5, 1}, {2, 3}, {7, 7}, {9, 6}, {
 
 /* ---- im2col ------------------------------------------------------------------ */
 
+/* Packed GEMM (kernels/pgemm.c): the AVX2 kernel against the scalar twin over
+ * awkward sizes - rows around the 6-row micro tile and the 96-row block, columns
+ * around the 16-column panel, K around the 256 k block (partial sums kept in C
+ * between blocks), padded strides, every activation, with and without a shift -
+ * computed in row and panel pieces to show that the split does not change a bit.
+ * The packers (fp32 and fp16, with and without scale) equal each other bitwise. */
+static void test_pgemm(void)
+{
+    static const int Ms[] = {1, 5, 6, 7, 13, 97, 200};
+    static const int Ns[] = {1, 7, 16, 17, 40, 48};
+    static const int Ks[] = {0, 1, 3, 31, 256, 257, 600};
+    double worst = 0;
+    int fail = 0, packfail = 0, splitfail = 0, runs = 0, counter = 0;
+    char where[240] = "", pwhere[160] = "", swhere[160] = "";
+    for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+            for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+                const int M = Ms[mi], N = Ns[ni], K = Ks[ki], lda = K + 3, ldc = N + 2;
+                const int act = elementwise_acts[counter % NACT], f16 = counter % 2, sv = counter % 3;
+                counter++;
+                const int np = (N + EC_PG_NR - 1) / EC_PG_NR;
+                const size_t nb = ec_pack_b_floats(K, N);
+                float *A = fmalloc((size_t)M * lda), *B = fmalloc((size_t)K * N), *sc = fmalloc((size_t)N);
+                float *sh = fmalloc((size_t)N), *bp1 = fmalloc(nb), *bp2 = fmalloc(nb);
+                float *C1 = fmalloc((size_t)M * ldc), *C2 = fmalloc((size_t)M * ldc), *C3 = fmalloc((size_t)M * ldc);
+                uint16_t *B16 = malloc(((size_t)K * N + 1) * sizeof *B16);
+                fill(A, (size_t)M * lda, -1, 1);
+                fill(B, (size_t)K * N, -1, 1);
+                fill(sc, (size_t)N, 0.5f, 1.5f);
+                fill(sh, (size_t)N, -0.5f, 0.5f);
+                ec_f32_to_f16_n(B, B16, (size_t)K * N);
+                const void *W = f16 ? (const void *)B16 : (const void *)B;
+                const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
+                ec_pack_b__ref(W, f16, S, K, N, 0, np, bp1);
+                if (ec_cpu_has_avx2()) {
+                    /* two calls, panels [0, 1) and [1, np) */
+                    ec_pack_b__avx2(W, f16, S, K, N, 0, 1, bp2);
+                    ec_pack_b__avx2(W, f16, S, K, N, 1, np, bp2);
+                    if (memcmp(bp1, bp2, nb * sizeof *bp1) && !packfail) {
+                        packfail = 1;
+                        snprintf(pwhere, sizeof pwhere, "K=%d N=%d f16=%d scale=%d", K, N, f16, S != NULL);
+                    }
+                }
+                for (size_t i = 0; i < (size_t)M * ldc; i++) C1[i] = C2[i] = C3[i] = NAN;
+                ec_gemm_packed__ref(M, N, K, A, lda, bp1, H, act, C1, ldc, 0, M, 0, np);
+                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C2, ldc, 0, M, 0, np);
+                /* pieces: rows [0, r) x all panels, rows [r, M) x panel 0, then the other panels */
+                const int r = M / 3;
+                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, 0, r, 0, np);
+                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, r, M, 0, 1);
+                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, r, M, 1, np);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < ldc; j++) {
+                        const size_t e = (size_t)i * ldc + j;
+                        if (j >= N) {   /* the padding of each row stays untouched */
+                            if ((!isnan(C2[e]) || !isnan(C3[e])) && !fail) {
+                                fail = 1;
+                                snprintf(where, sizeof where, "M=%d N=%d K=%d: wrote past column N at (%d,%d)", M,
+                                         N, K, i, j);
+                            }
+                            continue;
+                        }
+                        double mag = H ? fabs(H[j]) : 0;
+                        for (int k = 0; k < K; k++) mag += fabs(A[(size_t)i * lda + k] * bp1[((size_t)(j / 16) * K + k) * 16 + j % 16]);
+                        const double tol = 2.0 * (K + 2) * FLT_EPSILON * mag + 4e-6 * fabs(C1[e]) + 1e-7;
+                        const double d = fabs((double)C1[e] - C2[e]);
+                        if (d > worst || isnan(d)) worst = d;
+                        if (!(d <= tol) && !fail) {
+                            fail = 1;
+                            snprintf(where, sizeof where, "M=%d N=%d K=%d act=%s shift=%d: (%d,%d) %.9g vs ref %.9g",
+                                     M, N, K, act_name(act), H != NULL, i, j, C2[e], C1[e]);
+                        }
+                        if (fbits(C2[e]) != fbits(C3[e]) && !splitfail) {
+                            splitfail = 1;
+                            snprintf(swhere, sizeof swhere, "M=%d N=%d K=%d: (%d,%d) %a whole vs %a in pieces", M, N,
+                                     K, i, j, C2[e], C3[e]);
+                        }
+                    }
+                runs++;
+                free(A); free(B); free(sc); free(sh); free(bp1); free(bp2); free(C1); free(C2); free(C3); free(B16);
+            }
+    T_CHECK("pgemm_vs_ref", !fail, "%d shapes, tol 2*(K+2)*eps*sum|ab| + 4e-6|ref|: %s (max abs diff %.3g)", runs,
+            where, worst);
+    if (!fail) printf("  pgemm max abs diff %.3g over %d shapes\n", worst, runs);
+    T_CHECK("pgemm_split_bit_identical", !splitfail, "%s", swhere);
+    if (ec_cpu_has_avx2()) T_CHECK("pack_b_avx2_vs_ref_bitwise", !packfail, "%s", pwhere);
+    else t_skip("pack_b_avx2_vs_ref_bitwise", "no AVX2 on this CPU");
+}
+
 static void test_im2col(void)
 {
     int fail = 0;
@@ -1044,6 +1133,7 @@ int main(void)
     test_dwconv();
     test_conv_direct();
     test_winograd();
+    test_pgemm();
     test_eltwise();
     test_backward();
     return t_failed;

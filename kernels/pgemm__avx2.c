@@ -1,0 +1,168 @@
+/* pgemm__avx2.c - GEMM on packed weights, AVX2 + FMA, fused shift + act.
+ *
+ * Micro-kernel: 6 rows x 16 columns of C in 12 ymm accumulators. Per k step it
+ * loads the panel's 16 weights (two vectors, contiguous in the packed panel)
+ * and broadcasts one A element per row: 12 FMAs for 8 loads, FMA-bound.
+ * A is read in place (row stride lda): a 1x1 conv's input rows are already
+ * contiguous, so there is no A packing either.
+ *
+ * Blocking (BLIS order, sizes in kernels.h): row blocks of EC_PG_MC, k blocks of
+ * EC_PG_KC, then panels, then 6-row micro tiles. A row block's k block (96 x 256
+ * floats) stays in L2 while every panel sweeps it; a panel's k block (16 KB)
+ * stays in L1 while the micro tiles go down the rows. Between k blocks the
+ * partial sums wait in C; the first block starts from the shift, the last applies
+ * the activation and stores. */
+#include "kernels/vmath_avx2.h"
+
+void ec_pack_b__avx2(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp)
+{
+    for (int p = p0; p < p1; p++) {
+        const int n0 = p * EC_PG_NR, nv = N - n0 < EC_PG_NR ? N - n0 : EC_PG_NR;
+        float *dst = bp + (size_t)p * K * EC_PG_NR;   /* [K][16] */
+        if (nv < EC_PG_NR) {                          /* the last, partial panel: rarely hot */
+            ec_pack_b__ref(w, w_f16, scale, K, N, p, p + 1, bp);
+            continue;
+        }
+        const __m256 s0 = scale ? _mm256_loadu_ps(scale + n0) : _mm256_set1_ps(1.0f);
+        const __m256 s1 = scale ? _mm256_loadu_ps(scale + n0 + 8) : _mm256_set1_ps(1.0f);
+        for (int k = 0; k < K; k++) {
+            __m256 a, b;
+            if (w_f16) {
+                const uint16_t *src = (const uint16_t *)w + (size_t)k * N + n0;
+                a = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src));
+                b = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 8)));
+            } else {
+                const float *src = (const float *)w + (size_t)k * N + n0;
+                a = _mm256_loadu_ps(src);
+                b = _mm256_loadu_ps(src + 8);
+            }
+            _mm256_storeu_ps(dst + (size_t)k * EC_PG_NR, _mm256_mul_ps(a, s0));
+            _mm256_storeu_ps(dst + (size_t)k * EC_PG_NR + 8, _mm256_mul_ps(b, s1));
+        }
+    }
+}
+
+/* MR x 16 tile of C at c (row stride ldc), k in [0, kc) of a (row stride lda)
+ * and b (a panel's rows, 16 floats each). first: start from shift16 (or 0),
+ * else from C. last: activation, then store. m0/m1: store masks of the two
+ * column halves (all-ones for a full panel). */
+EC_V8_INLINE void pg_tile(const int MR, int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                          const float *shift16, int first, int last, int act, const int full, __m256i m0,
+                          __m256i m1)
+{
+    __m256 c0[EC_PG_MR], c1[EC_PG_MR];
+    if (first) {
+        __m256 h0 = _mm256_setzero_ps(), h1 = _mm256_setzero_ps();
+        if (shift16) {
+            h0 = full ? _mm256_loadu_ps(shift16) : _mm256_maskload_ps(shift16, m0);
+            h1 = full ? _mm256_loadu_ps(shift16 + 8) : _mm256_maskload_ps(shift16 + 8, m1);
+        }
+        EC_V8_UNROLL for (int r = 0; r < MR; r++) c0[r] = h0, c1[r] = h1;
+    } else {
+        EC_V8_UNROLL for (int r = 0; r < MR; r++) {
+            c0[r] = full ? _mm256_loadu_ps(c + r * ldc) : _mm256_maskload_ps(c + r * ldc, m0);
+            c1[r] = full ? _mm256_loadu_ps(c + r * ldc + 8) : _mm256_maskload_ps(c + r * ldc + 8, m1);
+        }
+    }
+    const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
+#define PG_ROW(r, ar)                                                   \
+    if (MR > r) {                                                       \
+        const __m256 av = _mm256_broadcast_ss(ar + k);                  \
+        c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);                         \
+        c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);                         \
+    }
+    _Pragma("GCC unroll 4") for (int k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_loadu_ps(b + (size_t)k * EC_PG_NR);
+        const __m256 b1 = _mm256_loadu_ps(b + (size_t)k * EC_PG_NR + 8);
+        PG_ROW(0, a0) PG_ROW(1, a1) PG_ROW(2, a2) PG_ROW(3, a3) PG_ROW(4, a4) PG_ROW(5, a5)
+    }
+#undef PG_ROW
+    if (last && act != EC_ACT_LINEAR) {
+        ec_v8_act_n(c0, MR, act);
+        ec_v8_act_n(c1, MR, act);
+    }
+    EC_V8_UNROLL for (int r = 0; r < MR; r++) {
+        if (full) {
+            _mm256_storeu_ps(c + r * ldc, c0[r]);
+            _mm256_storeu_ps(c + r * ldc + 8, c1[r]);
+        } else {
+            _mm256_maskstore_ps(c + r * ldc, m0, c0[r]);
+            _mm256_maskstore_ps(c + r * ldc + 8, m1, c1[r]);
+        }
+    }
+}
+
+/* One instantiation per row count; full panels and the partial last panel apart,
+ * so the common case has no masks in its loop. */
+#define PG_INST(MR)                                                                                              \
+    static __attribute__((noinline)) void pg_tile_##MR(int kc, const float *a, size_t lda, const float *b,      \
+                                                       float *c, size_t ldc, const float *sh, int first,        \
+                                                       int last, int act)                                       \
+    {                                                                                                            \
+        const __m256i ones = _mm256_set1_epi32(-1);                                                              \
+        pg_tile(MR, kc, a, lda, b, c, ldc, sh, first, last, act, 1, ones, ones);                                 \
+    }
+PG_INST(1)
+PG_INST(2)
+PG_INST(3)
+PG_INST(4)
+PG_INST(5)
+PG_INST(6)
+#undef PG_INST
+
+static __attribute__((noinline)) void pg_tile_part(int mr, int kc, const float *a, size_t lda, const float *b,
+                                                   float *c, size_t ldc, const float *sh, int first, int last,
+                                                   int act, int nv)
+{
+    const __m256i m0 = ec_v8_tail_mask(nv < 8 ? nv : 8), m1 = ec_v8_tail_mask(nv > 8 ? nv - 8 : 0);
+    switch (mr) {   /* rows one at a time would do; the partial panel is a few columns of a small layer */
+    case 6: pg_tile(6, kc, a, lda, b, c, ldc, sh, first, last, act, 0, m0, m1); break;
+    default:
+        for (int r = 0; r < mr; r++)
+            pg_tile(1, kc, a + r * lda, lda, b, c + r * ldc, ldc, sh, first, last, act, 0, m0, m1);
+        break;
+    }
+}
+
+void ec_gemm_packed__avx2(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
+                          int act, float *C, int ldc, int m0, int m1, int p0, int p1)
+{
+    (void)M;
+    if (K <= 0) {   /* empty sum: act(shift) */
+        for (int i = m0; i < m1; i++)
+            for (int p = p0; p < p1; p++)
+                pg_tile_part(1, 0, A, (size_t)lda, Bp, C + (size_t)i * ldc + p * EC_PG_NR, (size_t)ldc,
+                             shift ? shift + p * EC_PG_NR : NULL, 1, 1, act,
+                             N - p * EC_PG_NR < EC_PG_NR ? N - p * EC_PG_NR : EC_PG_NR);
+        return;
+    }
+    for (int ib = m0; ib < m1; ib += EC_PG_MC) {
+        const int ie = ib + EC_PG_MC < m1 ? ib + EC_PG_MC : m1;
+        for (int kb = 0; kb < K; kb += EC_PG_KC) {
+            const int kc = K - kb < EC_PG_KC ? K - kb : EC_PG_KC;
+            const int first = kb == 0, last = kb + kc == K;
+            for (int p = p0; p < p1; p++) {
+                const int n0 = p * EC_PG_NR, nv = N - n0 < EC_PG_NR ? N - n0 : EC_PG_NR;
+                const float *b = Bp + ((size_t)p * K + kb) * EC_PG_NR;
+                const float *sh = shift ? shift + n0 : NULL;
+                for (int i = ib; i < ie; i += EC_PG_MR) {
+                    const int mr = ie - i < EC_PG_MR ? ie - i : EC_PG_MR;
+                    const float *a = A + (size_t)i * lda + kb;
+                    float *c = C + (size_t)i * ldc + n0;
+                    if (nv < EC_PG_NR) {
+                        pg_tile_part(mr, kc, a, (size_t)lda, b, c, (size_t)ldc, sh, first, last, act, nv);
+                        continue;
+                    }
+                    switch (mr) {
+                    case 6: pg_tile_6(kc, a, (size_t)lda, b, c, (size_t)ldc, sh, first, last, act); break;
+                    case 5: pg_tile_5(kc, a, (size_t)lda, b, c, (size_t)ldc, sh, first, last, act); break;
+                    case 4: pg_tile_4(kc, a, (size_t)lda, b, c, (size_t)ldc, sh, first, last, act); break;
+                    case 3: pg_tile_3(kc, a, (size_t)lda, b, c, (size_t)ldc, sh, first, last, act); break;
+                    case 2: pg_tile_2(kc, a, (size_t)lda, b, c, (size_t)ldc, sh, first, last, act); break;
+                    default: pg_tile_1(kc, a, (size_t)lda, b, c, (size_t)ldc, sh, first, last, act); break;
+                    }
+                }
+            }
+        }
+    }
+}
