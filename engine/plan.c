@@ -246,7 +246,11 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
                 if (T > tiles) T = tiles;
                 st->wino_tiles = (int)T;
                 if (16 * T * (cin + cout) > p->col_floats) p->col_floats = 16 * T * (cin + cout);
-                if (16 * cin * cout > p->wide_floats) p->wide_floats = 16 * cin * cout;
+                /* U [16][cin][cout], or its 16 slices packed in panels (a plain
+                 * slice waits in the scratch meanwhile) */
+                size_t u = 16 * ec_pack_b_floats((int)cin, (int)cout);
+                if (u > p->wide_floats) p->wide_floats = u;
+                if (cin * cout > p->col_floats) p->col_floats = cin * cout;
             }
         }
         ns++;

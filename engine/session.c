@@ -432,6 +432,7 @@ typedef struct {
     float *y, *col;
     size_t col_stride;
     int cin, cout, T, n_tiles, act;
+    size_t u_stride;              /* floats between packed U[xi]; 0: U plain [16][cin][cout] for OpenBLAS */
 } ec_wino_task;
 
 static void ec_wino_tiles(void *ctx, int task, int thread)
@@ -441,9 +442,15 @@ static void ec_wino_tiles(void *ctx, int task, int thread)
     float *v = t->col + (size_t)thread * t->col_stride;   /* [16][nt][cin] */
     float *mm = v + (size_t)16 * nt * t->cin;             /* [16][nt][cout] */
     ec_wino23_input(t->g, t->x, t0, t1, v);
-    for (int xi = 0; xi < 16; xi++)
-        ec_gemm(nt, t->cout, t->cin, v + (size_t)xi * nt * t->cin, t->cin, t->u + (size_t)xi * t->cin * t->cout,
-                t->cout, 0.0f, mm + (size_t)xi * nt * t->cout, t->cout);
+    for (int xi = 0; xi < 16; xi++) {
+        const float *a = v + (size_t)xi * nt * t->cin;   /* [nt, cin] */
+        float *c = mm + (size_t)xi * nt * t->cout;        /* [nt, cout] */
+        if (t->u_stride)   /* U[xi] packed in panels */
+            ec_gemm_packed(nt, t->cout, t->cin, a, t->cin, t->u + xi * t->u_stride, NULL, EC_ACT_LINEAR, c, t->cout, 0,
+                           nt, 0, (t->cout + EC_PG_NR - 1) / EC_PG_NR);
+        else
+            ec_gemm(nt, t->cout, t->cin, a, t->cin, t->u + (size_t)xi * t->cin * t->cout, t->cout, 0.0f, c, t->cout);
+    }
     ec_wino23_output(t->g, t->cout, mm, t0, t1, t->shift, t->act, t->y);
 }
 
@@ -456,7 +463,19 @@ static void ec_wino_conv(ec_session *s, const ec_step *st, const ec_conv_geom *g
     /* the BN scale goes into U; thread 0's scratch is free until the tasks start */
     ec_wino23_weights(W->data, W->dtype == ECM_DT_F16, st->scale, cin, cout, s->col, s->wide);
     ec_wino_task t = { g, x, s->wide, st->shift, y, s->col, s->plan.col_floats, cin, cout, st->wino_tiles,
-                       ec_wino23_tiles(g), st->act };
+                       ec_wino23_tiles(g), st->act, 0 };
+    if (ec_cpu_has_avx2()) {
+        /* U[xi] into panels for the packed GEMM, in place, last first: packed
+         * slice xi starts at or after plain slice xi, so it only overwrites slices
+         * already moved (the plan reserves 16 padded slices in s->wide and one
+         * plain slice in the scratch) */
+        size_t plain = (size_t)cin * cout;
+        t.u_stride = ec_pack_b_floats(cin, cout);
+        for (int xi = 15; xi >= 0; xi--) {
+            memcpy(s->col, s->wide + xi * plain, plain * sizeof(float));
+            ec_pack_b(s->col, 0, NULL, cin, cout, 0, (cout + EC_PG_NR - 1) / EC_PG_NR, s->wide + xi * t.u_stride);
+        }
+    }
     ec_pool_run(s->pool, (t.n_tiles + t.T - 1) / t.T, ec_wino_tiles, &t);
 }
 

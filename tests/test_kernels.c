@@ -843,15 +843,18 @@ static void test_conv_direct(void)
 /* ---- Winograd F(2x2, 3x3) ------------------------------------------------------ */
 
 /* The whole Winograd conv the way the engine runs it, tile ranges [0, a), [a, b),
- * [b, n) as three tasks; avx2 != 0 uses the AVX2 transforms. */
+ * [b, n) as three tasks; avx2 != 0 uses the AVX2 transforms; packed != 0 runs
+ * the 16 GEMMs on U packed in panels (the engine's path with AVX2), else sgemm. */
 static void wino_conv(const ec_conv_params *p, const void *w, int w_f16, const float *scale, const float *shift,
-                      const float *x, float *out, int avx2)
+                      const float *x, float *out, int avx2, int packed)
 {
     const ec_conv_geom *g = &p->g;
-    const int cin = g->c, cout = p->cout, n = ec_wino23_tiles(g);
-    float *u = fmalloc((size_t)16 * cin * cout), *tmp = fmalloc((size_t)9 * cout);
+    const int cin = g->c, cout = p->cout, n = ec_wino23_tiles(g), np = (cout + EC_PG_NR - 1) / EC_PG_NR;
+    const size_t ps = ec_pack_b_floats(cin, cout);
+    float *u = fmalloc((size_t)16 * cin * cout), *tmp = fmalloc((size_t)9 * cout), *up = fmalloc(16 * ps);
     if (avx2) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, u);
     else ec_wino23_weights__ref(w, w_f16, scale, cin, cout, tmp, u);
+    for (int xi = 0; xi < 16; xi++) ec_pack_b(u + (size_t)xi * cin * cout, 0, NULL, cin, cout, 0, np, up + xi * ps);
     const int cuts[4] = {0, n / 3, n / 3 + (n > 1), n};
     for (int c = 0; c < 3; c++) {
         const int t0 = cuts[c], t1 = cuts[c + 1], nt = t1 - t0;
@@ -859,14 +862,19 @@ static void wino_conv(const ec_conv_params *p, const void *w, int w_f16, const f
         float *v = fmalloc((size_t)16 * nt * cin), *m = fmalloc((size_t)16 * nt * cout);
         if (avx2) ec_wino23_input__avx2(g, x, t0, t1, v);
         else ec_wino23_input__ref(g, x, t0, t1, v);
-        for (int xi = 0; xi < 16; xi++)
-            ec_gemm(nt, cout, cin, v + (size_t)xi * nt * cin, cin, u + (size_t)xi * cin * cout, cout, 0.0f,
-                    m + (size_t)xi * nt * cout, cout);
+        for (int xi = 0; xi < 16; xi++) {
+            if (packed)
+                ec_gemm_packed(nt, cout, cin, v + (size_t)xi * nt * cin, cin, up + xi * ps, NULL, EC_ACT_LINEAR,
+                               m + (size_t)xi * nt * cout, cout, 0, nt, 0, np);
+            else
+                ec_gemm(nt, cout, cin, v + (size_t)xi * nt * cin, cin, u + (size_t)xi * cin * cout, cout, 0.0f,
+                        m + (size_t)xi * nt * cout, cout);
+        }
         if (avx2) ec_wino23_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
         else ec_wino23_output__ref(g, cout, m, t0, t1, shift, p->act, out);
         free(v); free(m);
     }
-    free(u); free(tmp);
+    free(u); free(tmp); free(up);
 }
 
 static void test_winograd(void)
@@ -900,7 +908,8 @@ static void test_winograd(void)
                     const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
                     for (size_t i = 0; i < no; i++) o2[i] = o3[i] = NAN;     /* catches unwritten outputs */
                     ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
-                    wino_conv(&p, w, 0, S, H, x, o2, 0);
+                    wino_conv(&p, w, 0, S, H, x, o2, 0, 0);
+                    wino_conv(&p, w, 0, S, H, x, o3, 0, 1);
                     /* error bound: the transforms add up to 4 x 4 terms of |x| and
                      * 9 of |w| per product, so scale the direct form's bound by them */
                     float *ax = fmalloc(nx), *aw = fmalloc(nw);
@@ -911,18 +920,20 @@ static void test_winograd(void)
                     ec_f32_conv_direct__ref(&pm, ax, aw, S, NULL, mag, 0, oh);
                     free(ax); free(aw);
                     const int terms = 9 * g->c;
-                    for (size_t i = 0; i < no; i++) {
+                    for (size_t j = 0; j < 2 * no; j++) {   /* sgemm, then packed */
+                        const size_t i = j % no;
+                        const float got = j < no ? o2[i] : o3[i];
                         const double tol = 8.0 * (terms + 16) * FLT_EPSILON * fabs(mag[i]) + 4e-6 * fabs(o1[i]) + 1e-7;
-                        const double d = fabs((double)o1[i] - o2[i]);
+                        const double d = fabs((double)o1[i] - got);
                         if (d > worst || isnan(d)) worst = d;
                         if (mag[i] > 0 && d / mag[i] > worst_rel) worst_rel = d / mag[i];
                         if (!(d <= tol) && !fail) {
                             fail = 1;
                             const size_t px = i / C;
                             snprintf(where, sizeof where,
-                                     "in %dx%d cin=%d cout=%d pad=%s act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs direct %.9g",
-                                     g->in_h, g->in_w, g->c, C, pad_name[pad], act_name(p.act), sv, px / g->out_w,
-                                     px % g->out_w, i % C, o2[i], o1[i]);
+                                     "%s in %dx%d cin=%d cout=%d pad=%s act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs direct %.9g",
+                                     j < no ? "sgemm" : "packed", g->in_h, g->in_w, g->c, C, pad_name[pad],
+                                     act_name(p.act), sv, px / g->out_w, px % g->out_w, i % C, got, o1[i]);
                         }
                     }
                     runs++;
@@ -932,8 +943,8 @@ static void test_winograd(void)
                         ec_f32_to_f16_n(w, w16, nw);
                         for (int f16 = 0; f16 < 2; f16++) {
                             const void *wv = f16 ? (const void *)w16 : (const void *)w;
-                            wino_conv(&p, wv, f16, S, H, x, o2, 0);
-                            wino_conv(&p, wv, f16, S, H, x, o3, 1);
+                            wino_conv(&p, wv, f16, S, H, x, o2, 0, 1);
+                            wino_conv(&p, wv, f16, S, H, x, o3, 1, 1);
                             for (size_t i = 0; i < no && !bitfail; i++)
                                 if (fbits(o2[i]) != fbits(o3[i])) {
                                     bitfail = 1;
