@@ -115,7 +115,8 @@ typedef struct {
     int inplace;                  /* out shares the buffer of input slot inplace_in */
     int inplace_in;
     int tile_rows;                /* k x k conv: im2col rows per tile, 0 = 1x1 GEMM */
-    int wino_tiles;               /* 3x3 stride-1 conv: Winograd 2x2 tiles per task, 0 = not Winograd */
+    int wino_tiles;               /* 3x3 stride-1 conv: Winograd tiles per task, 0 = not Winograd */
+    int wino_f43;                 /* ... as F(4x4, 3x3) (4x4 tiles), else F(2x2, 3x3) */
 } ec_step;
 
 typedef struct {
@@ -140,6 +141,11 @@ void ec_plan_free(ec_plan *p);
 ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra, int keep_all, int *first_id);
 #define EC_IM2COL_TILE_BYTES (512u << 10)   /* bound on one thread's im2col tile */
 #define EC_WINO_TILE_BYTES (1024u << 10)    /* bound on one thread's Winograd V + M */
+/* F(4x4, 3x3) (4x fewer multiplies than the direct form, F(2x2) 2.25x) when its
+ * U, 36 x cin x cout floats, fits this bound (it shares the scratch with the
+ * widest packed kernel, 1.5 MB for EfficientNetV2-S, so RSS stays put), and the
+ * output is at least 8x8 (4x4 tiles would waste much of a smaller image) */
+#define EC_WINO43_MAX_U_BYTES (1536u << 10)
 /* k x k convs with at most this many output channels skip im2col + sgemm (a
  * 24-row problem to OpenBLAS) for the direct kernel (kernels/conv__avx2.c);
  * without AVX2 they stay on sgemm, faster than the scalar reference. */

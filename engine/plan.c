@@ -237,18 +237,22 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
             if (rows * K > p->col_floats) p->col_floats = rows * K;
             size_t cin = (size_t)m->values[n->in[0]].c, cout = (size_t)m->values[n->out].c;
             if (n->kh == 3 && n->kw == 3 && n->sh == 1 && n->sw == 1 && cout > EC_DIRECT_MAX_COUT) {
-                /* Winograd F(2x2, 3x3): V [16][T][cin] + M [16][T][cout] per thread,
-                 * T tiles per task, fixed here (independent of the thread count) */
+                /* Winograd F(4x4, 3x3) or F(2x2, 3x3): V [nxi][T][cin] + M [nxi][T][cout]
+                 * per thread, T tiles per task, fixed here (independent of the thread
+                 * count) */
                 const ec_value *vo = &m->values[n->out];
-                size_t tiles = (size_t)((vo->h + 1) / 2) * ((vo->w + 1) / 2);
-                size_t T = EC_WINO_TILE_BYTES / sizeof(float) / (16 * (cin + cout));
+                int f43 = 36 * cin * cout * sizeof(float) <= EC_WINO43_MAX_U_BYTES && vo->h >= 8 && vo->w >= 8;
+                size_t nxi = f43 ? 36 : 16, e = f43 ? 4 : 2;
+                size_t tiles = (size_t)((vo->h + e - 1) / e) * ((vo->w + e - 1) / e);
+                size_t T = EC_WINO_TILE_BYTES / sizeof(float) / (nxi * (cin + cout));
                 if (T < 8) T = 8;
                 if (T > tiles) T = tiles;
                 st->wino_tiles = (int)T;
-                if (16 * T * (cin + cout) > p->col_floats) p->col_floats = 16 * T * (cin + cout);
-                /* U [16][cin][cout], or its 16 slices packed in panels (a plain
+                st->wino_f43 = f43;
+                if (nxi * T * (cin + cout) > p->col_floats) p->col_floats = nxi * T * (cin + cout);
+                /* U [nxi][cin][cout], or its slices packed in panels (a plain
                  * slice waits in the scratch meanwhile) */
-                size_t u = 16 * ec_pack_b_floats((int)cin, (int)cout);
+                size_t u = nxi * ec_pack_b_floats((int)cin, (int)cout);
                 if (u > p->wide_floats) p->wide_floats = u;
                 if (cin * cout > p->col_floats) p->col_floats = cin * cout;
             }

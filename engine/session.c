@@ -423,26 +423,30 @@ static void ec_direct_conv(ec_session *s, const ec_step *st, const ec_conv_geom 
     ec_pool_run(s->pool, (g->out_h + t.rows - 1) / t.rows, ec_direct_rows, &t);
 }
 
-/* 3x3 stride-1 convs as Winograd F(2x2, 3x3) (kernels/winograd.c): per task,
- * T tiles through the input transform, 16 GEMMs and the output transform, in
- * the thread's scratch; U (the transformed kernel) is shared, in s->wide. */
+/* 3x3 stride-1 convs as Winograd F(2x2, 3x3) (kernels/winograd.c) or F(4x4, 3x3)
+ * (winograd43.c, when the plan picked it): per task, T tiles through the input
+ * transform, 16 or 36 GEMMs and the output transform, in the thread's scratch;
+ * U (the transformed kernel) is shared, in s->wide. */
 typedef struct {
     const ec_conv_geom *g;
     const float *x, *u, *shift;
     float *y, *col;
     size_t col_stride;
     int cin, cout, T, n_tiles, act;
-    size_t u_stride;              /* floats between packed U[xi]; 0: U plain [16][cin][cout] for OpenBLAS */
+    int f43;                      /* F(4x4, 3x3): 36 positions, else F(2x2, 3x3): 16 */
+    size_t u_stride;              /* floats between packed U[xi]; 0: U plain [nxi][cin][cout] for OpenBLAS */
 } ec_wino_task;
 
 static void ec_wino_tiles(void *ctx, int task, int thread)
 {
     const ec_wino_task *t = ctx;
     int t0 = task * t->T, t1 = t0 + t->T < t->n_tiles ? t0 + t->T : t->n_tiles, nt = t1 - t0;
-    float *v = t->col + (size_t)thread * t->col_stride;   /* [16][nt][cin] */
-    float *mm = v + (size_t)16 * nt * t->cin;             /* [16][nt][cout] */
-    ec_wino23_input(t->g, t->x, t0, t1, v);
-    for (int xi = 0; xi < 16; xi++) {
+    const int nxi = t->f43 ? 36 : 16;
+    float *v = t->col + (size_t)thread * t->col_stride;   /* [nxi][nt][cin] */
+    float *mm = v + (size_t)nxi * nt * t->cin;            /* [nxi][nt][cout] */
+    if (t->f43) ec_wino43_input(t->g, t->x, t0, t1, v);
+    else ec_wino23_input(t->g, t->x, t0, t1, v);
+    for (int xi = 0; xi < nxi; xi++) {
         const float *a = v + (size_t)xi * nt * t->cin;   /* [nt, cin] */
         float *c = mm + (size_t)xi * nt * t->cout;        /* [nt, cout] */
         if (t->u_stride)   /* U[xi] packed in panels */
@@ -451,7 +455,8 @@ static void ec_wino_tiles(void *ctx, int task, int thread)
         else
             ec_gemm(nt, t->cout, t->cin, a, t->cin, t->u + (size_t)xi * t->cin * t->cout, t->cout, 0.0f, c, t->cout);
     }
-    ec_wino23_output(t->g, t->cout, mm, t0, t1, t->shift, t->act, t->y);
+    if (t->f43) ec_wino43_output(t->g, t->cout, mm, t0, t1, t->shift, t->act, t->y);
+    else ec_wino23_output(t->g, t->cout, mm, t0, t1, t->shift, t->act, t->y);
 }
 
 static void ec_wino_conv(ec_session *s, const ec_step *st, const ec_conv_geom *g, const float *x, float *y)
@@ -459,19 +464,20 @@ static void ec_wino_conv(ec_session *s, const ec_step *st, const ec_conv_geom *g
     const ec_model *m = s->m;
     const ec_node *n = &m->nodes[st->node];
     const ec_tensor *W = &m->tensors[n->w[0]];
-    int cin = g->c, cout = m->values[n->out].c;
+    int cin = g->c, cout = m->values[n->out].c, f43 = st->wino_f43, nxi = f43 ? 36 : 16;
     /* the BN scale goes into U; thread 0's scratch is free until the tasks start */
-    ec_wino23_weights(W->data, W->dtype == ECM_DT_F16, st->scale, cin, cout, s->col, s->wide);
+    if (f43) ec_wino43_weights(W->data, W->dtype == ECM_DT_F16, st->scale, cin, cout, s->wide);
+    else ec_wino23_weights(W->data, W->dtype == ECM_DT_F16, st->scale, cin, cout, s->col, s->wide);
     ec_wino_task t = { g, x, s->wide, st->shift, y, s->col, s->plan.col_floats, cin, cout, st->wino_tiles,
-                       ec_wino23_tiles(g), st->act, 0 };
+                       f43 ? ec_wino43_tiles(g) : ec_wino23_tiles(g), st->act, f43, 0 };
     if (ec_cpu_has_avx2()) {
         /* U[xi] into panels for the packed GEMM, in place, last first: packed
          * slice xi starts at or after plain slice xi, so it only overwrites slices
-         * already moved (the plan reserves 16 padded slices in s->wide and one
+         * already moved (the plan reserves nxi padded slices in s->wide and one
          * plain slice in the scratch) */
         size_t plain = (size_t)cin * cout;
         t.u_stride = ec_pack_b_floats(cin, cout);
-        for (int xi = 15; xi >= 0; xi--) {
+        for (int xi = nxi - 1; xi >= 0; xi--) {
             memcpy(s->col, s->wide + xi * plain, plain * sizeof(float));
             ec_pack_b(s->col, 0, NULL, cin, cout, 0, (cout + EC_PG_NR - 1) / EC_PG_NR, s->wide + xi * t.u_stride);
         }

@@ -130,6 +130,19 @@ void ec_wino23_input__ref(const ec_conv_geom *g, const float *x, int t0, int t1,
 void ec_wino23_output__ref(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
                            int act, float *y);
 
+/* ---- Winograd F(4x4, 3x3) (winograd43.c) ------------------------------------
+ * As F(2x2, 3x3) above with 4x4 output tiles, t = ty * ceil(out_w / 4) + tx, and
+ * 36 positions: V[36][t1 - t0][cin], M[36][t1 - t0][cout], U[36][cin][cout]. */
+int ec_wino43_tiles(const ec_conv_geom *g);
+void ec_wino43_weights(const void *w, int w_f16, const float *scale, int cin, int cout, float *u);
+void ec_wino43_input(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
+void ec_wino43_output(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift, int act,
+                      float *y);
+void ec_wino43_weights__ref(const void *w, int w_f16, const float *scale, int cin, int cout, float *u);
+void ec_wino43_input__ref(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
+void ec_wino43_output__ref(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
+                           int act, float *y);
+
 /* ---- pooling, elementwise -------------------------------------------------- */
 /* out[c] = mean over hw of x[hw, c] */
 void ec_f32_gap(const float *x, size_t hw, int c, float *out);
@@ -168,6 +181,10 @@ void ec_wino23_output__avx2(const ec_conv_geom *g, int cout, const float *m, int
 void ec_f32_conv_direct__avx2(const ec_conv_params *p, const float *x, const float *w,
                               const float *scale, const float *shift, float *out, int y0, int y1);
 void ec_f32_gap__avx2(const float *x, size_t hw, int c, float *out);
+void ec_wino43_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, float *u);
+void ec_wino43_input__avx2(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
+void ec_wino43_output__avx2(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
+                            int act, float *y);
 void ec_pack_b__avx2(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
 void ec_gemm_packed__avx2(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                           int act, float *C, int ldc, int m0, int m1, int p0, int p1);
