@@ -63,8 +63,9 @@ void ec_f32_affine_act(float *x, size_t rows, int c, const float *scale, const f
 }
 
 /* ---- backward ------------------------------------------------------------
- * Grad-CAM only runs these through the head (a few 100k elements), so they are
- * scalar and compute in double: accuracy is free here. */
+ * Grad-CAM only runs these through the head (a few 100k elements). The scalar
+ * reference computes in double; act__avx2.c has the float twin of the common
+ * activations. */
 
 /* act'(x) for the elementwise activations. At the kinks, the convention of
  * TensorFlow's ReluGrad/Relu6Grad: gradient flows only where 0 < x (< 6). */
@@ -96,6 +97,17 @@ static double act_deriv(double x, int act)
  * is recomputed per row (exp twice instead of a scratch buffer, so dx may still
  * alias dy), then the softmax rule applies. */
 void ec_f32_act_backward(const float *x, const float *dy, float *dx, size_t rows, int c, int act)
+{
+    /* the top layers' swish is ~100k elements per Grad-CAM: in double with libm
+     * it was most of the backward's time */
+    if (ec_cpu_has_avx2() && (act == EC_ACT_SIGMOID || act == EC_ACT_SWISH || act == EC_ACT_RELU ||
+                              act == EC_ACT_RELU6 || act == EC_ACT_LINEAR))
+        ec_f32_act_backward__avx2(x, dy, dx, rows * (size_t)c, act);
+    else
+        ec_f32_act_backward__ref(x, dy, dx, rows, c, act);
+}
+
+void ec_f32_act_backward__ref(const float *x, const float *dy, float *dx, size_t rows, int c, int act)
 {
     if (act == EC_ACT_SOFTMAX) {
         for (size_t r = 0; r < rows; r++) {

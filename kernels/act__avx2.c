@@ -156,3 +156,50 @@ void ec_f32_affine_act__avx2(float *x, size_t rows, int c, const float *scale,
     default:             affine_rows(x, rows, c, scale, shift, EC_ACT_LINEAR); break;
     }
 }
+
+/* ---- backward: dx = dy * act'(x), n elements, dx may alias dy --------------
+ * sigmoid' = s (1 - s) and swish' = s (1 + x (1 - s)) with 1 - s taken as
+ * sigmoid(-x), not as a difference (which cancels to 0 for large x). Relu and
+ * relu6 pass the gradient where 0 < x (< 6), like the scalar twin. */
+EC_V8_INLINE __m256 act_deriv8(__m256 x, const int act)
+{
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    switch (act) {
+    case EC_ACT_RELU:
+        return _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_GT_OQ), one);
+    case EC_ACT_RELU6:
+        return _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_GT_OQ),
+                                           _mm256_cmp_ps(x, _mm256_set1_ps(6.0f), _CMP_LT_OQ)), one);
+    case EC_ACT_SIGMOID:
+        return _mm256_mul_ps(ec_v8_sigmoid(x), ec_v8_sigmoid(_mm256_xor_ps(x, _mm256_set1_ps(-0.0f))));
+    case EC_ACT_SWISH: {
+        const __m256 s = ec_v8_sigmoid(x), sm = ec_v8_sigmoid(_mm256_xor_ps(x, _mm256_set1_ps(-0.0f)));
+        return _mm256_mul_ps(s, _mm256_fmadd_ps(x, sm, one));
+    }
+    default:
+        return one;
+    }
+}
+
+EC_V8_INLINE void act_backward_flat(const float *x, const float *dy, float *dx, size_t n, const int act)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), act_deriv8(_mm256_loadu_ps(x + i), act)));
+    if (i < n) {
+        const __m256i m = ec_v8_tail_mask((int)(n - i));
+        _mm256_maskstore_ps(dx + i, m, _mm256_mul_ps(_mm256_maskload_ps(dy + i, m),
+                                                     act_deriv8(_mm256_maskload_ps(x + i, m), act)));
+    }
+}
+
+void ec_f32_act_backward__avx2(const float *x, const float *dy, float *dx, size_t n, int act)
+{
+    switch (act) {
+    case EC_ACT_RELU:    act_backward_flat(x, dy, dx, n, EC_ACT_RELU); break;
+    case EC_ACT_RELU6:   act_backward_flat(x, dy, dx, n, EC_ACT_RELU6); break;
+    case EC_ACT_SIGMOID: act_backward_flat(x, dy, dx, n, EC_ACT_SIGMOID); break;
+    case EC_ACT_SWISH:   act_backward_flat(x, dy, dx, n, EC_ACT_SWISH); break;
+    default:             act_backward_flat(x, dy, dx, n, EC_ACT_LINEAR); break;
+    }
+}

@@ -160,6 +160,7 @@ void ec_f32_zeropad(const float *x, int h, int w, int c, int pt, int pb, int pl,
  * Each takes the forward's arguments plus d-prefixed gradients. */
 /* dx = dy * act'(x) for elementwise activations, given the forward input x. */
 void ec_f32_act_backward(const float *x, const float *dy, float *dx, size_t rows, int c, int act);
+void ec_f32_act_backward__ref(const float *x, const float *dy, float *dx, size_t rows, int c, int act);
 /* softmax: dx = y * (dy - sum(dy * y)) per row, given the forward output y. */
 void ec_f32_softmax_backward(const float *y, const float *dy, float *dx, size_t rows, int c);
 
@@ -185,6 +186,7 @@ void ec_wino43_weights__avx2(const void *w, int w_f16, const float *scale, int c
 void ec_wino43_input__avx2(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
 void ec_wino43_output__avx2(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
                             int act, float *y);
+void ec_f32_act_backward__avx2(const float *x, const float *dy, float *dx, size_t n, int act);   /* not softmax */
 void ec_pack_b__avx2(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
 void ec_gemm_packed__avx2(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                           int act, float *C, int ldc, int m0, int m1, int p0, int p1);

@@ -1222,6 +1222,44 @@ static void test_backward(void)
         T_CHECK(name, !fail, "max |analytic - numeric| %.3g at x=%g (dx=%g)", worst, x[wi], dx[wi]);
     }
 
+    /* the AVX2 twin (sigmoid, swish, relu, relu6) against the double-precision
+     * reference over [-90, 90] (both tails, where 1 - s must not cancel), lengths
+     * with a masked tail */
+    if (!ec_cpu_has_avx2()) t_skip("act_backward_avx2_vs_ref", "no AVX2");
+    else {
+        static const int bacts[] = {EC_ACT_SIGMOID, EC_ACT_SWISH, EC_ACT_RELU, EC_ACT_RELU6};
+        const size_t n = 4099;
+        float *x = fmalloc(n), *dy = fmalloc(n), *d1 = fmalloc(n), *d2 = fmalloc(n);
+        double worst = 0;
+        int fail = 0;
+        char where[160] = "";
+        for (size_t ai = 0; ai < sizeof bacts / sizeof *bacts; ai++) {
+            for (size_t i = 0; i < n; i++) {
+                x[i] = i % 3 ? rng_uniform(-8, 8) : rng_uniform(-90, 90);
+                dy[i] = rng_uniform(-1, 1);
+            }
+            x[0] = 0.0f, x[1] = 6.0f, x[2] = -0.0f;
+            ec_f32_act_backward__ref(x, dy, d1, 1, (int)n, bacts[ai]);
+            ec_f32_act_backward__avx2(x, dy, d2, n, bacts[ai]);
+            for (size_t i = 0; i < n; i++) {
+                /* relative to the terms' size: swish' = s + x s (1 - s) crosses 0
+                 * near x = -1.28, where the sum cancels; and the double reference
+                 * rounds 1 - s to 0 past |x| ~ 37 (the absolute floor) */
+                const double sg = 1.0 / (1.0 + exp(-(double)x[i]));
+                const double mag = fabs(dy[i]) * (sg + fabs((double)x[i]) * sg * (1.0 - sg) + 1.0);
+                const double e = fabs((double)d1[i] - d2[i]);
+                if (e > worst) worst = e;
+                if (!(e <= 1e-6 * mag + 1e-12) && !fail) {
+                    fail = 1;
+                    snprintf(where, sizeof where, "%s x=%a dy=%g: %a vs ref %a", act_name(bacts[ai]), x[i], dy[i],
+                             d2[i], d1[i]);
+                }
+            }
+        }
+        T_CHECK("act_backward_avx2_vs_ref", !fail, "tol 1e-6 |dy| (s + |x| s (1 - s) + 1) + 1e-12: %s (max abs diff %.3g)", where, worst);
+        free(x); free(dy); free(d1); free(d2);
+    }
+
     /* softmax_backward, also through act_backward's softmax path. */
     {
         const int rows = 3, c = 9, n = rows * c;
