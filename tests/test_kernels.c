@@ -840,29 +840,35 @@ static void test_conv_direct(void)
     free(x); free(w); free(o1); free(o2);
 }
 
-/* ---- Winograd F(2x2, 3x3) ------------------------------------------------------ */
+/* ---- Winograd F(2x2, 3x3) and F(4x4, 3x3) ---------------------------------------- */
 
-/* The whole Winograd conv the way the engine runs it, tile ranges [0, a), [a, b),
- * [b, n) as three tasks; avx2 != 0 uses the AVX2 transforms; packed != 0 runs
- * the 16 GEMMs on U packed in panels (the engine's path with AVX2), else sgemm. */
-static void wino_conv(const ec_conv_params *p, const void *w, int w_f16, const float *scale, const float *shift,
-                      const float *x, float *out, int avx2, int packed)
+/* The whole Winograd conv the way the engine runs it, F(4x4, 3x3) if f43 else
+ * F(2x2, 3x3), tile ranges [0, a), [a, b), [b, n) as three tasks; avx2 != 0
+ * uses the AVX2 transforms; packed != 0 runs the GEMMs on U packed in panels
+ * (the engine's path with AVX2), else sgemm. */
+static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16, const float *scale,
+                      const float *shift, const float *x, float *out, int avx2, int packed)
 {
     const ec_conv_geom *g = &p->g;
-    const int cin = g->c, cout = p->cout, n = ec_wino23_tiles(g), np = (cout + EC_PG_NR - 1) / EC_PG_NR;
+    const int nxi = f43 ? 36 : 16, cin = g->c, cout = p->cout, np = (cout + EC_PG_NR - 1) / EC_PG_NR;
+    const int n = f43 ? ec_wino43_tiles(g) : ec_wino23_tiles(g);
     const size_t ps = ec_pack_b_floats(cin, cout);
-    float *u = fmalloc((size_t)16 * cin * cout), *tmp = fmalloc((size_t)9 * cout), *up = fmalloc(16 * ps);
-    if (avx2) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, u);
+    float *u = fmalloc((size_t)nxi * cin * cout), *tmp = fmalloc((size_t)9 * cout), *up = fmalloc(nxi * ps);
+    if (f43 && avx2) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, u);
+    else if (f43) ec_wino43_weights__ref(w, w_f16, scale, cin, cout, u);
+    else if (avx2) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, u);
     else ec_wino23_weights__ref(w, w_f16, scale, cin, cout, tmp, u);
-    for (int xi = 0; xi < 16; xi++) ec_pack_b(u + (size_t)xi * cin * cout, 0, NULL, cin, cout, 0, np, up + xi * ps);
+    for (int xi = 0; xi < nxi; xi++) ec_pack_b(u + (size_t)xi * cin * cout, 0, NULL, cin, cout, 0, np, up + xi * ps);
     const int cuts[4] = {0, n / 3, n / 3 + (n > 1), n};
     for (int c = 0; c < 3; c++) {
         const int t0 = cuts[c], t1 = cuts[c + 1], nt = t1 - t0;
         if (nt <= 0) continue;
-        float *v = fmalloc((size_t)16 * nt * cin), *m = fmalloc((size_t)16 * nt * cout);
-        if (avx2) ec_wino23_input__avx2(g, x, t0, t1, v);
+        float *v = fmalloc((size_t)nxi * nt * cin), *m = fmalloc((size_t)nxi * nt * cout);
+        if (f43 && avx2) ec_wino43_input__avx2(g, x, t0, t1, v);
+        else if (f43) ec_wino43_input__ref(g, x, t0, t1, v);
+        else if (avx2) ec_wino23_input__avx2(g, x, t0, t1, v);
         else ec_wino23_input__ref(g, x, t0, t1, v);
-        for (int xi = 0; xi < 16; xi++) {
+        for (int xi = 0; xi < nxi; xi++) {
             if (packed)
                 ec_gemm_packed(nt, cout, cin, v + (size_t)xi * nt * cin, cin, up + xi * ps, NULL, EC_ACT_LINEAR,
                                m + (size_t)xi * nt * cout, cout, 0, nt, 0, np);
@@ -870,143 +876,34 @@ static void wino_conv(const ec_conv_params *p, const void *w, int w_f16, const f
                 ec_gemm(nt, cout, cin, v + (size_t)xi * nt * cin, cin, u + (size_t)xi * cin * cout, cout, 0.0f,
                         m + (size_t)xi * nt * cout, cout);
         }
-        if (avx2) ec_wino23_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
+        if (f43 && avx2) ec_wino43_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
+        else if (f43) ec_wino43_output__ref(g, cout, m, t0, t1, shift, p->act, out);
+        else if (avx2) ec_wino23_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
         else ec_wino23_output__ref(g, cout, m, t0, t1, shift, p->act, out);
         free(v); free(m);
     }
     free(u); free(tmp); free(up);
 }
 
-/* F(4x4, 3x3) the way the engine runs it: U packed in panels with AVX2 (else
- * sgemm), tile ranges [0, a), [a, n) as two tasks; avx2 picks the transforms. */
-static void wino43_conv(const ec_conv_params *p, const void *w, int w_f16, const float *scale, const float *shift,
-                        const float *x, float *out, int avx2)
-{
-    const ec_conv_geom *g = &p->g;
-    const int cin = g->c, cout = p->cout, n = ec_wino43_tiles(g), np = (cout + EC_PG_NR - 1) / EC_PG_NR;
-    const int packed = ec_cpu_has_avx2();
-    const size_t ps = ec_pack_b_floats(cin, cout);
-    float *u = fmalloc((size_t)36 * cin * cout), *up = fmalloc(36 * ps);
-    if (avx2) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, u);
-    else ec_wino43_weights__ref(w, w_f16, scale, cin, cout, u);
-    for (int xi = 0; xi < 36; xi++) ec_pack_b(u + (size_t)xi * cin * cout, 0, NULL, cin, cout, 0, np, up + xi * ps);
-    const int cuts[3] = {0, n / 2, n};
-    for (int c = 0; c < 2; c++) {
-        const int t0 = cuts[c], t1 = cuts[c + 1], nt = t1 - t0;
-        if (nt <= 0) continue;
-        float *v = fmalloc((size_t)36 * nt * cin), *m = fmalloc((size_t)36 * nt * cout);
-        if (avx2) ec_wino43_input__avx2(g, x, t0, t1, v);
-        else ec_wino43_input__ref(g, x, t0, t1, v);
-        for (int xi = 0; xi < 36; xi++) {
-            if (packed)
-                ec_gemm_packed(nt, cout, cin, v + (size_t)xi * nt * cin, cin, up + xi * ps, NULL, EC_ACT_LINEAR,
-                               m + (size_t)xi * nt * cout, cout, 0, nt, 0, np);
-            else
-                ec_gemm(nt, cout, cin, v + (size_t)xi * nt * cin, cin, u + (size_t)xi * cin * cout, cout, 0.0f,
-                        m + (size_t)xi * nt * cout, cout);
-        }
-        if (avx2) ec_wino43_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
-        else ec_wino43_output__ref(g, cout, m, t0, t1, shift, p->act, out);
-        free(v); free(m);
-    }
-    free(u); free(up);
-}
-
-/* F(4x4, 3x3) against the direct conv over the same shapes as F(2x2), and its
- * AVX2 transforms against their scalar twins bit for bit. */
-static void test_winograd43(void)
+/* Against the direct conv (scalar transforms; sgemm and packed GEMM), and the
+ * AVX2 transforms against their scalar twins bit for bit (channel counts that
+ * are multiples of 8, fp32 and fp16 weights).
+ * Tolerance: the transforms add up to nxi terms of |x| and 9 of |w| per product,
+ * so the direct form's bound grows by them; F(4x4)'s coefficients (up to 8, and
+ * 1/6, 1/24 in G) get 4x the allowance of F(2x2)'s, and its 6x6 patch mixes in
+ * inputs that the taps do not see and that cancel only to rounding (|x|, |w| <= 1,
+ * scale <= 1.5): a floor of 4 eps per term. */
+static void test_winograd_kind(int f43)
 {
     static const int cins[] = {1, 3, 8, 17, 48};
     static const int couts[] = {1, 8, 16, 25, 40};
     static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID, EC_ACT_RELU};
+    const char *kind = f43 ? "winograd43" : "winograd";
+    const double k_eps = f43 ? 32.0 : 8.0, floor_eps = f43 ? 4.0 : 0.0;
+    const int nxi = f43 ? 36 : 16;
     int counter = 0, fail = 0, bitfail = 0, runs = 0, bitruns = 0;
     double worst = 0, worst_rel = 0;
-    char where[240] = "", bitwhere[200] = "";
-    for (int si = 0; si < NSIZE; si++)
-        for (int pad = 0; pad < NPAD; pad++)
-            for (size_t ii = 0; ii < sizeof cins / sizeof *cins; ii++)
-                for (size_t oi = 0; oi < sizeof couts / sizeof *couts; oi++) {
-                    ec_conv_params p;
-                    if (!make_geom(&p.g, sizes[si][0], sizes[si][1], cins[ii], 3, 1, pad)) continue;
-                    p.cout = couts[oi];
-                    p.act = acts[counter % 5];
-                    const int sv = counter++ % 3;
-                    const ec_conv_geom *g = &p.g;
-                    const int C = p.cout, oh = g->out_h;
-                    const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)9 * g->c * C;
-                    const size_t no = (size_t)oh * g->out_w * C;
-                    float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
-                    float *o1 = fmalloc(no), *o2 = fmalloc(no), *o3 = fmalloc(no), *mag = fmalloc(no);
-                    uint16_t *w16 = malloc(nw * sizeof *w16);
-                    fill(x, nx, -1, 1);
-                    fill(w, nw, -1, 1);
-                    fill(sc, (size_t)C, 0.5f, 1.5f);
-                    fill(sh, (size_t)C, -0.5f, 0.5f);
-                    const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
-                    for (size_t i = 0; i < no; i++) o2[i] = o3[i] = NAN;
-                    ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
-                    wino43_conv(&p, w, 0, S, H, x, o2, 0);
-                    float *ax = fmalloc(nx), *aw = fmalloc(nw);
-                    for (size_t i = 0; i < nx; i++) ax[i] = fabsf(x[i]);
-                    for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
-                    ec_conv_params pm = p;
-                    pm.act = EC_ACT_LINEAR;
-                    ec_f32_conv_direct__ref(&pm, ax, aw, S, NULL, mag, 0, oh);
-                    free(ax); free(aw);
-                    const int terms = 9 * g->c;
-                    for (size_t i = 0; i < no; i++) {
-                        /* the transforms' coefficients (up to 8, and 1/6, 1/24 in G) grow
-                         * the rounding error: 4x F(2x2)'s allowance; and the 6x6 patch
-                         * mixes in inputs that the taps (mag) do not see and that cancel
-                         * only to rounding (|x|, |w| <= 1, scale <= 1.5): a floor of
-                         * 4 eps per term */
-                        const double tol = 32.0 * (terms + 36) * FLT_EPSILON * fabs(mag[i]) + 4e-6 * fabs(o1[i]) +
-                                           4.0 * FLT_EPSILON * terms;
-                        const double d = fabs((double)o1[i] - o2[i]);
-                        if (d > worst || isnan(d)) worst = d;
-                        if (mag[i] > 0 && d / mag[i] > worst_rel) worst_rel = d / mag[i];
-                        if (!(d <= tol) && !fail) {
-                            fail = 1;
-                            const size_t px = i / C;
-                            snprintf(where, sizeof where,
-                                     "in %dx%d cin=%d cout=%d pad=%s act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs direct %.9g",
-                                     g->in_h, g->in_w, g->c, C, pad_name[pad], act_name(p.act), sv, px / g->out_w,
-                                     px % g->out_w, i % C, o2[i], o1[i]);
-                        }
-                    }
-                    runs++;
-                    if (ec_cpu_has_avx2() && g->c % 8 == 0 && C % 8 == 0) {
-                        ec_f32_to_f16_n(w, w16, nw);
-                        for (int f16 = 0; f16 < 2; f16++) {
-                            const void *wv = f16 ? (const void *)w16 : (const void *)w;
-                            wino43_conv(&p, wv, f16, S, H, x, o2, 0);
-                            wino43_conv(&p, wv, f16, S, H, x, o3, 1);
-                            for (size_t i = 0; i < no && !bitfail; i++)
-                                if (fbits(o2[i]) != fbits(o3[i])) {
-                                    bitfail = 1;
-                                    snprintf(bitwhere, sizeof bitwhere, "in %dx%d cin=%d cout=%d pad=%s f16=%d: %zu: %.9g vs %.9g",
-                                             g->in_h, g->in_w, g->c, C, pad_name[pad], f16, i, o3[i], o2[i]);
-                                }
-                            bitruns++;
-                        }
-                    }
-                    free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(o3); free(mag); free(w16);
-                }
-    T_CHECK("winograd43_vs_direct", !fail, "tol 32*(9*cin+36)*eps*sum|xw| + 4e-6|ref| + 36*cin*eps: %s (max abs diff %.3g)", where,
-            worst);
-    if (!fail) printf("  winograd43_vs_direct: %d shapes, max abs diff %.3g, max diff / sum|xw| %.3g\n", runs, worst, worst_rel);
-    if (!ec_cpu_has_avx2()) t_skip("winograd43_avx2_bit_identical", "no AVX2");
-    else T_CHECK("winograd43_avx2_bit_identical", !bitfail && bitruns > 0, "%d runs: %s", bitruns, bitwhere);
-}
-
-static void test_winograd(void)
-{
-    static const int cins[] = {1, 3, 8, 17, 48};
-    static const int couts[] = {1, 8, 16, 25, 40};
-    static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID, EC_ACT_RELU};
-    int counter = 0, fail = 0, bitfail = 0, runs = 0, bitruns = 0;
-    double worst = 0, worst_rel = 0;
-    char where[240] = "", bitwhere[200] = "";
+    char where[240] = "", bitwhere[200] = "", name[64];
     for (int si = 0; si < NSIZE; si++)
         for (int pad = 0; pad < NPAD; pad++)
             for (size_t ii = 0; ii < sizeof cins / sizeof *cins; ii++)
@@ -1030,10 +927,8 @@ static void test_winograd(void)
                     const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
                     for (size_t i = 0; i < no; i++) o2[i] = o3[i] = NAN;     /* catches unwritten outputs */
                     ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
-                    wino_conv(&p, w, 0, S, H, x, o2, 0, 0);
-                    wino_conv(&p, w, 0, S, H, x, o3, 0, 1);
-                    /* error bound: the transforms add up to 4 x 4 terms of |x| and
-                     * 9 of |w| per product, so scale the direct form's bound by them */
+                    wino_conv(f43, &p, w, 0, S, H, x, o2, 0, 0);
+                    wino_conv(f43, &p, w, 0, S, H, x, o3, 0, 1);
                     float *ax = fmalloc(nx), *aw = fmalloc(nw);
                     for (size_t i = 0; i < nx; i++) ax[i] = fabsf(x[i]);
                     for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
@@ -1045,7 +940,8 @@ static void test_winograd(void)
                     for (size_t j = 0; j < 2 * no; j++) {   /* sgemm, then packed */
                         const size_t i = j % no;
                         const float got = j < no ? o2[i] : o3[i];
-                        const double tol = 8.0 * (terms + 16) * FLT_EPSILON * fabs(mag[i]) + 4e-6 * fabs(o1[i]) + 1e-7;
+                        const double tol = k_eps * (terms + nxi) * FLT_EPSILON * fabs(mag[i]) + 4e-6 * fabs(o1[i]) +
+                                           floor_eps * FLT_EPSILON * terms + 1e-7;
                         const double d = fabs((double)o1[i] - got);
                         if (d > worst || isnan(d)) worst = d;
                         if (mag[i] > 0 && d / mag[i] > worst_rel) worst_rel = d / mag[i];
@@ -1059,14 +955,12 @@ static void test_winograd(void)
                         }
                     }
                     runs++;
-                    /* the AVX2 transforms equal their scalar twins bit for bit (channel
-                     * counts that are multiples of 8), fp32 and fp16 weights */
                     if (ec_cpu_has_avx2() && g->c % 8 == 0 && C % 8 == 0) {
                         ec_f32_to_f16_n(w, w16, nw);
                         for (int f16 = 0; f16 < 2; f16++) {
                             const void *wv = f16 ? (const void *)w16 : (const void *)w;
-                            wino_conv(&p, wv, f16, S, H, x, o2, 0, 1);
-                            wino_conv(&p, wv, f16, S, H, x, o3, 1, 1);
+                            wino_conv(f43, &p, wv, f16, S, H, x, o2, 0, 1);
+                            wino_conv(f43, &p, wv, f16, S, H, x, o3, 1, 1);
                             for (size_t i = 0; i < no && !bitfail; i++)
                                 if (fbits(o2[i]) != fbits(o3[i])) {
                                     bitfail = 1;
@@ -1078,10 +972,19 @@ static void test_winograd(void)
                     }
                     free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(o3); free(mag); free(w16);
                 }
-    T_CHECK("winograd_vs_direct", !fail, "tol 8*(9*cin+16)*eps*sum|xw| + 4e-6|ref|: %s (max abs diff %.3g)", where, worst);
-    if (!fail) printf("  winograd_vs_direct: %d shapes, max abs diff %.3g, max diff / sum|xw| %.3g\n", runs, worst, worst_rel);
-    if (!ec_cpu_has_avx2()) t_skip("winograd_avx2_bit_identical", "no AVX2");
-    else T_CHECK("winograd_avx2_bit_identical", !bitfail && bitruns > 0, "%d runs: %s", bitruns, bitwhere);
+    snprintf(name, sizeof name, "%s_vs_direct", kind);
+    T_CHECK(name, !fail, "tol %g*(9*cin+%d)*eps*sum|xw| + 4e-6|ref| + %g*9*cin*eps: %s (max abs diff %.3g)", k_eps, nxi,
+            floor_eps, where, worst);
+    if (!fail) printf("  %s: %d shapes, max abs diff %.3g, max diff / sum|xw| %.3g\n", name, runs, worst, worst_rel);
+    snprintf(name, sizeof name, "%s_avx2_bit_identical", kind);
+    if (!ec_cpu_has_avx2()) t_skip(name, "no AVX2");
+    else T_CHECK(name, !bitfail && bitruns > 0, "%d runs: %s", bitruns, bitwhere);
+}
+
+static void test_winograd(void)
+{
+    test_winograd_kind(0);
+    test_winograd_kind(1);
 }
 
 /* ---- pooling and elementwise ------------------------------------------------------ */
@@ -1304,7 +1207,6 @@ int main(void)
     test_dwconv();
     test_conv_direct();
     test_winograd();
-    test_winograd43();
     test_pgemm();
     test_eltwise();
     test_backward();
