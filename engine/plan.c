@@ -19,6 +19,19 @@
 
 static size_t ec_align(size_t n) { return (n + EC_ARENA_ALIGN - 1) & ~(size_t)(EC_ARENA_ALIGN - 1); }
 
+/* Work items per task, at most `per` and a multiple of `align`, such that the
+ * task count is a multiple of 4 where it can be: threads take tasks round-robin,
+ * so 1, 2 or 4 threads get equal shares (6 tasks of 288 rows on 2 threads was
+ * 864 rows against 580). The split never changes results. */
+static size_t ec_balanced_per(size_t total, size_t per, size_t align)
+{
+    if (per >= total || per == 0) return per;
+    size_t tasks = (total + per - 1) / per, tasks4 = (tasks + 3) / 4 * 4;
+    size_t p = (total + tasks4 - 1) / tasks4;
+    p = (p + align - 1) / align * align;
+    return p < per ? p : per;
+}
+
 static int ec_live_together(const ec_plan_buf *a, const ec_plan_buf *b)
 {
     return a->first <= b->last && b->first <= a->last;
@@ -233,6 +246,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
             size_t rows = EC_IM2COL_TILE_BYTES / sizeof(float) / K / 48 * 48;
             if (rows < 48) rows = 48;
             if (rows > M) rows = M;
+            rows = ec_balanced_per(M, rows, 48);
             st->tile_rows = (int)rows;
             if (rows * K > p->col_floats) p->col_floats = rows * K;
             size_t cin = (size_t)m->values[n->in[0]].c, cout = (size_t)m->values[n->out].c;
@@ -247,6 +261,8 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
                 size_t T = EC_WINO_TILE_BYTES / sizeof(float) / (nxi * (cin + cout));
                 if (T < 8) T = 8;
                 if (T > tiles) T = tiles;
+                T = ec_balanced_per(tiles, T, 1);
+                if (T < 8 && tiles >= 8) T = 8;
                 st->wino_tiles = (int)T;
                 st->wino_f43 = f43;
                 if (nxi * T * (cin + cout) > p->col_floats) p->col_floats = nxi * T * (cin + cout);

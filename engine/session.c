@@ -382,6 +382,15 @@ static void ec_pg_rows(void *ctx, int task, int thread)
                    (t->N + EC_PG_NR - 1) / EC_PG_NR);
 }
 
+/* A 1x1 conv's panels [task * cols, ...) for all rows (t->cols panels per task). */
+static void ec_pg_panels(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_mm_task *t = ctx;
+    int np = (t->N + EC_PG_NR - 1) / EC_PG_NR, p0 = task * t->cols, p1 = p0 + t->cols < np ? p0 + t->cols : np;
+    ec_gemm_packed(t->M, t->N, t->K, t->x, t->K, t->w, t->shift, t->act, t->y, t->N, 0, t->M, p0, p1);
+}
+
 static void ec_packed_conv(ec_session *s, const ec_step *st, ec_mm_task *t)
 {
     const ec_model *m = s->m;
@@ -392,6 +401,14 @@ static void ec_packed_conv(ec_session *s, const ec_step *st, ec_mm_task *t)
     if (s->threads > 1 && (size_t)t->K * t->N >= (64u << 10)) pk.per = (np + s->threads - 1) / s->threads;
     ec_pool_run(s->pool, (np + pk.per - 1) / pk.per, ec_pack_panels, &pk);
     t->w = s->wide;
+    if (!t->g && s->threads > 1 && np % s->threads == 0) {
+        /* the panels divide evenly between the threads: an exact split (rows at
+         * micro-tile multiples leave 54 + 46 of the 10x10 stage's 100); each
+         * thread reads all of A, which is small wherever N is wide */
+        t->cols = np / s->threads;
+        ec_pool_run(s->pool, s->threads, ec_pg_panels, t);
+        return;
+    }
     if (!t->g) {
         /* rows per task: one task per thread, at micro-tile multiples */
         t->rows = s->threads > 1 && t->M >= 2 * EC_PG_MR ? ec_round_up((t->M + s->threads - 1) / s->threads, EC_PG_MR)
