@@ -840,8 +840,19 @@ void ec_session_forward_after(ec_session *s, int node)
 
 /* ---- create / free ----------------------------------------------------------------------- */
 
+/* OpenBLAS runs single-threaded: the session's pool parallelizes. The pthread
+ * OpenBLAS starts a server thread per core when it loads, each spinning on
+ * sched_yield for ~2^28 cycles (~0.1 s) before it sleeps: a CLI run spent its
+ * first 0.1 s beside a busy loop. Setting one thread does not stop them; the
+ * library's own shutdown (exported for fork handling; weak, so a build without
+ * it just skips this) does, and single-threaded calls never restart them. */
+void blas_thread_shutdown_(void) __attribute__((weak));
 static pthread_once_t ec_blas_once = PTHREAD_ONCE_INIT;
-static void ec_blas_single(void) { openblas_set_num_threads(1); }
+static void ec_blas_single(void)
+{
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
 
 ec_session_options ec_session_options_default(void)
 {
