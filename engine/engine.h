@@ -151,6 +151,10 @@ ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra
  * without AVX2 they stay on sgemm, faster than the scalar reference. */
 #define EC_DIRECT_MAX_COUT 24
 
+/* OpenBLAS to one thread and its idle server threads stopped, once per process
+ * (session.c). */
+void ec_blas_init(void);
+
 /* ---- Grad-CAM (gradcam.c) ---------------------------------------------------- */
 
 typedef struct {

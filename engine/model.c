@@ -703,6 +703,7 @@ fail:
 
 ec_status ec_model_load(const char *path, ec_model **out)
 {
+    ec_blas_init();
     if (!path || !out) return ec_fail(EC_ERR_ARG, "ec_model_load: NULL argument");
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);

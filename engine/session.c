@@ -854,6 +854,9 @@ static void ec_blas_single(void)
     if (blas_thread_shutdown_) blas_thread_shutdown_();
 }
 
+/* Called by ec_model_load and ec_session_new: as early as the library runs. */
+void ec_blas_init(void) { pthread_once(&ec_blas_once, ec_blas_single); }
+
 ec_session_options ec_session_options_default(void)
 {
     ec_session_options o;
@@ -880,7 +883,7 @@ ec_status ec_session_new(const ec_model *m, const ec_session_options *opt, ec_se
     if (o.max_pixels <= 0) return ec_fail(EC_ERR_ARG, "max_pixels = %lld must be positive", (long long)o.max_pixels);
     if (o.gradcam && (o.cam_class < -1 || o.cam_class >= m->n_labels))
         return ec_fail(EC_ERR_ARG, "cam_class = %d (the model has %d classes)", o.cam_class, m->n_labels);
-    pthread_once(&ec_blas_once, ec_blas_single);
+    ec_blas_init();
 
     ec_session *s = calloc(1, sizeof *s);
     if (!s) return ec_fail(EC_ERR_NOMEM, "out of memory");
