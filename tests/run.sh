@@ -3,7 +3,9 @@
 # ends with one summary line "N passed, N failed, N skipped".
 # Usage: tests/run.sh BUILD_DIR [SANITIZER_BUILD_DIR]
 # The second (optional) build is the ASan+UBSan one: its run uses the tiny
-# fixtures only and its lines are tagged "[asan]".
+# fixtures only and its lines are tagged "[asan]". test_engine and test_predict
+# also run with EFFCAM_NO_AVX2=1 (the scalar and OpenBLAS paths of a CPU without
+# AVX2) on the tiny fixtures, tagged "[scalar]".
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
 shared=${EFFCAM_FIXTURES:-"$root/../shared/fixtures"}
@@ -39,6 +41,22 @@ run_suite() {
 }
 
 run_suite "${1:-build}" "" "$shared"
+
+# The paths of a CPU without AVX2 (scalar kernels, OpenBLAS sgemm), forced with
+# EFFCAM_NO_AVX2=1: the engine and the predictions on the tiny fixtures.
+for name in test_engine test_predict; do
+    t="${1:-build}/tests/$name"
+    [ -x "$t" ] || continue
+    out="$EC_TMP/out.scalar.$name"
+    EC_SHARED="" EC_BIN="$root/${1:-build}/effcam" EC_BUILD="$root/${1:-build}" EFFCAM_NO_AVX2=1 "$t" > "$out" 2>&1
+    rc=$?
+    sed -i -E "s/^(PASS|FAIL|SKIP) /\1 [scalar] /" "$out"
+    cat "$out"
+    grep -E '^(PASS|FAIL|SKIP) ' "$out" >> "$log"
+    if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$out"; then
+        echo "FAIL [scalar] $name: exited with status $rc" | tee -a "$log"
+    fi
+done
 if [ -n "$2" ]; then
     ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
