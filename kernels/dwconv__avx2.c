@@ -141,9 +141,25 @@ EC_V8_INLINE void dw_row_tile(const dw_ctx *k, int oy, int cb, const int KW, con
  * per pass at a stride of c floats; with c = 512 or 1536 (strides of 2 and 6 KB)
  * those lines fall into a few L1 sets and evict each other. Same per-element
  * arithmetic as dw_row_tile (plain mode, c % 8 == 0, mult 1). */
-EC_V8_INLINE void dw_row_pm(const dw_ctx *k, int oy, const int KW)
+/* One output pixel ox of row-major pass dw_row_pm, every channel tile, its taps
+ * clipped to the image (border columns; interior leftovers get the full range). */
+EC_V8_INLINE void dw_pm_pixel(const dw_ctx *k, const float *xrow0, float *orow, int ox, int ky0, int ky1,
+                              const int KW)
 {
     const __m256i ones = _mm256_set1_epi32(-1), zero = _mm256_setzero_si256();
+    const size_t C = (size_t)k->C;
+    const int ix0 = ox * k->sw - k->pad_l;
+    const int kx0 = ix0 < 0 ? -ix0 : 0;
+    const int kx1 = k->in_w - ix0 < KW ? k->in_w - ix0 : KW;
+    const float *xr = kx0 < kx1 ? xrow0 + (size_t)(ix0 + kx0) * C : xrow0;
+    for (size_t cb = 0; cb < C; cb += 8)
+        dw_pixel(k, xr + cb, k->w + cb, orow + ox * C + cb, ky0, ky1, kx0, kx1, KW, DW_PLAIN, ones, zero,
+                 k->scale ? _mm256_loadu_ps(k->scale + cb) : _mm256_set1_ps(1.0f),
+                 k->shift ? _mm256_loadu_ps(k->shift + cb) : _mm256_setzero_ps());
+}
+
+EC_V8_INLINE void dw_row_pm(const dw_ctx *k, int oy, const int KW)
+{
     const size_t C = (size_t)k->C;
     const int sw = k->sw, out_w = k->out_w;
     const int iy0 = oy * k->sh - k->pad_t;
@@ -153,16 +169,7 @@ EC_V8_INLINE void dw_row_pm(const dw_ctx *k, int oy, const int KW)
     float *orow = k->out + (size_t)oy * out_w * C;
     const size_t xstep = (size_t)sw * C, xrow = (size_t)k->in_w * C;
     int ox = 0;
-    for (; ox < out_w && ox < k->xa; ox++) {
-        const int ix0 = ox * sw - k->pad_l;
-        const int kx0 = ix0 < 0 ? -ix0 : 0;
-        const int kx1 = k->in_w - ix0 < KW ? k->in_w - ix0 : KW;
-        const float *xr = kx0 < kx1 ? xrow0 + (size_t)(ix0 + kx0) * C : xrow0;
-        for (size_t cb = 0; cb < C; cb += 8)
-            dw_pixel(k, xr + cb, k->w + cb, orow + ox * C + cb, ky0, ky1, kx0, kx1, KW, DW_PLAIN, ones, zero,
-                     k->scale ? _mm256_loadu_ps(k->scale + cb) : _mm256_set1_ps(1.0f),
-                     k->shift ? _mm256_loadu_ps(k->shift + cb) : _mm256_setzero_ps());
-    }
+    for (; ox < out_w && ox < k->xa; ox++) dw_pm_pixel(k, xrow0, orow, ox, ky0, ky1, KW);   /* left border */
     for (; ox + 4 <= k->xb; ox += 4) {
         const float *xp0 = xrow0 + (size_t)(ox * sw - k->pad_l) * C;
         for (size_t cb = 0; cb < C; cb += 8) {
@@ -186,16 +193,7 @@ EC_V8_INLINE void dw_row_pm(const dw_ctx *k, int oy, const int KW)
             EC_V8_UNROLL for (int u = 0; u < 4; u++) _mm256_storeu_ps(orow + (ox + u) * C + cb, a[u]);
         }
     }
-    for (; ox < out_w; ox++) {                  /* interior leftovers and the right border */
-        const int ix0 = ox * sw - k->pad_l;
-        const int kx0 = ix0 < 0 ? -ix0 : 0;
-        const int kx1 = k->in_w - ix0 < KW ? k->in_w - ix0 : KW;
-        const float *xr = kx0 < kx1 ? xrow0 + (size_t)(ix0 + kx0) * C : xrow0;
-        for (size_t cb = 0; cb < C; cb += 8)
-            dw_pixel(k, xr + cb, k->w + cb, orow + ox * C + cb, ky0, ky1, kx0, kx1, KW, DW_PLAIN, ones, zero,
-                     k->scale ? _mm256_loadu_ps(k->scale + cb) : _mm256_set1_ps(1.0f),
-                     k->shift ? _mm256_loadu_ps(k->shift + cb) : _mm256_setzero_ps());
-    }
+    for (; ox < out_w; ox++) dw_pm_pixel(k, xrow0, orow, ox, ky0, ky1, KW);   /* leftovers, right border */
 }
 
 static __attribute__((noinline)) void dw_row_pm_k3(const dw_ctx *k, int oy) { dw_row_pm(k, oy, 3); }
