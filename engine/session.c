@@ -401,10 +401,10 @@ static void ec_packed_conv(ec_session *s, const ec_step *st, ec_mm_task *t)
     if (s->threads > 1 && (size_t)t->K * t->N >= (64u << 10)) pk.per = (np + s->threads - 1) / s->threads;
     ec_pool_run(s->pool, (np + pk.per - 1) / pk.per, ec_pack_panels, &pk);
     t->w = s->wide;
-    if (!t->g && s->threads > 1 && np % s->threads == 0) {
-        /* the panels divide evenly between the threads: an exact split (rows at
-         * micro-tile multiples leave 54 + 46 of the 10x10 stage's 100); each
-         * thread reads all of A, which is small wherever N is wide */
+    if (!t->g && s->threads > 1 && np % s->threads == 0 && t->M <= 512) {
+        /* few rows, and the panels divide evenly between the threads: an exact
+         * split (rows at micro-tile multiples leave 54 + 46 of the 10x10 stage's
+         * 100); each thread reads all of A, at most 512 rows */
         t->cols = np / s->threads;
         ec_pool_run(s->pool, s->threads, ec_pg_panels, t);
         return;
