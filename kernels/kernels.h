@@ -130,6 +130,21 @@ void ec_wino23_input__ref(const ec_conv_geom *g, const float *x, int t0, int t1,
 void ec_wino23_output__ref(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
                            int act, float *y);
 
+/* The n x n input patch of a Winograd tile whose top-left input pixel is (iy0,
+ * ix0): d[n * r + c] points at channel c0 of pixel (iy0 + r, ix0 + c), or is
+ * pad where that pixel is zero padding. For the input transforms. */
+static inline void ec_wino_patch(const ec_conv_geom *g, const float *x, int iy0, int ix0, int n, int c0,
+                                 const float *pad, const float **d)
+{
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < n; c++) {
+            const int iy = iy0 + r, ix = ix0 + c;
+            d[n * r + c] = iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w
+                               ? x + ((size_t)iy * g->in_w + ix) * g->c + c0
+                               : pad;
+        }
+}
+
 /* ---- Winograd F(4x4, 3x3) (winograd43.c) ------------------------------------
  * As F(2x2, 3x3) above with 4x4 output tiles, t = ty * ceil(out_w / 4) + tx, and
  * 36 positions: V[36][t1 - t0][cin], M[36][t1 - t0][cout], U[36][cin][cout]. */

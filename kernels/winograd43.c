@@ -101,13 +101,7 @@ void ec_wino43_input__ref(const ec_conv_geom *g, const float *x, int t0, int t1,
         for (int c0 = 0; c0 < cin; c0 += W43_CHUNK) {
             const int nc = cin - c0 < W43_CHUNK ? cin - c0 : W43_CHUNK;
             const float *d[36];
-            for (int r = 0; r < 6; r++)
-                for (int c = 0; c < 6; c++) {
-                    const int iy = iy0 + r, ix = ix0 + c;
-                    d[6 * r + c] = iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w
-                                       ? x + ((size_t)iy * g->in_w + ix) * cin + c0
-                                       : w43_zeros;
-                }
+            ec_wino_patch(g, x, iy0, ix0, 6, c0, w43_zeros, d);
             float *out = v + (size_t)(t - t0) * cin + c0;
             for (int k = 0; k < nc; k++) {
                 float b[6][6], col[6], bc[6], row[6];

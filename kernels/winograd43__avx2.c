@@ -77,13 +77,7 @@ void ec_wino43_input__avx2(const ec_conv_geom *g, const float *x, int t0, int t1
     for (int t = t0; t < t1; t++) {
         const int iy0 = 4 * (t / tiles_w) - g->pad_t, ix0 = 4 * (t % tiles_w) - g->pad_l;
         const float *d[36];
-        for (int r = 0; r < 6; r++)
-            for (int c = 0; c < 6; c++) {
-                const int iy = iy0 + r, ix = ix0 + c;
-                d[6 * r + c] = iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w
-                                   ? x + ((size_t)iy * g->in_w + ix) * cin
-                                   : NULL;
-            }
+        ec_wino_patch(g, x, iy0, ix0, 6, 0, NULL, d);
         float *out = v + (size_t)(t - t0) * cin;
         for (int k = 0; k < cin; k += 8) {
             __m256 b[6][6];
