@@ -266,11 +266,11 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
                 st->wino_tiles = (int)T;
                 st->wino_f43 = f43;
                 if (nxi * T * (cin + cout) > p->col_floats) p->col_floats = nxi * T * (cin + cout);
-                /* U [nxi][cin][cout], or its slices packed in panels (a plain
-                 * slice waits in the scratch meanwhile) */
+                /* U [nxi][cin][cout], or its slices packed in panels; the weight
+                 * transform's scratch (9 * cout floats per thread) fits in col */
                 size_t u = nxi * ec_pack_b_floats((int)cin, (int)cout);
                 if (u > p->wide_floats) p->wide_floats = u;
-                if (cin * cout > p->col_floats) p->col_floats = cin * cout;
+                if (9 * cout > p->col_floats) p->col_floats = 9 * cout;
             }
         }
         ns++;

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,8 +32,10 @@ void openblas_set_num_threads(int num_threads);
 
 /* ---- thread pool ------------------------------------------------------------------
  * threads - 1 workers plus the calling thread. A job is n_tasks calls of
- * fn(ctx, task, thread); thread t runs tasks t, t + n, t + 2n, ... so a task
- * may use per-thread scratch indexed by `thread`.
+ * fn(ctx, task, thread); the threads claim tasks from a shared counter until
+ * none is left, so a thread that a busy host slows down takes fewer (the
+ * splits below give each thread several). A task may use per-thread scratch
+ * indexed by `thread`; no task's arithmetic depends on which thread runs it.
  *
  * A forward pass is ~250 jobs, many of them well under a millisecond, so a
  * futex wake per job (tens of microseconds until the worker runs) would cost
@@ -55,6 +58,7 @@ struct ec_pool {
     pthread_cond_t go, done;
     atomic_ulong gen;             /* bumped per job (release: the job fields are set) */
     atomic_int busy;              /* workers still on the current job */
+    atomic_int next;              /* the current job's next unclaimed task */
     atomic_int quit;
     ec_task_fn fn;
     void *ctx;
@@ -90,7 +94,7 @@ static void *ec_pool_main(void *arg)
         ec_task_fn fn = p->fn;
         void *ctx = p->ctx;
         int nt = p->n_tasks;
-        for (int t = wk->index; t < nt; t += p->n) fn(ctx, t, wk->index);
+        for (int t; (t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < nt;) fn(ctx, t, wk->index);
         if (atomic_fetch_sub_explicit(&p->busy, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&p->mu);   /* the caller may be asleep on done */
             pthread_cond_signal(&p->done);
@@ -124,6 +128,7 @@ static ec_status ec_pool_new(int n, ec_pool **out)
     p->n = n;
     atomic_init(&p->gen, 0);
     atomic_init(&p->busy, 0);
+    atomic_init(&p->next, 0);
     atomic_init(&p->quit, 0);
     p->tid = calloc((size_t)n, sizeof *p->tid);
     p->workers = calloc((size_t)n, sizeof *p->workers);
@@ -156,13 +161,14 @@ static void ec_pool_run(ec_pool *p, int n_tasks, ec_task_fn fn, void *ctx)
     }
     p->fn = fn, p->ctx = ctx, p->n_tasks = n_tasks;
     atomic_store_explicit(&p->busy, p->n - 1, memory_order_relaxed);
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);   /* published by the gen bump */
     /* the bump under the mutex: a worker checks gen and sleeps under it too, so
      * it either sees the new job or gets this broadcast */
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
-    for (int t = 0; t < n_tasks; t += p->n) fn(ctx, t, 0);
+    for (int t; (t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < n_tasks;) fn(ctx, t, 0);
     for (int i = 0; atomic_load_explicit(&p->busy, memory_order_acquire) > 0 && i < EC_POOL_SPIN; i++)
         ec_cpu_relax();
     if (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) {
@@ -220,6 +226,27 @@ static double ec_clock(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static int ec_round_up(int x, int a) { return (x + a - 1) / a * a; }
+
+/* Items per task when `total` items (rows, panels, ...) go to the session's
+ * threads: about EC_TASKS_PER_THREAD tasks per thread, each a multiple of
+ * `align`. The threads claim tasks as they come free (ec_pool_run), so a
+ * thread the host delays leaves more of them to the others; one task per
+ * thread would make every split wait for the slower thread. Splits never
+ * change results: every element's arithmetic is independent of them. */
+#define EC_TASKS_PER_THREAD 4
+
+static int ec_per_task(const ec_session *s, int total, int align)
+{
+    if (total <= 0) return 1;
+    if (s->threads <= 1 || total < 2 * align) return total;
+    int tasks = s->threads * EC_TASKS_PER_THREAD;
+    return ec_round_up((total + tasks - 1) / tasks, align);
+}
+
+/* Rows per task for OpenBLAS GEMMs and elementwise ops: EC_ROW_ALIGN multiples. */
+static int ec_split_rows(const ec_session *s, int rows) { return ec_per_task(s, rows, EC_ROW_ALIGN); }
+
 /* fp16 -> fp32 widening of a [rows, cols] kernel into s->wide, optionally times
  * scale[col], split by rows across the threads (a pure conversion: any split
  * gives the same bits). */
@@ -246,8 +273,8 @@ static void ec_widen(ec_session *s, const ec_tensor *T, size_t rows, int cols, c
 {
     ec_widen_task t = { T->data, s->wide, rows, rows, cols, scale };
     /* below ~64 K elements a second thread costs more than it saves */
-    if (s->threads > 1 && rows * (size_t)cols >= (64u << 10))
-        t.rows_per = (rows + (size_t)s->threads - 1) / (size_t)s->threads;
+    if (s->threads > 1 && rows * (size_t)cols >= (64u << 10) && rows <= INT_MAX)
+        t.rows_per = (size_t)ec_per_task(s, (int)rows, 1);
     ec_pool_run(s->pool, (int)((rows + t.rows_per - 1) / t.rows_per), ec_widen_rows, &t);
 }
 
@@ -260,14 +287,6 @@ const float *ec_session_weights(ec_session *s, int t)
     return s->wide;
 }
 
-static int ec_round_up(int x, int a) { return (x + a - 1) / a * a; }
-
-/* Rows per task when splitting `rows` across the session's threads. */
-static int ec_split_rows(const ec_session *s, int rows)
-{
-    if (s->threads <= 1 || rows < 2 * EC_ROW_ALIGN) return rows > 0 ? rows : 1;
-    return ec_round_up((rows + s->threads - 1) / s->threads, EC_ROW_ALIGN);
-}
 
 /* ---- conv2d / dense: GEMM over row blocks ------------------------------------------------
  * y[M, N] = epilogue(A[M, K] @ W[K, N]); A is the input itself (1x1 conv, dense)
@@ -398,22 +417,17 @@ static void ec_packed_conv(ec_session *s, const ec_step *st, ec_mm_task *t)
     int np = (t->N + EC_PG_NR - 1) / EC_PG_NR;
     ec_pack_task pk = { W->data, W->dtype == ECM_DT_F16, t->K, t->N, np, st->scale, s->wide };
     /* below ~64 K weights a second thread costs more than it saves */
-    if (s->threads > 1 && (size_t)t->K * t->N >= (64u << 10)) pk.per = (np + s->threads - 1) / s->threads;
+    if (s->threads > 1 && (size_t)t->K * t->N >= (64u << 10)) pk.per = ec_per_task(s, np, 1);
     ec_pool_run(s->pool, (np + pk.per - 1) / pk.per, ec_pack_panels, &pk);
     t->w = s->wide;
-    if (!t->g && s->threads > 1 && np % s->threads == 0 && t->M <= 512) {
-        /* few rows, and the panels divide evenly between the threads: an exact
-         * split (rows at micro-tile multiples leave 54 + 46 of the 10x10 stage's
-         * 100); each thread reads all of A, at most 512 rows */
-        t->cols = np / s->threads;
-        ec_pool_run(s->pool, s->threads, ec_pg_panels, t);
+    if (!t->g && s->threads > 1 && np >= 2 * s->threads && t->M <= 512) {
+        /* few rows: split by panels (rows at micro-tile multiples leave 54 + 46
+         * of the 10x10 stage's 100); each task reads all of A, at most 512 rows */
+        t->cols = ec_per_task(s, np, 1);
+        ec_pool_run(s->pool, (np + t->cols - 1) / t->cols, ec_pg_panels, t);
         return;
     }
-    if (!t->g) {
-        /* rows per task: one task per thread, at micro-tile multiples */
-        t->rows = s->threads > 1 && t->M >= 2 * EC_PG_MR ? ec_round_up((t->M + s->threads - 1) / s->threads, EC_PG_MR)
-                                                         : t->M;
-    }
+    if (!t->g) t->rows = ec_per_task(s, t->M, EC_PG_MR);   /* at micro-tile multiples */
     ec_pool_run(s->pool, (t->M + t->rows - 1) / t->rows, ec_pg_rows, t);
 }
 
@@ -436,7 +450,7 @@ static void ec_direct_conv(ec_session *s, const ec_step *st, const ec_conv_geom 
 {
     ec_direct_task t = { { *g, s->m->values[st->out].c, st->act }, x, w, scale, shift, y, 0 };
     /* whole output rows per task: each element's arithmetic does not depend on the split */
-    t.rows = s->threads > 1 ? (g->out_h + s->threads - 1) / s->threads : g->out_h;
+    t.rows = ec_per_task(s, g->out_h, 1);
     ec_pool_run(s->pool, (g->out_h + t.rows - 1) / t.rows, ec_direct_rows, &t);
 }
 
@@ -476,29 +490,39 @@ static void ec_wino_tiles(void *ctx, int task, int thread)
     else ec_wino23_output(t->g, t->cout, mm, t0, t1, t->shift, t->act, t->y);
 }
 
+/* The weight transform, input channels [task * per, ...) per task: U goes
+ * straight into s->wide, in panels for the packed GEMM when the CPU has AVX2
+ * (u_stride), else plain for sgemm. */
+typedef struct {
+    const void *w;
+    const float *scale;
+    int w_f16, cin, cout, per, f43;
+    size_t u_stride, tmp_stride;
+    float *u, *tmp;               /* tmp: [threads][tmp_stride], F(2x2)'s scalar twin */
+} ec_wino_w_task;
+
+static void ec_wino_w_rows(void *ctx, int task, int thread)
+{
+    const ec_wino_w_task *t = ctx;
+    int c0 = task * t->per, c1 = c0 + t->per < t->cin ? c0 + t->per : t->cin;
+    if (t->f43) ec_wino43_weights(t->w, t->w_f16, t->scale, t->cin, t->cout, c0, c1, t->u_stride, t->u);
+    else
+        ec_wino23_weights(t->w, t->w_f16, t->scale, t->cin, t->cout, c0, c1, t->u_stride,
+                          t->tmp + (size_t)thread * t->tmp_stride, t->u);
+}
+
 static void ec_wino_conv(ec_session *s, const ec_step *st, const ec_conv_geom *g, const float *x, float *y)
 {
     const ec_model *m = s->m;
     const ec_node *n = &m->nodes[st->node];
     const ec_tensor *W = &m->tensors[n->w[0]];
-    int cin = g->c, cout = m->values[n->out].c, f43 = st->wino_f43, nxi = f43 ? 36 : 16;
-    /* the BN scale goes into U; thread 0's scratch is free until the tasks start */
-    if (f43) ec_wino43_weights(W->data, W->dtype == ECM_DT_F16, st->scale, cin, cout, s->wide);
-    else ec_wino23_weights(W->data, W->dtype == ECM_DT_F16, st->scale, cin, cout, s->col, s->wide);
+    int cin = g->c, cout = m->values[n->out].c, f43 = st->wino_f43;
+    /* the BN scale goes into U; the scratch is free until the tile tasks start */
+    ec_wino_w_task wt = { W->data, st->scale, W->dtype == ECM_DT_F16, cin, cout, ec_per_task(s, cin, 1), f43,
+                          ec_cpu_has_avx2() ? ec_pack_b_floats(cin, cout) : 0, s->plan.col_floats, s->wide, s->col };
+    ec_pool_run(s->pool, (cin + wt.per - 1) / wt.per, ec_wino_w_rows, &wt);
     ec_wino_task t = { g, x, s->wide, st->shift, y, s->col, s->plan.col_floats, cin, cout, st->wino_tiles,
-                       f43 ? ec_wino43_tiles(g) : ec_wino23_tiles(g), st->act, f43, 0 };
-    if (ec_cpu_has_avx2()) {
-        /* U[xi] into panels for the packed GEMM, in place, last first: packed
-         * slice xi starts at or after plain slice xi, so it only overwrites slices
-         * already moved (the plan reserves nxi padded slices in s->wide and one
-         * plain slice in the scratch) */
-        size_t plain = (size_t)cin * cout;
-        t.u_stride = ec_pack_b_floats(cin, cout);
-        for (int xi = nxi - 1; xi >= 0; xi--) {
-            memcpy(s->col, s->wide + xi * plain, plain * sizeof(float));
-            ec_pack_b(s->col, 0, NULL, cin, cout, 0, (cout + EC_PG_NR - 1) / EC_PG_NR, s->wide + xi * t.u_stride);
-        }
-    }
+                       f43 ? ec_wino43_tiles(g) : ec_wino23_tiles(g), st->act, f43, wt.u_stride };
     ec_pool_run(s->pool, (t.n_tiles + t.T - 1) / t.T, ec_wino_tiles, &t);
 }
 
@@ -623,7 +647,7 @@ static void ec_dwconv_forward(ec_session *s, const ec_step *st, const float *x, 
     t.p.act = st->act;
     t.x = x, t.w = ec_session_weights(s, n->w[0]), t.scale = st->scale, t.shift = st->shift, t.y = y;
     /* whole output rows per task: each element's arithmetic does not depend on the split */
-    t.rows = s->threads > 1 ? (vy->h + s->threads - 1) / s->threads : vy->h;
+    t.rows = ec_per_task(s, vy->h, 1);
     ec_pool_run(s->pool, (vy->h + t.rows - 1) / t.rows, ec_dw_rows, &t);
     if (st->softmax) ec_f32_act(y, y, (size_t)vy->h * vy->w, vy->c, EC_ACT_SOFTMAX);
 }

@@ -119,16 +119,40 @@ void ec_f32_conv_direct__ref(const ec_conv_params *p, const float *x, const floa
  *   M[xi] = V[xi] @ U[xi] (the caller's GEMMs, [t1 - t0, cout] each);
  *   y pixels of those tiles = act(output transform of M + shift).
  * U[16][cin][cout] comes from HWIO weights w[3][3][cin][cout] (fp16 if w_f16)
- * times scale[cout] (may be NULL); tmp holds 9 * cout floats. */
+ * times scale[cout] (may be NULL); tmp holds 9 * cout floats. The weight
+ * transform writes input channels [ci0, ci1) of U (a split for the threads),
+ * plain (u_stride 0: U[xi] at u + xi * cin * cout, [cin][cout]) or straight
+ * in ec_pack_b's panels (U[xi] at u + xi * u_stride, K = cin, N = cout, the
+ * padding columns zeroed): see ec_wino_u_at. */
 int ec_wino23_tiles(const ec_conv_geom *g);
-void ec_wino23_weights(const void *w, int w_f16, const float *scale, int cin, int cout, float *tmp, float *u);
+void ec_wino23_weights(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                       size_t u_stride, float *tmp, float *u);
 void ec_wino23_input(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
 void ec_wino23_output(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift, int act,
                       float *y);
-void ec_wino23_weights__ref(const void *w, int w_f16, const float *scale, int cin, int cout, float *tmp, float *u);
+void ec_wino23_weights__ref(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                            size_t u_stride, float *tmp, float *u);
 void ec_wino23_input__ref(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
 void ec_wino23_output__ref(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
                            int act, float *y);
+
+/* Where U[xi][ci][co] lives: plain [xi][cin][cout] if u_stride is 0, else slice
+ * xi at xi * u_stride in ec_pack_b's layout (16-column panels of [cin][16]). */
+static inline size_t ec_wino_u_at(int xi, int ci, int co, int cin, int cout, size_t u_stride)
+{
+    if (!u_stride) return ((size_t)xi * cin + ci) * cout + co;
+    return (size_t)xi * u_stride + ((size_t)(co / EC_PG_NR) * cin + ci) * EC_PG_NR + co % EC_PG_NR;
+}
+
+/* Zeroes the padding columns [cout, next multiple of 16) of rows [ci0, ci1) of
+ * packed U's nxi slices (nothing for plain U or whole panels). */
+static inline void ec_wino_u_pad(int nxi, int cin, int cout, int ci0, int ci1, size_t u_stride, float *u)
+{
+    if (!u_stride || cout % EC_PG_NR == 0) return;
+    for (int xi = 0; xi < nxi; xi++)
+        for (int ci = ci0; ci < ci1; ci++)
+            for (int co = cout; co % EC_PG_NR; co++) u[ec_wino_u_at(xi, ci, co, cin, cout, u_stride)] = 0.0f;
+}
 
 /* The n x n input patch of a Winograd tile whose top-left input pixel is (iy0,
  * ix0): d[n * r + c] points at channel c0 of pixel (iy0 + r, ix0 + c), or is
@@ -149,11 +173,13 @@ static inline void ec_wino_patch(const ec_conv_geom *g, const float *x, int iy0,
  * As F(2x2, 3x3) above with 4x4 output tiles, t = ty * ceil(out_w / 4) + tx, and
  * 36 positions: V[36][t1 - t0][cin], M[36][t1 - t0][cout], U[36][cin][cout]. */
 int ec_wino43_tiles(const ec_conv_geom *g);
-void ec_wino43_weights(const void *w, int w_f16, const float *scale, int cin, int cout, float *u);
+void ec_wino43_weights(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                       size_t u_stride, float *u);
 void ec_wino43_input(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
 void ec_wino43_output(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift, int act,
                       float *y);
-void ec_wino43_weights__ref(const void *w, int w_f16, const float *scale, int cin, int cout, float *u);
+void ec_wino43_weights__ref(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                            size_t u_stride, float *u);
 void ec_wino43_input__ref(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
 void ec_wino43_output__ref(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
                            int act, float *y);
@@ -190,14 +216,16 @@ void ec_f32_affine_act__avx2(float *x, size_t rows, int c, const float *scale, c
 void ec_f32_act__avx2(const float *x, float *y, size_t rows, int c, int act);
 void ec_f32_dwconv__avx2(const ec_dwconv_params *p, const float *x, const float *w,
                          const float *scale, const float *shift, float *out, int y0, int y1);
-void ec_wino23_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, float *u);
+void ec_wino23_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                             size_t u_stride, float *u);
 void ec_wino23_input__avx2(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
 void ec_wino23_output__avx2(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
                             int act, float *y);
 void ec_f32_conv_direct__avx2(const ec_conv_params *p, const float *x, const float *w,
                               const float *scale, const float *shift, float *out, int y0, int y1);
 void ec_f32_gap__avx2(const float *x, size_t hw, int c, float *out);
-void ec_wino43_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, float *u);
+void ec_wino43_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                             size_t u_stride, float *u);
 void ec_wino43_input__avx2(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
 void ec_wino43_output__avx2(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
                             int act, float *y);

@@ -49,16 +49,17 @@ void ec_wino23_output(const ec_conv_geom *g, int cout, const float *m, int t0, i
 
 int ec_wino23_tiles(const ec_conv_geom *g) { return ((g->out_h + 1) / 2) * ((g->out_w + 1) / 2); }
 
-void ec_wino23_weights(const void *w, int w_f16, const float *scale, int cin, int cout, float *tmp, float *u)
+void ec_wino23_weights(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                       size_t u_stride, float *tmp, float *u)
 {
-    if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, u);
-    else ec_wino23_weights__ref(w, w_f16, scale, cin, cout, tmp, u);
+    if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, u);
+    else ec_wino23_weights__ref(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, tmp, u);
 }
 
-void ec_wino23_weights__ref(const void *w, int w_f16, const float *scale, int cin, int cout, float *tmp, float *u)
+void ec_wino23_weights__ref(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                            size_t u_stride, float *tmp, float *u)
 {
-    const size_t plane = (size_t)cin * cout;     /* one xi of U */
-    for (int ci = 0; ci < cin; ci++) {
+    for (int ci = ci0; ci < ci1; ci++) {
         /* tmp[k][co] = w[ky][kx][ci][co] * scale[co], k = ky * 3 + kx */
         for (int k = 0; k < 9; k++) {
             float *tk = tmp + (size_t)k * cout;
@@ -72,7 +73,6 @@ void ec_wino23_weights__ref(const void *w, int w_f16, const float *scale, int ci
         const float *restrict g3 = tmp + 3 * (size_t)cout, *restrict g4 = tmp + 4 * (size_t)cout;
         const float *restrict g5 = tmp + 5 * (size_t)cout, *restrict g6 = tmp + 6 * (size_t)cout;
         const float *restrict g7 = tmp + 7 * (size_t)cout, *restrict g8 = tmp + 8 * (size_t)cout;
-        float *restrict uc = u + (size_t)ci * cout;
         for (int co = 0; co < cout; co++) {
             /* G g (4 x 3, rows r0..r3), then (G g) G^T row by row */
             const float a0 = g0[co], a1 = g1[co], a2 = g2[co];
@@ -83,13 +83,14 @@ void ec_wino23_weights__ref(const void *w, int w_f16, const float *scale, int ci
             const float rows[4][3] = { { a0, a1, a2 }, { r1_0, r1_1, r1_2 }, { r2_0, r2_1, r2_2 }, { c0, c1, c2 } };
             for (int r = 0; r < 4; r++) {
                 const float x = rows[r][0], y = rows[r][1], z = rows[r][2];
-                uc[(size_t)(4 * r + 0) * plane + co] = x;
-                uc[(size_t)(4 * r + 1) * plane + co] = 0.5f * (x + y + z);
-                uc[(size_t)(4 * r + 2) * plane + co] = 0.5f * (x - y + z);
-                uc[(size_t)(4 * r + 3) * plane + co] = z;
+                u[ec_wino_u_at(4 * r + 0, ci, co, cin, cout, u_stride)] = x;
+                u[ec_wino_u_at(4 * r + 1, ci, co, cin, cout, u_stride)] = 0.5f * (x + y + z);
+                u[ec_wino_u_at(4 * r + 2, ci, co, cin, cout, u_stride)] = 0.5f * (x - y + z);
+                u[ec_wino_u_at(4 * r + 3, ci, co, cin, cout, u_stride)] = z;
             }
         }
     }
+    ec_wino_u_pad(16, cin, cout, ci0, ci1, u_stride, u);
 }
 
 void ec_wino23_input__ref(const ec_conv_geom *g, const float *x, int t0, int t1, float *v)

@@ -68,10 +68,10 @@ static inline void w43_at(const float m[6], float o[4])
 
 int ec_wino43_tiles(const ec_conv_geom *g) { return ((g->out_h + 3) / 4) * ((g->out_w + 3) / 4); }
 
-void ec_wino43_weights__ref(const void *w, int w_f16, const float *scale, int cin, int cout, float *u)
+void ec_wino43_weights__ref(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                            size_t u_stride, float *u)
 {
-    const size_t plane = (size_t)cin * cout;     /* one xi of U */
-    for (int ci = 0; ci < cin; ci++)
+    for (int ci = ci0; ci < ci1; ci++)
         for (int co = 0; co < cout; co++) {
             float gk[9], r[6][3], col[3], out[6];
             for (int k = 0; k < 9; k++) {
@@ -87,9 +87,10 @@ void ec_wino43_weights__ref(const void *w, int w_f16, const float *scale, int ci
             }
             for (int i = 0; i < 6; i++) {             /* (G g) G^T: rows */
                 w43_g(r[i], out);
-                for (int j = 0; j < 6; j++) u[(size_t)(6 * i + j) * plane + (size_t)ci * cout + co] = out[j];
+                for (int j = 0; j < 6; j++) u[ec_wino_u_at(6 * i + j, ci, co, cin, cout, u_stride)] = out[j];
             }
         }
+    ec_wino_u_pad(36, cin, cout, ci0, ci1, u_stride, u);
 }
 
 void ec_wino43_input__ref(const ec_conv_geom *g, const float *x, int t0, int t1, float *v)
@@ -154,10 +155,11 @@ void ec_wino43_output__ref(const ec_conv_geom *g, int cout, const float *m, int 
     }
 }
 
-void ec_wino43_weights(const void *w, int w_f16, const float *scale, int cin, int cout, float *u)
+void ec_wino43_weights(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                       size_t u_stride, float *u)
 {
-    if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, u);
-    else ec_wino43_weights__ref(w, w_f16, scale, cin, cout, u);
+    if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, u);
+    else ec_wino43_weights__ref(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, u);
 }
 
 void ec_wino43_input(const ec_conv_geom *g, const float *x, int t0, int t1, float *v)

@@ -41,10 +41,10 @@ EC_V8_INLINE void w43v_at(const __m256 m[6], __m256 o[4])
     o[3] = V_ADD(V_ADD(d1, V_MUL(V_C(8.0f), d2)), m[5]);
 }
 
-void ec_wino43_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, float *u)
+void ec_wino43_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                             size_t u_stride, float *u)
 {
-    const size_t plane = (size_t)cin * cout;     /* one xi of U */
-    for (int ci = 0; ci < cin; ci++)
+    for (int ci = ci0; ci < ci1; ci++)
         for (int co = 0; co < cout; co += 8) {
             __m256 gk[9], r[6][3];
             const __m256 sc = scale ? _mm256_loadu_ps(scale + co) : V_C(1.0f);
@@ -60,13 +60,13 @@ void ec_wino43_weights__avx2(const void *w, int w_f16, const float *scale, int c
                 w43v_g(col, rc);
                 for (int i = 0; i < 6; i++) r[i][kx] = rc[i];
             }
-            float *uc = u + (size_t)ci * cout + co;
-            for (int i = 0; i < 6; i++) {
+            for (int i = 0; i < 6; i++) {   /* 8 columns at co stay contiguous in a 16-column panel */
                 __m256 out[6];
                 w43v_g(r[i], out);
-                for (int j = 0; j < 6; j++) _mm256_storeu_ps(uc + (size_t)(6 * i + j) * plane, out[j]);
+                for (int j = 0; j < 6; j++) _mm256_storeu_ps(u + ec_wino_u_at(6 * i + j, ci, co, cin, cout, u_stride), out[j]);
             }
         }
+    ec_wino_u_pad(36, cin, cout, ci0, ci1, u_stride, u);
 }
 
 void ec_wino43_input__avx2(const ec_conv_geom *g, const float *x, int t0, int t1, float *v)

@@ -5,11 +5,11 @@
  * dispatcher in winograd.c checks). */
 #include "kernels/vmath_avx2.h"
 
-void ec_wino23_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, float *u)
+void ec_wino23_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                             size_t u_stride, float *u)
 {
-    const size_t plane = (size_t)cin * cout;     /* one xi of U */
     const __m256 half = _mm256_set1_ps(0.5f);
-    for (int ci = 0; ci < cin; ci++)
+    for (int ci = ci0; ci < ci1; ci++)
         for (int co = 0; co < cout; co += 8) {
             __m256 gk[9];
             const __m256 sc = scale ? _mm256_loadu_ps(scale + co) : _mm256_set1_ps(1.0f);
@@ -27,15 +27,18 @@ void ec_wino23_weights__avx2(const void *w, int w_f16, const float *scale, int c
                 rows[2][kx] = _mm256_mul_ps(half, _mm256_add_ps(_mm256_sub_ps(g0, g1), g2));
                 rows[3][kx] = g2;
             }
-            float *uc = u + (size_t)ci * cout + co;
+            /* 8 columns at co (a multiple of 8) stay contiguous in a 16-column panel */
             for (int r = 0; r < 4; r++) {                /* (G g) G^T */
                 const __m256 x = rows[r][0], y = rows[r][1], z = rows[r][2];
-                _mm256_storeu_ps(uc + (size_t)(4 * r + 0) * plane, x);
-                _mm256_storeu_ps(uc + (size_t)(4 * r + 1) * plane, _mm256_mul_ps(half, _mm256_add_ps(_mm256_add_ps(x, y), z)));
-                _mm256_storeu_ps(uc + (size_t)(4 * r + 2) * plane, _mm256_mul_ps(half, _mm256_add_ps(_mm256_sub_ps(x, y), z)));
-                _mm256_storeu_ps(uc + (size_t)(4 * r + 3) * plane, z);
+                _mm256_storeu_ps(u + ec_wino_u_at(4 * r + 0, ci, co, cin, cout, u_stride), x);
+                _mm256_storeu_ps(u + ec_wino_u_at(4 * r + 1, ci, co, cin, cout, u_stride),
+                                 _mm256_mul_ps(half, _mm256_add_ps(_mm256_add_ps(x, y), z)));
+                _mm256_storeu_ps(u + ec_wino_u_at(4 * r + 2, ci, co, cin, cout, u_stride),
+                                 _mm256_mul_ps(half, _mm256_add_ps(_mm256_sub_ps(x, y), z)));
+                _mm256_storeu_ps(u + ec_wino_u_at(4 * r + 3, ci, co, cin, cout, u_stride), z);
             }
         }
+    ec_wino_u_pad(16, cin, cout, ci0, ci1, u_stride, u);
 }
 
 void ec_wino23_input__avx2(const ec_conv_geom *g, const float *x, int t0, int t1, float *v)

@@ -846,6 +846,19 @@ static void test_conv_direct(void)
  * F(2x2, 3x3), tile ranges [0, a), [a, b), [b, n) as three tasks; avx2 != 0
  * uses the AVX2 transforms; packed != 0 runs the GEMMs on U packed in panels
  * (the engine's path with AVX2), else sgemm. */
+static void wino_weights(int f43, int avx2, const void *w, int w_f16, const float *scale, int cin, int cout, int c0,
+                         int c1, size_t u_stride, float *tmp, float *u)
+{
+    if (f43 && avx2) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    else if (f43) ec_wino43_weights__ref(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    else if (avx2) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    else ec_wino23_weights__ref(w, w_f16, scale, cin, cout, c0, c1, u_stride, tmp, u);
+}
+
+/* runs whose packed U (written in three channel ranges) differed from
+ * ec_pack_b of the plain U, bit for bit, padding included */
+static int wino_packed_u_bad, wino_packed_u_runs;
+
 static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16, const float *scale,
                       const float *shift, const float *x, float *out, int avx2, int packed)
 {
@@ -854,11 +867,17 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
     const int n = f43 ? ec_wino43_tiles(g) : ec_wino23_tiles(g);
     const size_t ps = ec_pack_b_floats(cin, cout);
     float *u = fmalloc((size_t)nxi * cin * cout), *tmp = fmalloc((size_t)9 * cout), *up = fmalloc(nxi * ps);
-    if (f43 && avx2) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, u);
-    else if (f43) ec_wino43_weights__ref(w, w_f16, scale, cin, cout, u);
-    else if (avx2) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, u);
-    else ec_wino23_weights__ref(w, w_f16, scale, cin, cout, tmp, u);
-    for (int xi = 0; xi < nxi; xi++) ec_pack_b(u + (size_t)xi * cin * cout, 0, NULL, cin, cout, 0, np, up + xi * ps);
+    float *up2 = fmalloc(nxi * ps);
+    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, 0, cin, 0, tmp, u);
+    for (size_t i = 0; i < nxi * ps; i++) up[i] = NAN;               /* unwritten padding shows */
+    const int c1 = cin / 3, c2 = c1 + (cin - c1) / 2;
+    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, 0, c1, ps, tmp, up);
+    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, c1, c2, ps, tmp, up);
+    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, c2, cin, ps, tmp, up);
+    for (int xi = 0; xi < nxi; xi++) ec_pack_b(u + (size_t)xi * cin * cout, 0, NULL, cin, cout, 0, np, up2 + xi * ps);
+    wino_packed_u_bad += memcmp(up, up2, nxi * ps * sizeof *up) != 0;
+    wino_packed_u_runs++;
+    free(up2);
     const int cuts[4] = {0, n / 3, n / 3 + (n > 1), n};
     for (int c = 0; c < 3; c++) {
         const int t0 = cuts[c], t1 = cuts[c + 1], nt = t1 - t0;
@@ -976,6 +995,11 @@ static void test_winograd_kind(int f43)
     T_CHECK(name, !fail, "tol %g*(9*cin+%d)*eps*sum|xw| + 4e-6|ref| + %g*9*cin*eps: %s (max abs diff %.3g)", k_eps, nxi,
             floor_eps, where, worst);
     if (!fail) printf("  %s: %d shapes, max abs diff %.3g, max diff / sum|xw| %.3g\n", name, runs, worst, worst_rel);
+    snprintf(name, sizeof name, "%s_weights_packed_in_ranges", kind);
+    T_CHECK(name, wino_packed_u_bad == 0 && wino_packed_u_runs > 0,
+            "%d of %d runs: U written in panels over 3 channel ranges != ec_pack_b(plain U)", wino_packed_u_bad,
+            wino_packed_u_runs);
+    wino_packed_u_bad = wino_packed_u_runs = 0;
     snprintf(name, sizeof name, "%s_avx2_bit_identical", kind);
     if (!ec_cpu_has_avx2()) t_skip(name, "no AVX2");
     else T_CHECK(name, !bitfail && bitruns > 0, "%d runs: %s", bitruns, bitwhere);
