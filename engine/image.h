@@ -4,7 +4,8 @@
  * replicated, 16-bit samples keep their high byte), refusing images over a
  * pixel limit before decoding; PIL BILINEAR resize (kernels/resize.h); the
  * Grad-CAM overlay (uint8 truncation, bilinear upscale, jet LUT, blend 0.4);
- * PNG encoding with zlib. All functions set ec_last_error on failure. */
+ * PNG encoding (Paeth rows, literal-only deflate). All functions set
+ * ec_last_error on failure. */
 #ifndef EFFCAM_IMAGE_H
 #define EFFCAM_IMAGE_H
 

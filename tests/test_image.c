@@ -622,6 +622,35 @@ static int dir_has_tmp(const char *dir)
     return found;
 }
 
+/* What zlib (not stb) says of an encoded PNG: every chunk's CRC, then the IDAT
+ * stream inflated (complete Huffman codes, adler32) to h rows of 1 + w * c
+ * bytes. 0 when all holds, else a message in why. */
+static int png_zlib_check(const uint8_t *png, size_t n, int w, int h, int c, char *why, size_t cap)
+{
+    size_t at = 8, zn = 0;
+    uint8_t *z = malloc(n);
+    int ok = z && n >= 8;
+    while (ok && at + 12 <= n) {
+        uint32_t len = (uint32_t)png[at] << 24 | (uint32_t)png[at + 1] << 16 | (uint32_t)png[at + 2] << 8 | png[at + 3];
+        if (len > n - at - 12) { snprintf(why, cap, "chunk at %zu overruns", at); ok = 0; break; }
+        const uint8_t *p = png + at + 8 + len;
+        uint32_t want = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        if (crc32(0L, png + at + 4, len + 4) != want) { snprintf(why, cap, "bad CRC at %zu", at); ok = 0; break; }
+        if (!memcmp(png + at + 4, "IDAT", 4)) memcpy(z + zn, png + at + 8, len), zn += len;
+        at += 12 + (size_t)len;
+    }
+    uLongf rawn = (uLongf)h * (1 + (uLongf)w * c) + 1;
+    uint8_t *raw = ok ? malloc(rawn) : NULL;
+    int zr = raw ? uncompress(raw, &rawn, z, (uLong)zn) : Z_MEM_ERROR;
+    if (ok && (zr != Z_OK || rawn != (uLongf)h * (1 + (uLongf)w * c))) {
+        snprintf(why, cap, "zlib inflate: %d, %lu bytes", zr, (unsigned long)rawn);
+        ok = 0;
+    }
+    free(raw);
+    free(z);
+    return ok ? 0 : -1;
+}
+
 static void test_writers(void)
 {
     const int dims[][2] = {{1, 1}, {7, 5}, {300, 200}, {1, 97}};
@@ -640,11 +669,50 @@ static void test_writers(void)
             if (st == EC_OK) back = stbi_load_from_memory(png, (int)n, &bw, &bh, &bc, c);
             if (!back || bw != w || bh != h || bc != c || memcmp(back, px, (size_t)w * h * c))
                 bad++, snprintf(what, sizeof what, "%dx%dx%d: %s", w, h, c, st ? ec_last_error() : "pixels differ");
+            else if (png_zlib_check(png, n, w, h, c, what, sizeof what))
+                bad++;
             stbi_image_free(back);
             free(png);
             free(px);
         }
-    T_CHECK("image/png encode -> stb decode round trip (RGB, RGBA)", bad == 0, "%d failures, e.g. %s", bad, what);
+    T_CHECK("image/png encode -> stb decode round trip, zlib inflates it (RGB, RGBA)", bad == 0, "%d failures, e.g. %s",
+            bad, what);
+
+    /* Code lengths past 15 bits: a row's first-row (Sub) residuals are chosen
+     * freely through cumulative sums, here byte k appearing ~fib(k) times
+     * (a Huffman code 19 deep), and one byte value only (the other extreme);
+     * two rows of 20,000 pixels, a deflate block each. */
+    {
+        const int w = 20000, h = 2, c = 3;
+        const size_t rb = (size_t)w * c;
+        uint8_t *px = malloc(rb * h), *res = malloc(rb);
+        int fails = 0;
+        for (int kind = 0; kind < 2; kind++) {
+            size_t at = 0;
+            uint32_t f0 = 1, f1 = 2;                   /* f(k) = f(k-1) + f(k-2) + 1: no ties, a chain */
+            for (int k = 0; at < rb; k++) {
+                for (uint32_t j = 0; j < f0 && at < rb; j++) res[at++] = (uint8_t)(kind ? 7 : k);
+                uint32_t f2 = f0 + f1 + 1;
+                f0 = f1, f1 = f2;
+            }
+            for (size_t i = 0; i < rb; i++) px[i] = (uint8_t)(res[i] + (i >= (size_t)c ? px[i - c] : 0));
+            memcpy(px + rb, px, rb);                   /* row 2: Paeth of a repeat, mostly zeros */
+            uint8_t *png = NULL, *back = NULL;
+            size_t n = 0;
+            int bw = 0, bh = 0, bc = 0;
+            ec_status st = ec_png_encode(px, w, h, c, &png, &n);
+            if (st == EC_OK) back = stbi_load_from_memory(png, (int)n, &bw, &bh, &bc, c);
+            if (!back || bw != w || bh != h || memcmp(back, px, rb * h))
+                fails++, snprintf(what, sizeof what, "kind %d: %s", kind, st ? ec_last_error() : "pixels differ");
+            else if (png_zlib_check(png, n, w, h, c, what, sizeof what))
+                fails++;
+            stbi_image_free(back);
+            free(png);
+        }
+        free(px);
+        free(res);
+        T_CHECK("image/png encode: skewed (Fibonacci) and single-value residuals round-trip", fails == 0, "%s", what);
+    }
 
     char path[1024];
     const char *tmp = t_tmp();
