@@ -71,7 +71,13 @@ typedef struct {
 } ec_layer_info;
 
 /* ---- model ---------------------------------------------------------------- */
+/* Maps the file and validates its structure (header, tables, every offset and
+ * shape). The CRC-32 over the weights is checked as the first predict reads
+ * them: a corrupt file fails that call and every later one with EC_ERR_FORMAT
+ * ("checksum mismatch"). ec_model_verify checks the whole file now instead
+ * (it reads all of it; EC_OK at once if already checked). */
 ec_status ec_model_load(const char *path, ec_model **out);
+ec_status ec_model_verify(const ec_model *m);
 void ec_model_free(ec_model *m);
 int ec_model_num_classes(const ec_model *m);
 const char *ec_model_label(const ec_model *m, int index);        /* NULL if out of range */

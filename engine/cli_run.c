@@ -92,6 +92,11 @@ int cli_info(int argc, char **argv)
     }
     ec_model *m = load_model(path);
     if (!m) return 2;
+    if (ec_model_verify(m) != EC_OK) {   /* info reads the whole file: the checksum too */
+        cli_err(NULL, "%s", ec_last_error());
+        ec_model_free(m);
+        return 2;
+    }
     /* The session plans the arena: plain, and with the values Grad-CAM pins. */
     ec_session_options o = ec_session_options_default();
     ec_session *s0 = NULL, *s1 = NULL;
@@ -265,7 +270,7 @@ int cli_predict(int argc, char **argv)
     }
     if (topk > k) topk = k;
     t_loaded = cli_now();
-    int failed = 0, write_failed = 0;
+    int failed = 0, write_failed = 0, model_bad = 0;
     int *order = malloc((size_t)k * sizeof *order);
     js_buf b = { 0 };
     for (int ii = 0; ii < n_images && order; ii++) {
@@ -273,6 +278,13 @@ int cli_predict(int argc, char **argv)
         ec_result r;
         ec_status st = ec_session_predict_file(s, img, &r);
         if (ii == 0) t_pred = cli_now();
+        if (st != EC_OK && ec_model_verify(m) != EC_OK) {
+            /* the model's checksum (checked as the first image ran): not this
+             * image's fault, and no later image can succeed */
+            cli_err(NULL, "%s", ec_last_error());
+            model_bad = 1;
+            break;
+        }
         if (st != EC_OK) {
             failed = 1;
             cli_err(img, "%s", ec_last_error());
@@ -367,7 +379,7 @@ int cli_predict(int argc, char **argv)
         }
         if (ii == 0) t_first = cli_now();
     }
-    if (stats) {
+    if (stats && !model_bad) {
         /* What a user of a small host wants to know: time to the first answer
          * (including the overlay) and the whole process's peak memory. */
         double t_end = cli_now();
@@ -382,7 +394,7 @@ int cli_predict(int argc, char **argv)
     ec_session_free(s);
     ec_model_free(m);
     free(images);
-    if (write_failed) return 2;
+    if (write_failed || model_bad) return 2;
     return failed ? 1 : 0;
 usage:
     free(images);

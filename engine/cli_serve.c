@@ -518,8 +518,10 @@ int cli_serve(int argc, char **argv)
     server sv;
     memset(&sv, 0, sizeof sv);
     ec_model *m = NULL;
-    if (ec_model_load(model, &m) != EC_OK) {
+    /* a server checks the whole file's checksum up front rather than on its first request */
+    if (ec_model_load(model, &m) != EC_OK || ec_model_verify(m) != EC_OK) {
         cli_err(NULL, "%s", ec_last_error());   /* the loader's message starts with the path */
+        ec_model_free(m);
         return 2;
     }
     sv.m = m;

@@ -73,11 +73,28 @@ struct ec_model {
     int64_t max_f16_elems;        /* largest float16 tensor: the session's widening buffer */
     void *tables;                 /* one allocation: the arrays above */
     float *derived;               /* one allocation: every derived vector */
+    int *file_order;              /* [n_tensors] tensor ids by offset (in tables) */
+    struct ec_crc_check *crc;     /* the file checksum, checked as the tensors are first used */
+    char *path;                   /* "PATH: " for messages, or NULL (from memory) */
 };
 
 /* zlib's CRC-32 of b[0, n) continuing from crc (0 to start); carry-less
  * multiplication where the CPU has it, zlib's table code otherwise. */
 uint32_t ec_crc32_update(uint32_t crc, const unsigned char *b, size_t n);
+
+/* The file's CRC-32 is checked lazily: load reads only the header and tables
+ * (and the few tensors folded at load), so a cold start streams the weights
+ * once, for the first forward pass, not twice. That pass checks each step's
+ * tensors before it uses them (ec_model_check_tensors), while they are on the
+ * way into the cache anyway; ec_model_check_rest then checks whatever was not
+ * used, combines the pieces and compares with the stored CRC. A mismatch fails
+ * that predict call and every later one (EC_ERR_FORMAT, "checksum mismatch");
+ * no result computed from a corrupt file is ever returned. Thread-safe: the
+ * state is per model, set with atomics; racing sessions compute the same
+ * values. ec_model_verify (effcam.h) runs the whole check at once. */
+void ec_model_check_tensors(const ec_model *m, const ec_node *n);
+ec_status ec_model_check_rest(const ec_model *m);
+int ec_model_checked(const ec_model *m);   /* 1: the checksum matched */
 
 /* Validates and wraps a whole .ecm image held in memory (not copied: buf must
  * outlive the model). ec_model_load = open + mmap + this. */

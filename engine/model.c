@@ -8,6 +8,7 @@
  * carved from one allocation sized before anything is written. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,19 +166,89 @@ uint32_t ec_crc32_update(uint32_t crc32_in, const unsigned char *b, size_t n)
     return (uint32_t)crc;
 }
 
-/* zlib CRC-32 of the file with the 4 CRC bytes read as zero. It was the largest
- * fixed cost of a cold start with zlib's table code (~3 GB/s: ~14 ms for a
- * 42 MB model); carry-less multiplication, where the CPU has it, takes ~4 ms.
- * (A helper thread for half the file gained nothing more: page faults on the
- * map dominate then.) */
-static uint32_t ec_file_crc(const unsigned char *b, size_t size)
+/* ---- the file checksum, checked lazily (engine.h) -------------------------------
+ * The file is cut into its tensors (in offset order) and the gaps between them
+ * (header, tables, padding). Each tensor's CRC is computed on first use and the
+ * pieces are joined with zlib's crc32_combine, which gives the CRC of the whole
+ * from the CRCs of its parts. Checking a 42 MB model at load cost a cold start
+ * a full extra pass over the weights (page faults included, ~6-8 ms), dropping
+ * the pages again (~2 ms) and faulting them back in the first predict. */
+typedef struct ec_crc_check {
+    atomic_uint *t_crc;           /* [n_tensors] CRC of each tensor's bytes, once done[t] */
+    atomic_uchar *done;           /* [n_tensors] */
+    atomic_int status;            /* 0 not yet checked, 1 matches, -1 mismatch */
+    atomic_uint computed;         /* sessions racing here store the same values */
+    uint32_t stored;
+} ec_crc_check;
+
+static size_t ec_tensor_bytes(const ec_tensor *t) { return (size_t)t->elems * (t->dtype == ECM_DT_F16 ? 2 : 4); }
+
+static void ec_check_tensor(const ec_model *m, int t)
+{
+    ec_crc_check *c = m->crc;
+    if (t < 0 || t >= m->n_tensors || atomic_load_explicit(&c->done[t], memory_order_acquire)) return;
+    const ec_tensor *T = &m->tensors[t];
+    atomic_store_explicit(&c->t_crc[t], ec_crc32_update(0, T->data, ec_tensor_bytes(T)), memory_order_relaxed);
+    atomic_store_explicit(&c->done[t], 1, memory_order_release);
+}
+
+void ec_model_check_tensors(const ec_model *m, const ec_node *n)
+{
+    if (atomic_load_explicit(&m->crc->status, memory_order_acquire)) return;
+    for (int k = 0; k < ECM_MAX_W; k++) ec_check_tensor(m, n->w[k]);
+}
+
+int ec_model_checked(const ec_model *m)
+{
+    return m && atomic_load_explicit(&m->crc->status, memory_order_acquire) == 1;
+}
+
+/* The bytes [a, b) of the file, extending crc; the 4 CRC bytes read as zero. */
+static uint32_t ec_crc_span(uint32_t crc, const unsigned char *base, size_t a, size_t b)
 {
     static const unsigned char zero4[4];
-    uLong crc = crc32(0L, Z_NULL, 0);
-    crc = crc32(crc, b, ECM_H_CRC32);
-    crc = crc32(crc, zero4, 4);
-    size_t off = ECM_H_CRC32 + 4;
-    return ec_crc32_update((uint32_t)crc, b + off, size > off ? size - off : 0);
+    if (a < ECM_H_CRC32 + 4 && b > ECM_H_CRC32) {   /* the header's CRC field: only in the first gap */
+        crc = ec_crc32_update(crc, base + a, ECM_H_CRC32 - a);
+        crc = ec_crc32_update(crc, zero4, 4);
+        a = ECM_H_CRC32 + 4;
+    }
+    return a < b ? ec_crc32_update(crc, base + a, b - a) : crc;
+}
+
+ec_status ec_model_check_rest(const ec_model *m)
+{
+    ec_crc_check *c = m->crc;
+    int s = atomic_load_explicit(&c->status, memory_order_acquire);
+    if (s == 0) {
+        for (int t = 0; t < m->n_tensors; t++) ec_check_tensor(m, t);
+        uint32_t crc = 0;
+        size_t at = 0;
+        for (int i = 0; i < m->n_tensors; i++) {
+            const ec_tensor *T = &m->tensors[m->file_order[i]];
+            size_t off = (size_t)((const unsigned char *)T->data - m->base), nb = ec_tensor_bytes(T);
+            crc = ec_crc_span(crc, m->base, at, off);
+            uint32_t tc = atomic_load_explicit(&c->t_crc[m->file_order[i]], memory_order_relaxed);
+            crc = (uint32_t)crc32_combine(crc, tc, (z_off_t)nb);
+            at = off + nb;
+        }
+        crc = ec_crc_span(crc, m->base, at, m->size);
+        atomic_store_explicit(&c->computed, crc, memory_order_relaxed);
+        s = crc == c->stored ? 1 : -1;
+        atomic_store_explicit(&c->status, s, memory_order_release);
+    }
+    if (s > 0) return EC_OK;
+    return ec_fail(EC_ERR_FORMAT, "%schecksum mismatch (stored %08x, computed %08x): the file is corrupt",
+                   m->path ? m->path : "", c->stored, (uint32_t)atomic_load_explicit(&c->computed, memory_order_relaxed));
+}
+
+ec_status ec_model_verify(const ec_model *m)
+{
+    if (!m) return ec_fail(EC_ERR_ARG, "ec_model_verify: NULL model");
+    if (ec_model_checked(m)) return EC_OK;
+    ec_status st = ec_model_check_rest(m);
+    /* the pages were read for the check only: out of RSS until a predict reads them */
+    if (m->mapped) madvise((void *)m->base, m->size, MADV_DONTNEED);
+    return st;
 }
 
 /* ---- validation context ------------------------------------------------------- */
@@ -627,9 +698,6 @@ ec_status ec_model_from_memory(const void *buf, size_t size, ec_model **out)
     ec_header h = { 0 };
     ec_status st = ec_header_parse(b, size, &h);
     if (st) return st;
-    uint32_t crc = ec_file_crc(b, size), stored = rd32(b + ECM_H_CRC32);
-    if (crc != stored)
-        return ec_fail(EC_ERR_FORMAT, "checksum mismatch (stored %08x, computed %08x): the file is corrupt", stored, crc);
 
     const unsigned char *meta = b + h.meta_offset;
     const unsigned char *pv = meta, *pn = pv + (size_t)h.n_values * ECM_VALUE_SIZE;
@@ -655,7 +723,17 @@ ec_status ec_model_from_memory(const void *buf, size_t size, ec_model **out)
     m->producer = (int *)tb;                  tb += (size_t)m->n_values * sizeof(int);
     m->n_uses = (int *)tb;                    tb += (size_t)m->n_values * sizeof(int);
     int *order = (int *)tb;
+    m->file_order = order;
     m->gradcam_node = -1;
+    size_t nt = (size_t)m->n_tensors;
+    m->crc = calloc(1, sizeof(ec_crc_check) + nt * (sizeof(atomic_uint) + sizeof(atomic_uchar)));
+    if (!m->crc) { st = ec_fail(EC_ERR_NOMEM, "out of memory (%zu tensors)", nt); goto fail; }
+    m->crc->t_crc = (atomic_uint *)(m->crc + 1);
+    m->crc->done = (atomic_uchar *)(m->crc->t_crc + nt);
+    for (size_t i = 0; i < nt; i++) atomic_init(&m->crc->t_crc[i], 0), atomic_init(&m->crc->done[i], 0);
+    atomic_init(&m->crc->status, 0);
+    atomic_init(&m->crc->computed, 0);
+    m->crc->stored = rd32(b + ECM_H_CRC32);
 
     ec_loader L = { m, &h, ps };
     if ((st = ec_read_values(&L, pv)) || (st = ec_read_tensors(&L, pt, order)) || (st = ec_read_nodes(&L, pn))) goto fail;
@@ -732,11 +810,12 @@ ec_status ec_model_load(const char *path, ec_model **out)
         return ec_fail(st, "%s: %s", path, detail);
     }
     (*out)->mapped = 1;
-    /* Validation has read every page. They stay in the page cache, but need not
-     * count in this process's RSS until the forward pass reads them again (minor
-     * faults, mapped 16 pages at a time): a large photo decoded between load and
-     * the first predict then does not stack on top of the weights. */
-    madvise(map, size, MADV_DONTNEED);
+    /* for the checksum's message, should the first predict find a mismatch */
+    size_t pl = strlen(path);
+    if (((*out)->path = malloc(pl + 3))) memcpy((*out)->path, path, pl), memcpy((*out)->path + pl, ": ", 3);
+    /* Only the header, the tables and the tensors folded at load have been read:
+     * the weights come into RSS as the first forward pass reads them, so a large
+     * photo decoded before it does not stack on top of them. */
     return EC_OK;
 }
 
@@ -744,6 +823,8 @@ void ec_model_free(ec_model *m)
 {
     if (!m) return;
     if (m->mapped) munmap((void *)m->base, m->size);
+    free(m->crc);
+    free(m->path);
     free(m->derived);
     free(m->tables);
     free(m);

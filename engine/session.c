@@ -812,9 +812,11 @@ static void ec_forward_steps(ec_session *s, int k0)
 {
     const ec_model *m = s->m;
     double t0 = s->step_times ? ec_clock() : 0.0;
+    const int check = !ec_model_checked(m);   /* the file's first pass: CRC each step's tensors first */
     for (int k = k0; k < s->plan.n_steps; k++) {
         const ec_step *st = &s->plan.steps[k];
         const ec_node *n = &m->nodes[st->node];
+        if (check) ec_model_check_tensors(m, n);
         const ec_value *vx = &m->values[n->in[0]];
         const float *x = s->vptr[n->in[0]];
         float *y = s->vptr[st->out];
@@ -1078,6 +1080,11 @@ static ec_status ec_session_run(ec_session *s, ec_result *out)
     for (size_t i = 0; i < (size_t)H * W * 3; i++) x[i] = (float)s->rgb[i];
     if (s->step_times) s->step_times[s->plan.n_steps] += ec_clock() - t_in;
     ec_forward(s);
+    if (!ec_model_checked(m)) {
+        /* the rest of the file's checksum: no result from a corrupt file */
+        ec_status st = ec_model_check_rest(m);
+        if (st) return st;
+    }
 
     const float *p = s->vptr[m->output];   /* [K] */
     int K = m->n_labels, top = 0;

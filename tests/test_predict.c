@@ -292,6 +292,47 @@ static void check_partial_failure(void)
     st = run(args, outp, &e);
     T_CHECK("predict missing model", st == 2 && e && !strncmp(e, "effcam: ", 8), "status %d, stderr %s", st, e ? e : "");
     free(e);
+    /* A flipped weight byte (checksum checked as the first image runs): one line
+     * naming the model, exit 2, no later image tried, no overlay written; info
+     * (which checks the whole file) says the same. */
+    {
+        size_t n = 0;
+        unsigned char *img = (unsigned char *)t_slurp(ecm, &n);
+        char bad_ecm[1024], cam[1024];
+        snprintf(bad_ecm, sizeof bad_ecm, "%s/corrupt_weights.ecm", t_tmp());
+        snprintf(cam, sizeof cam, "%s/corrupt.cam.png", t_tmp());
+        remove(cam);
+        FILE *bf = img && n > 64 ? fopen(bad_ecm, "wb") : NULL;
+        if (bf) {
+            img[n - 64] ^= 0x01;   /* inside the last tensor's bytes or its padding */
+            fwrite(img, 1, n, bf);
+            fclose(bf);
+        }
+        snprintf(args, sizeof args, "predict '%s' '%s/images/gray_300.png' --cam '%s'", bad_ecm, t_local(), cam);
+        st = run(args, outp, &e);
+        FILE *cf = fopen(cam, "rb");
+        T_CHECK("predict corrupt weights --cam: exit 2, no overlay", st == 2 && !cf && e && strstr(e, "checksum mismatch"),
+                "status %d, stderr %s, overlay %s", st, e ? e : "", cf ? "written" : "absent");
+        if (cf) fclose(cf);
+        free(e);
+        snprintf(args, sizeof args, "predict '%s' '%s/images/gray_300.png' '%s/images/skin_capture.jpg' --json", bad_ecm,
+                 t_local(), t_local());
+        st = run(args, outp, &e);
+        char *o = t_slurp(outp, NULL);
+        size_t nl = 0;
+        for (char *p = e; p && *p; p++) nl += *p == '\n';
+        T_CHECK("predict corrupt weights: exit 2, one line naming the model, no answer for any image",
+                bf && st == 2 && nl == 1 && strstr(e, bad_ecm) && strstr(e, "checksum mismatch") && o && !*o,
+                "status %d, stdout '%s', stderr %s", st, o ? o : "", e ? e : "");
+        free(o);
+        free(e);
+        snprintf(args, sizeof args, "info '%s'", bad_ecm);
+        st = run(args, outp, &e);
+        T_CHECK("info corrupt weights: exit 2, checksum", st == 2 && e && strstr(e, "checksum mismatch"), "status %d, stderr %s",
+                st, e ? e : "");
+        free(e);
+        free(img);
+    }
     snprintf(args, sizeof args, "predict '%s' '%s/images/gray_300.png' --top-k zero", ecm, t_local());
     st = run(args, outp, &e);
     T_CHECK("predict usage error", st == 2, "status %d", st);
