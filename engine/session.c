@@ -1103,6 +1103,10 @@ static ec_status ec_session_run(ec_session *s, ec_result *out)
         ec_prefault(s->arena, s->plan.arena_bytes);
         ec_prefault(s->col, s->col_bytes);
         ec_prefault(s->wide, s->wide_bytes);
+#ifdef MADV_POPULATE_READ
+        /* and the weights, which this pass reads all of: ~600 faults fewer */
+        if (s->m->mapped) (void)madvise((void *)s->m->base, s->m->size, MADV_POPULATE_READ);
+#endif
         s->prefaulted = 1;
     }
     ec_forward(s);
