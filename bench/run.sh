@@ -8,6 +8,7 @@
 #   EFFCAM_PEERS        peer runtimes (default ../shared/peers); EFFCAM_BENCH_PEERS=0 skips them
 #   EFFCAM_BENCH_RUNS   timed runs per process (default 20, at least 20 for the table)
 #   EFFCAM_BENCH_ROUNDS alternating effcam/peer rounds per thread count (default 3)
+#   EFFCAM_BENCH_COLD   cold-start runs per model, each beside a warm reference (default 9)
 #   EFFCAM_BENCH_CORETYPE  the OpenBLAS core type the bench chooses (default: by CPU)
 #   EFFCAM_BENCH_OUT    results file (default bench/results.json)
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -176,9 +177,10 @@ done
 # Each cold run is followed by a warm reference taken right after it (median of 10
 # in-process predict + Grad-CAM calls): the ratio compares the two at the same
 # moment of this VM, whose speed drifts by 10-20% over a bench run.
+COLD=${EFFCAM_BENCH_COLD:-9}   # cold runs per model: single cold runs vary by 20-40 ms here
 for M in $MODELS; do
     cs="" ws=""
-    for i in 1 2 3 4 5; do
+    for i in $(seq "$COLD"); do
         rm -f "$W/cold.png"
         t0=$(date +%s.%N)
         "$EFF" predict "$W/$M.ecm" "$PHOTO" --cam "$W/cold.png" > /dev/null 2>&1
