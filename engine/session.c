@@ -243,8 +243,17 @@ static int ec_per_task(const ec_session *s, int total, int align)
 {
     if (total <= 0) return 1;
     if (s->threads <= 1 || total < 2 * align) return total;
-    int tasks = s->threads * EC_TASKS_PER_THREAD;
-    return ec_round_up((total + tasks - 1) / tasks, align);
+    /* k align-units per task, from 2 * EC_TASKS_PER_THREAD tasks per thread down:
+     * the smallest longest-thread share, ceil(tasks / threads) * k, wins, ties
+     * going to more tasks (10 panels on 2 threads: 10 tasks of 1, 5 each, not
+     * 5 tasks of 2, 3 against 2) */
+    const int T = s->threads, units = (total + align - 1) / align;
+    int k0 = (units + 2 * T * EC_TASKS_PER_THREAD - 1) / (2 * T * EC_TASKS_PER_THREAD), best = units, span = INT_MAX;
+    for (int k = k0; k <= units && k < k0 + 64; k++) {
+        int n = (units + k - 1) / k, sp = (n + T - 1) / T * k;
+        if (sp < span) span = sp, best = k;
+    }
+    return best * align;
 }
 
 /* Rows per task for OpenBLAS GEMMs and elementwise ops: EC_ROW_ALIGN multiples. */
