@@ -18,6 +18,7 @@
 #include <math.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <stb/stb_image.h>
@@ -332,6 +333,21 @@ static void check_partial_failure(void)
                 st, e ? e : "");
         free(e);
         free(img);
+    }
+    /* --stats: one summary line, then the moment the first output was out
+     * (CLOCK_REALTIME; bench/run.sh's cold start ends there) */
+    {
+        struct timespec before, after;
+        clock_gettime(CLOCK_REALTIME, &before);
+        snprintf(args, sizeof args, "predict '%s' '%s/images/gray_300.png' --stats", ecm, t_local());
+        st = run(args, outp, &e);
+        clock_gettime(CLOCK_REALTIME, &after);
+        const char *at = e ? strstr(e, "effcam: first output at ") : NULL;
+        double when = at ? strtod(at + strlen("effcam: first output at "), NULL) : 0.0;
+        double t0 = (double)before.tv_sec + 1e-9 * before.tv_nsec, t1 = (double)after.tv_sec + 1e-9 * after.tv_nsec;
+        T_CHECK("predict --stats: first output moment inside the run", st == 0 && e && strstr(e, "peak RSS") && when >= t0 &&
+                when <= t1, "status %d, %.6f not in [%.6f, %.6f]: %s", st, when, t0, t1, e ? e : "");
+        free(e);
     }
     snprintf(args, sizeof args, "predict '%s' '%s/images/gray_300.png' --top-k zero", ecm, t_local());
     st = run(args, outp, &e);
