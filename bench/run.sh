@@ -7,7 +7,7 @@
 #   EFFCAM_FIXTURES     shared fixtures (default ../shared/fixtures)
 #   EFFCAM_PEERS        peer runtimes (default ../shared/peers); EFFCAM_BENCH_PEERS=0 skips them
 #   EFFCAM_BENCH_RUNS   timed runs per process (default 20, at least 20 for the table)
-#   EFFCAM_BENCH_ROUNDS alternating effcam/peer rounds per thread count (default 3)
+#   EFFCAM_BENCH_ROUNDS alternating effcam/peer rounds per thread count (default 5)
 #   EFFCAM_BENCH_COLD   cold-start runs per model, each beside a warm reference (default 9)
 #   EFFCAM_BENCH_CORETYPE  the OpenBLAS core type the bench chooses (default: by CPU)
 #   EFFCAM_BENCH_OUT    results file (default bench/results.json)
@@ -22,7 +22,7 @@ RUNS=${EFFCAM_BENCH_RUNS:-20}
 # process) take twice as many: the backward is ~1% of a prediction, well inside
 # the 2-thread run-to-run noise of this VM, and more pairs steady the medians.
 LAT_RUNS=$((RUNS * 2))
-ROUNDS=${EFFCAM_BENCH_ROUNDS:-3}
+ROUNDS=${EFFCAM_BENCH_ROUNDS:-5}
 OUT=${EFFCAM_BENCH_OUT:-bench/results.json}
 W=$B/bench-work
 rm -rf "$W"
