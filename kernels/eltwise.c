@@ -10,25 +10,25 @@
  * AVX2 kernel uses the same blocking, so both give bit-identical results. */
 #define EC_GAP_BLOCK 64
 
-/* x: (hw, c) -> out: (c), mean over hw (0 for hw == 0). */
-void ec_f32_gap__ref(const float *restrict x, size_t hw, int c, float *restrict out)
+/* x: (hw, c), rows ldx apart -> out: (c), mean over hw (0 for hw == 0). */
+void ec_f32_gap__ref(const float *restrict x, size_t hw, int c, size_t ldx, float *restrict out)
 {
     for (int j = 0; j < c; j++) {
         float total = 0.0f;
         for (size_t p0 = 0; p0 < hw; p0 += EC_GAP_BLOCK) {
             const size_t p1 = hw - p0 < EC_GAP_BLOCK ? hw : p0 + EC_GAP_BLOCK;
             float part = 0.0f;
-            for (size_t p = p0; p < p1; p++) part += x[p * c + j];
+            for (size_t p = p0; p < p1; p++) part += x[p * ldx + j];
             total += part;
         }
         out[j] = hw ? total / (float)hw : 0.0f;
     }
 }
 
-void ec_f32_gap(const float *x, size_t hw, int c, float *out)
+void ec_f32_gap(const float *x, size_t hw, int c, size_t ldx, float *out)
 {
-    if (ec_cpu_has_avx2()) ec_f32_gap__avx2(x, hw, c, out);
-    else ec_f32_gap__ref(x, hw, c, out);
+    if (ec_cpu_has_avx2()) ec_f32_gap__avx2(x, hw, c, ldx, out);
+    else ec_f32_gap__ref(x, hw, c, ldx, out);
 }
 
 /* a, b, out: (n); out may alias a or b exactly (no restrict). */

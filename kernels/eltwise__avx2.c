@@ -29,14 +29,14 @@ EC_V8_INLINE void gap_tile(const float *x, size_t hw, size_t c, float *out, cons
     }
 }
 
-/* x: (hw, c) -> out: (c). */
-void ec_f32_gap__avx2(const float *restrict x, size_t hw, int c, float *restrict out)
+/* x: (hw, c), rows ldx apart -> out: (c). */
+void ec_f32_gap__avx2(const float *restrict x, size_t hw, int c, size_t ldx, float *restrict out)
 {
     const __m256i ones = _mm256_set1_epi32(-1);
     int j = 0;
-    for (; j + 32 <= c; j += 32) gap_tile(x + j, hw, (size_t)c, out + j, 4, ones, 0);
-    for (; j + 8 <= c; j += 8) gap_tile(x + j, hw, (size_t)c, out + j, 1, ones, 0);
-    if (j < c) gap_tile(x + j, hw, (size_t)c, out + j, 1, ec_v8_tail_mask(c - j), 1);
+    for (; j + 32 <= c; j += 32) gap_tile(x + j, hw, ldx, out + j, 4, ones, 0);
+    for (; j + 8 <= c; j += 8) gap_tile(x + j, hw, ldx, out + j, 1, ones, 0);
+    if (j < c) gap_tile(x + j, hw, ldx, out + j, 1, ec_v8_tail_mask(c - j), 1);
 }
 
 /* a, b, out: (n). Each lane is read before it is written, so out may alias a

@@ -185,9 +185,10 @@ void ec_wino43_output__ref(const ec_conv_geom *g, int cout, const float *m, int 
                            int act, float *y);
 
 /* ---- pooling, elementwise -------------------------------------------------- */
-/* out[c] = mean over hw of x[hw, c] */
-void ec_f32_gap(const float *x, size_t hw, int c, float *out);
-void ec_f32_gap__ref(const float *x, size_t hw, int c, float *out);
+/* out[c] = mean over hw of x[hw, c], x's rows ldx >= c floats apart (a range of
+ * a wider tensor's channels: each channel's sum is the same whatever the range) */
+void ec_f32_gap(const float *x, size_t hw, int c, size_t ldx, float *out);
+void ec_f32_gap__ref(const float *x, size_t hw, int c, size_t ldx, float *out);
 /* out = a + b (n elements; out may alias a or b) */
 void ec_f32_add(const float *a, const float *b, float *out, size_t n);
 /* out = a * b */
@@ -223,7 +224,7 @@ void ec_wino23_output__avx2(const ec_conv_geom *g, int cout, const float *m, int
                             int act, float *y);
 void ec_f32_conv_direct__avx2(const ec_conv_params *p, const float *x, const float *w,
                               const float *scale, const float *shift, float *out, int y0, int y1);
-void ec_f32_gap__avx2(const float *x, size_t hw, int c, float *out);
+void ec_f32_gap__avx2(const float *x, size_t hw, int c, size_t ldx, float *out);
 void ec_wino43_weights__avx2(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
                              size_t u_stride, float *u);
 void ec_wino43_input__avx2(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);

@@ -1019,7 +1019,7 @@ static void test_eltwise(void)
     /* GAP: identical blocking in both variants -> bitwise equal; and within
      * (64 + hw/64 + 2) eps of the double mean (sum of |x| bounds the terms). */
     static const size_t hws[] = {1, 7, 63, 64, 65, 200, 4097};
-    int ok_bits = 1, ok_acc = 1;
+    int ok_bits = 1, ok_acc = 1, ok_split = 1;
     double worst = 0;
     for (size_t hi = 0; hi < sizeof hws / sizeof hws[0]; hi++)
         for (int ci = 0; ci < NCH; ci++) {
@@ -1027,10 +1027,23 @@ static void test_eltwise(void)
             const int c = channels[ci] + (hi & 1) * 32;        /* also 33..65 wide */
             float *x = fmalloc(hw * c), *a = fmalloc((size_t)c), *b = fmalloc((size_t)c);
             fill(x, hw * c, -1, 3);
-            ec_f32_gap__ref(x, hw, c, a);
-            if (have) ec_f32_gap__avx2(x, hw, c, b);
-            else ec_f32_gap(x, hw, c, b);
+            ec_f32_gap__ref(x, hw, c, (size_t)c, a);
+            if (have) ec_f32_gap__avx2(x, hw, c, (size_t)c, b);
+            else ec_f32_gap(x, hw, c, (size_t)c, b);
             ok_bits &= memcmp(a, b, (size_t)c * sizeof *a) == 0;
+            /* channel ranges [0, 8), [8, c0), [c0, c) of the same rows, as the
+             * engine splits them between threads: the same bits */
+            const int c0 = c > 40 ? 40 : c;
+            float *r = fmalloc((size_t)c);
+            for (int v = 0; v < 2; v++) {
+                void (*g)(const float *, size_t, int, size_t, float *) = v && have ? ec_f32_gap__avx2 : ec_f32_gap__ref;
+                if (c >= 8) g(x, hw, 8, (size_t)c, r);
+                if (c0 > 8) g(x + 8, hw, c0 - 8, (size_t)c, r + 8);
+                if (c < 8) g(x, hw, c, (size_t)c, r);
+                else if (c > c0) g(x + c0, hw, c - c0, (size_t)c, r + c0);
+                ok_split &= memcmp(a, r, (size_t)c * sizeof *a) == 0;
+            }
+            free(r);
             for (int j = 0; j < c; j++) {
                 double s = 0, sa = 0;
                 for (size_t p = 0; p < hw; p++) { s += x[p * c + j]; sa += fabs(x[p * c + j]); }
@@ -1041,6 +1054,7 @@ static void test_eltwise(void)
             free(x); free(a); free(b);
         }
     T_CHECK("gap_avx2_vs_ref_bitwise", ok_bits, "GAP variants differ");
+    T_CHECK("gap_channel_ranges_bitwise", ok_split, "GAP over channel ranges (row stride c) differs from the whole");
     T_CHECK("gap_vs_double_mean", ok_acc, "error above (64 + hw/64 + 2) eps mean|x| (max abs diff %.3g)", worst);
 
     /* add / mul / mul_bcast: one rounding per element in every variant, so
