@@ -74,7 +74,7 @@ measure() {
         "$@" > "$W/$name.out" 2> "$W/$name.err"
         RC=$?
         WALL_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
-        RSS_KB=$(sed -n 's/.*peak RSS \([0-9.]*\) MB.*/\1/p' "$W/$name.err" | awk '{ printf "%d", $1 * 1024 }')
+        RSS_KB=$(sed -n 's/.*peak RSS \([0-9.]*\) MiB.*/\1/p' "$W/$name.err" | awk '{ printf "%d", $1 * 1024 }')
         [ -n "$RSS_KB" ] || RSS_KB=$(sed -n 's/.*"peak_rss_kib": \([0-9]*\).*/\1/p' "$W/$name.out")
     fi
     [ "$RC" = 0 ] || say "bench: $name exited with $RC: $(head -c 300 "$W/$name.err")"
@@ -189,7 +189,7 @@ for M in $MODELS; do
         t0=$(date +%s.%N)
         "$EFF" predict "$W/$M.ecm" "$PHOTO" --cam "$W/cold.png" --stats > /dev/null 2> "$W/cold.err"
         t1=$(date +%s.%N)
-        tf=$(sed -n 's/^effcam: first output at //p' "$W/cold.err")
+        tf=$(sed -n 's/^effcam: first output at \([0-9.]*\).*/\1/p' "$W/cold.err")
         if [ -f "$W/cold.png" ] && [ -n "$tf" ]; then
             cs="$cs $(awk -v a="$t0" -v b="$tf" 'BEGIN { printf "%.2f", (b - a) * 1e3 }')"
             xs="$xs $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) * 1e3 }')"

@@ -389,13 +389,14 @@ int cli_predict(int argc, char **argv)
          * (including the overlay) and the whole process's peak memory. */
         double t_end = cli_now();
         fprintf(stderr, "effcam: load %.1f ms, first image %.1f ms (decode + inference%s %.1f ms%s%.1f ms), "
-                        "%d image%s in %.1f ms; peak RSS %.1f MB\n",
+                        "%d image%s in %.1f ms; peak RSS %.1f MiB\n",
                 1e3 * (t_loaded - t_start), 1e3 * (t_first - t_loaded), o.gradcam ? " + grad-cam" : "",
                 1e3 * (t_pred - t_loaded), cam_out ? ", overlay " : ", output ", 1e3 * (t_first - t_pred),
                 n_images, n_images == 1 ? "" : "s", 1e3 * (t_end - t_loaded), cli_peak_rss_kib() / 1024.0);
         /* when the first image's answer and overlay were out (CLOCK_REALTIME, s):
          * bench/run.sh's cold start ends there, not after the process's teardown */
-        fprintf(stderr, "effcam: first output at %lld.%09ld\n", (long long)wall_first.tv_sec, wall_first.tv_nsec);
+        fprintf(stderr, "effcam: first output at %lld.%09ld (seconds since the epoch)\n", (long long)wall_first.tv_sec,
+                wall_first.tv_nsec);
     }
     js_buf_free(&b);
     free(order);
