@@ -94,7 +94,7 @@ uint32_t ec_crc32_update(uint32_t crc, const unsigned char *b, size_t n);
  * values. ec_model_verify (effcam.h) runs the whole check at once. */
 void ec_model_check_tensors(const ec_model *m, const ec_node *n);
 ec_status ec_model_check_rest(const ec_model *m);
-int ec_model_checked(const ec_model *m);   /* 1: the checksum matched */
+int ec_model_checked(const ec_model *m);   /* 1: the checksum matched, -1: it did not, 0: not yet known */
 
 /* Validates and wraps a whole .ecm image held in memory (not copied: buf must
  * outlive the model). ec_model_load = open + mmap + this. */

@@ -200,7 +200,7 @@ void ec_model_check_tensors(const ec_model *m, const ec_node *n)
 
 int ec_model_checked(const ec_model *m)
 {
-    return m && atomic_load_explicit(&m->crc->status, memory_order_acquire) == 1;
+    return m ? atomic_load_explicit(&m->crc->status, memory_order_acquire) : 0;
 }
 
 /* The bytes [a, b) of the file, extending crc; the 4 CRC bytes read as zero. */
@@ -244,7 +244,7 @@ ec_status ec_model_check_rest(const ec_model *m)
 ec_status ec_model_verify(const ec_model *m)
 {
     if (!m) return ec_fail(EC_ERR_ARG, "ec_model_verify: NULL model");
-    if (ec_model_checked(m)) return EC_OK;
+    if (ec_model_checked(m) > 0) return EC_OK;
     ec_status st = ec_model_check_rest(m);
     /* the pages were read for the check only: out of RSS until a predict reads them */
     if (m->mapped) madvise((void *)m->base, m->size, MADV_DONTNEED);

@@ -847,7 +847,7 @@ static void ec_forward_steps(ec_session *s, int k0)
 {
     const ec_model *m = s->m;
     double t0 = s->step_times ? ec_clock() : 0.0;
-    const int check = !ec_model_checked(m);   /* the file's first pass: CRC each step's tensors first */
+    const int check = ec_model_checked(m) == 0;   /* the file's first pass: CRC each step's tensors first */
     for (int k = k0; k < s->plan.n_steps; k++) {
         const ec_step *st = &s->plan.steps[k];
         const ec_node *n = &m->nodes[st->node];
@@ -1131,6 +1131,7 @@ static ec_status ec_session_run(ec_session *s, ec_result *out)
     float *x = s->vptr[m->input];   /* [H, W, 3] */
     for (size_t i = 0; i < (size_t)H * W * 3; i++) x[i] = (float)s->rgb[i];
     if (s->step_times) s->step_times[s->plan.n_steps] += ec_clock() - t_in;
+    if (ec_model_checked(m) < 0) return ec_model_check_rest(m);   /* known corrupt: its message, at once */
     if (!s->prefaulted) {
         ec_prefault(s->arena, s->plan.arena_bytes);
         ec_prefault(s->col, s->col_bytes);
@@ -1142,7 +1143,7 @@ static ec_status ec_session_run(ec_session *s, ec_result *out)
         s->prefaulted = 1;
     }
     ec_forward(s);
-    if (!ec_model_checked(m)) {
+    if (ec_model_checked(m) <= 0) {
         /* the rest of the file's checksum: no result from a corrupt file */
         ec_status st = ec_model_check_rest(m);
         if (st) return st;
