@@ -595,20 +595,26 @@ void ec_overlay_rgba(const float *cam, int ch, int cw, const uint8_t *rgb, int h
 
 typedef struct { uint8_t *p; size_t n, cap; int oom; } im_buf;
 
+/* Grows b so that `extra` more bytes fit; 0 when out of memory. */
+static int im_buf_reserve(im_buf *b, size_t extra)
+{
+    if (b->oom) return 0;
+    if (b->cap - b->n >= extra) return 1;
+    size_t ncap = b->cap ? b->cap : 4096;
+    while (ncap - b->n < extra) {
+        if (ncap > SIZE_MAX / 2) { b->oom = 1; return 0; }
+        ncap *= 2;
+    }
+    uint8_t *np = realloc(b->p, ncap);
+    if (!np) { b->oom = 1; return 0; }
+    b->p = np;
+    b->cap = ncap;
+    return 1;
+}
+
 static void im_buf_put(im_buf *b, const void *src, size_t n)
 {
-    if (b->oom) return;
-    if (b->cap - b->n < n) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap - b->n < n) {
-            if (ncap > SIZE_MAX / 2) { b->oom = 1; return; }
-            ncap *= 2;
-        }
-        uint8_t *np = realloc(b->p, ncap);
-        if (!np) { b->oom = 1; return; }
-        b->p = np;
-        b->cap = ncap;
-    }
+    if (!im_buf_reserve(b, n)) return;
     memcpy(b->p + b->n, src, n);
     b->n += n;
 }
@@ -673,23 +679,6 @@ static void im_bits_flush(im_bits *w)   /* to a byte boundary */
     }
     w->acc = 0;
     w->n = 0;
-}
-
-/* Grows b so that `extra` more bytes fit; 0 when out of memory. */
-static int im_buf_reserve(im_buf *b, size_t extra)
-{
-    if (b->oom) return 0;
-    if (b->cap - b->n >= extra) return 1;
-    size_t ncap = b->cap ? b->cap : 4096;
-    while (ncap - b->n < extra) {
-        if (ncap > SIZE_MAX / 2) { b->oom = 1; return 0; }
-        ncap *= 2;
-    }
-    uint8_t *np = realloc(b->p, ncap);
-    if (!np) { b->oom = 1; return 0; }
-    b->p = np;
-    b->cap = ncap;
-    return 1;
 }
 
 enum { IM_NSYM = 257, IM_MAXBITS = 15 };
