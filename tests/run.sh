@@ -18,25 +18,32 @@ trap 'rm -rf "$EC_TMP"' EXIT INT TERM
 log="$EC_TMP/log"
 : > "$log"
 
+# run_one TEST TAG: runs one test (a binary or a .sh), tags its lines, logs them;
+# a non-zero exit without a FAIL line is a failure too
+run_one() {
+    t=$1 tag=$2
+    name=$(basename "$t")
+    out="$EC_TMP/out.$tag$name"
+    if [ "${t%.sh}" != "$t" ]; then sh "$t" > "$out" 2>&1; else "$t" > "$out" 2>&1; fi
+    rc=$?
+    if [ -n "$tag" ]; then sed -i -E "s/^(PASS|FAIL|SKIP) /\1 $tag /" "$out"; fi
+    cat "$out"
+    grep -E '^(PASS|FAIL|SKIP) ' "$out" >> "$log"
+    if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$out"; then
+        echo "FAIL $tag${tag:+ }$name: exited with status $rc" | tee -a "$log"
+    fi
+}
+
 # run_suite BUILD_DIR TAG SHARED
 run_suite() {
-    build=$1 tag=$2
+    build=$1
     EC_SHARED=$3
     EC_BIN="$root/$build/effcam"
     EC_BUILD="$root/$build"
     export EC_SHARED EC_BIN EC_BUILD
     for t in "$build"/tests/test_* tests/test_*.sh; do
         [ -e "$t" ] || continue
-        name=$(basename "$t")
-        out="$EC_TMP/out.$name"
-        if [ "${t%.sh}" != "$t" ]; then sh "$t" > "$out" 2>&1; else "$t" > "$out" 2>&1; fi
-        rc=$?
-        if [ -n "$tag" ]; then sed -i -E "s/^(PASS|FAIL|SKIP) /\1 $tag /" "$out"; fi
-        cat "$out"
-        grep -E '^(PASS|FAIL|SKIP) ' "$out" >> "$log"
-        if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$out"; then
-            echo "FAIL $tag${tag:+ }$name: exited with status $rc" | tee -a "$log"
-        fi
+        run_one "$t" "$2"
     done
 }
 
@@ -44,19 +51,12 @@ run_suite "${1:-build}" "" "$shared"
 
 # The paths of a CPU without AVX2 (scalar kernels, OpenBLAS sgemm), forced with
 # EFFCAM_NO_AVX2=1: the engine and the predictions on the tiny fixtures.
+EC_SHARED="" EFFCAM_NO_AVX2=1
+export EC_SHARED EFFCAM_NO_AVX2
 for name in test_engine test_predict; do
-    t="${1:-build}/tests/$name"
-    [ -x "$t" ] || continue
-    out="$EC_TMP/out.scalar.$name"
-    EC_SHARED="" EC_BIN="$root/${1:-build}/effcam" EC_BUILD="$root/${1:-build}" EFFCAM_NO_AVX2=1 "$t" > "$out" 2>&1
-    rc=$?
-    sed -i -E "s/^(PASS|FAIL|SKIP) /\1 [scalar] /" "$out"
-    cat "$out"
-    grep -E '^(PASS|FAIL|SKIP) ' "$out" >> "$log"
-    if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$out"; then
-        echo "FAIL [scalar] $name: exited with status $rc" | tee -a "$log"
-    fi
+    [ -x "${1:-build}/tests/$name" ] && run_one "${1:-build}/tests/$name" "[scalar]"
 done
+unset EFFCAM_NO_AVX2
 if [ -n "$2" ]; then
     ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
