@@ -20,9 +20,11 @@
 static size_t ec_align(size_t n) { return (n + EC_ARENA_ALIGN - 1) & ~(size_t)(EC_ARENA_ALIGN - 1); }
 
 /* Work items per task, at most `per` and a multiple of `align`, such that the
- * task count is a multiple of 4 where it can be: threads take tasks round-robin,
- * so 1, 2 or 4 threads get equal shares (6 tasks of 288 rows on 2 threads was
- * 864 rows against 580). The split never changes results. */
+ * task count is a multiple of 4 where it can be: equal tasks in a count that 1,
+ * 2 and 4 threads divide let the threads, which claim tasks as they come free,
+ * finish together (6 tasks of 288 rows on 2 threads: one takes 3 and ends a
+ * task after the other). The split is fixed here, independent of the thread
+ * count, and never changes results. */
 static size_t ec_balanced_per(size_t total, size_t per, size_t align)
 {
     if (per >= total || per == 0) return per;
