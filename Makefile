@@ -45,15 +45,16 @@ ISA_avx2    := -mavx2 -mfma -mf16c
 ISA_avx512  := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mf16c
 
 KERNEL_SRC  := $(sort $(wildcard kernels/*.c))
-ENGINE_SRC  := $(filter-out engine/main.c engine/cli_%.c,$(sort $(wildcard engine/*.c)))
-CLI_SRC     := engine/main.c $(sort $(wildcard engine/cli_*.c))
+ENGINE_SRC  := $(sort $(wildcard engine/*.c))
+IMAGE_SRC   := $(sort $(wildcard image/*.c))
+CLI_SRC     := $(sort $(wildcard cli/*.c))
 CONVERT_SRC := $(sort $(wildcard convert/*.c))
 MODELS_SRC  := $(sort $(wildcard models/*.c))
 TEST_SRC    := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
-LIB_OBJ   := $(call obj,$(KERNEL_SRC) $(ENGINE_SRC))
+LIB_OBJ   := $(call obj,$(KERNEL_SRC) $(ENGINE_SRC) $(IMAGE_SRC))
 TOOL_OBJ  := $(call obj,$(CONVERT_SRC) $(MODELS_SRC))
 CLI_OBJ   := $(call obj,$(CLI_SRC))
 TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -66,6 +67,9 @@ EFFCAM  := $(BUILD)/effcam
 
 .DELETE_ON_ERROR:
 .PHONY: all demo test test-run bench fuzz deps install uninstall clean
+# Objects reached only through the pattern rules below would be deleted as
+# intermediates, and a second `make` would then compile them again.
+.SECONDARY: $(patsubst $(BUILD)/%,$(BUILD)/obj/%.o,$(TEST_BIN) $(BENCH_BIN))
 all: $(EFFCAM) $(LIB_A) $(LIB_SO) $(TEST_BIN) $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -73,7 +77,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS_ALL) $(ISA_$(lastword $(subst __, ,$(basename $(notdir $<))))) -c $< -o $@
 
 # stb_image's implementation is third-party code compiled from the system header.
-$(BUILD)/obj/engine/stb_image_impl.o: engine/stb_image_impl.c
+$(BUILD)/obj/image/stb_image_impl.o: image/stb_image_impl.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror -Wshadow -Wextra,$(CFLAGS_ALL)) -Wno-unused-function -c $< -o $@
 
@@ -164,7 +168,7 @@ FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN
 FUZZ_RUNOPTS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
-FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(KERNEL_SRC) $(ENGINE_SRC) $(CONVERT_SRC) $(MODELS_SRC))
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(KERNEL_SRC) $(ENGINE_SRC) $(IMAGE_SRC) $(CONVERT_SRC) $(MODELS_SRC))
 FUZZ_BIN     := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 FUZZ_MAIN    := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRC))
 # Per target: -max_len and extra seed directories (libFuzzer writes to the first).
@@ -227,7 +231,7 @@ $(FUZZ_DIR)/obj/kernels/%.o: kernels/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(filter-out -fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) $(ISA_$(lastword $(subst __, ,$(basename $(notdir $<))))) -c $< -o $@
 
-$(FUZZ_DIR)/obj/engine/stb_image_impl.o: engine/stb_image_impl.c
+$(FUZZ_DIR)/obj/image/stb_image_impl.o: image/stb_image_impl.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(filter-out -Werror -Wshadow -Wextra,$(FUZZ_CFLAGS)) -Wno-unused-function -c $< -o $@
 

@@ -50,7 +50,6 @@ typedef struct {
     int cam_logit;           /* 1: gradient of the logit instead of the probability */
     const char *cam_layer;   /* target layer name, NULL = the app's choice */
     int64_t max_pixels;      /* largest decoded image accepted (default 50,000,000) */
-    int keep_all;            /* debug/tests: keep every layer's output (no reuse, no fusion) */
 } ec_session_options;
 
 typedef struct {
@@ -59,6 +58,10 @@ typedef struct {
     int top_class;
     int cam_height, cam_width;
     const float *cam;            /* [cam_height * cam_width] in [0, 1], or NULL */
+    const char *cam_layer;       /* the layer explained (its Keras name), NULL without a heatmap */
+    const char *cam_method;      /* "gradcam", ... */
+    int cam_class;               /* the class explained */
+    int cam_logit;               /* 1: the gradient of its logit, 0: of its probability */
     int input_height, input_width;
     const uint8_t *input_rgb;    /* the resized uint8 tensor the model saw, [h * w * 3] */
 } ec_result;                     /* valid until the session's next call */
@@ -87,20 +90,74 @@ ec_status ec_model_layer(const ec_model *m, int index, ec_layer_info *out);
 int64_t ec_model_params(const ec_model *m);                      /* Keras count_params() */
 int64_t ec_model_weight_bytes(const ec_model *m, int dtype_f16); /* stored bytes by dtype */
 const char *ec_model_gradcam_layer(const ec_model *m);           /* NULL if none */
+/* 1 if the output is a softmax (probabilities), 0 if it is raw scores. */
+int ec_model_output_is_probability(const ec_model *m);
 
 /* ---- session -------------------------------------------------------------- */
 ec_session_options ec_session_options_default(void);
 ec_status ec_session_new(const ec_model *m, const ec_session_options *opt, ec_session **out);
 void ec_session_free(ec_session *s);
 ec_status ec_session_predict_file(ec_session *s, const char *image_path, ec_result *out);
+/* An encoded image (JPEG, PNG, ...) held in memory, e.g. an upload. */
+ec_status ec_session_predict_encoded(ec_session *s, const void *data, size_t len, ec_result *out);
 ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, int height,
                                  ec_result *out);
+/* The app's overlay of the last result as a PNG: *png malloc'd (free() it). */
+ec_status ec_session_overlay_png(ec_session *s, uint8_t **png, size_t *len);
+/* The same written to png_path atomically (never a partial file; an existing
+ * target that is not a regular file is refused). */
 ec_status ec_session_write_overlay(ec_session *s, const char *png_path);
 size_t ec_session_arena_bytes(const ec_session *s);     /* planned activation arena */
 size_t ec_session_pinned_bytes(const ec_session *s);    /* of which pinned for Grad-CAM */
 size_t ec_session_scratch_bytes(const ec_session *s);   /* im2col / widening scratch */
-/* keep_all sessions only: a layer's output after the last predict, NULL if unknown. */
-const float *ec_session_layer_output(const ec_session *s, const char *layer, int *h, int *w, int *c);
+/* The memory plan, one line per buffer plus a time x memory chart: *text
+ * malloc'd (free() it). */
+ec_status ec_session_plan_text(const ec_session *s, char **text);
+
+/* ---- profiling ------------------------------------------------------------ */
+typedef struct {
+    const char *name;            /* the step's layer, "+bn" / "+act" for layers fused into it */
+    const char *op;              /* "conv1x1", "convKxK", "wino3x3", "dwconv2d", "dense", "add", ... */
+    int out_h, out_w, out_c;
+    int gemm_m, gemm_n, gemm_k;  /* conv/dense as a GEMM (the direct form), else 0 */
+    double flops;                /* 2 x multiply-adds of the direct form (conv, dwconv, dense), else 0 */
+    double bytes;                /* activation bytes read and written */
+    double seconds;              /* summed over the predicts since ec_session_profile_start */
+} ec_profile_step;
+
+typedef struct {
+    int n_steps;
+    const ec_profile_step *steps; /* [n_steps], the forward pass in order */
+    int runs;                    /* predicts measured */
+    double input_seconds;        /* resize + conversion to float */
+    double backward_seconds;     /* the explanation's backward pass and heatmap */
+    double total_seconds;        /* whole predicts */
+} ec_profile;
+
+/* Starts (or restarts, from zero) timing every step of the following predicts;
+ * a session not profiled reads no clock. */
+ec_status ec_session_profile_start(ec_session *s);
+void ec_session_profile_stop(ec_session *s);
+/* What was measured since the start; valid until the next call on s. */
+ec_status ec_session_profile_get(const ec_session *s, ec_profile *out);
+
+/* ---- images --------------------------------------------------------------- */
+/* An image file decoded as the app decodes it (PIL's Image.open + convert("RGB")):
+ * *rgb malloc'd, (*height) x (*width) x 3 (free() it). */
+ec_status ec_image_load(const char *path, int64_t max_pixels, uint8_t **rgb, int *width, int *height);
+/* The exact uint8 tensor the model sees for an image file: decoded as the app
+ * decodes it and resized to width x height; rgb holds height * width * 3. */
+ec_status ec_image_load_resized(const char *path, int width, int height, int64_t max_pixels, uint8_t *rgb);
+/* rgb (height * width * 3) as a binary PPM, written atomically. */
+ec_status ec_image_save_ppm(const char *path, const uint8_t *rgb, int width, int height);
+
+/* ---- the machine ---------------------------------------------------------- */
+typedef struct {
+    const char *kernels;         /* the kernel family in use: "avx512", "avx2" or "scalar" */
+    const char *blas_core;       /* OpenBLAS's core type (its kernels for the CPU fallback) */
+    const char *blas_config;     /* OpenBLAS's build configuration */
+} ec_backend_info;
+void ec_backend(ec_backend_info *out);
 
 /* ---- errors --------------------------------------------------------------- */
 const char *ec_status_str(ec_status st);

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "engine/image.h"
+#include "image/image.h"
 
 /* stb_image_write is third-party code from the system's libstb-dev; its
  * implementation is compiled here only, for this bench tool. */

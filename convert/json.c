@@ -37,6 +37,7 @@ typedef struct {
     size_t item_base;       /* scratch index of this container's first item */
     size_t key_base;        /* key scratch index of its first key */
     int is_object;
+    size_t start;         /* offset of its opening bracket (the value's raw text) */
 } js_frame;
 
 typedef struct {
@@ -316,6 +317,7 @@ static int js_open(js_parser *p, int is_object)
     f->item_base = p->nstk;
     f->key_base = p->nkstk;
     f->is_object = is_object;
+    f->start = p->pos;
     p->pos++;
     return 0;
 }
@@ -344,6 +346,8 @@ static int js_close(js_parser *p)
     p->nstk = f->item_base;
     p->nkstk = f->key_base;
     p->pos++;
+    v.raw = (const char *)p->s + f->start;
+    v.raw_len = p->pos - f->start;
     js_push(p, &v);
     return 0;
 }
@@ -369,6 +373,7 @@ static int js_scalar(js_parser *p)
 {
     js_value v;
     memset(&v, 0, sizeof v);
+    const size_t start = p->pos;
     unsigned char c = p->s[p->pos];
     if (c == '"') {
         v.type = JS_STRING;
@@ -396,6 +401,8 @@ static int js_scalar(js_parser *p)
     } else {
         return js_fail(p, p->pos, "unexpected byte 0x%02x", c);
     }
+    v.raw = (const char *)p->s + start;
+    v.raw_len = p->pos - start;
     js_push(p, &v);
     return 0;
 }

@@ -17,6 +17,8 @@ struct js_value {
     int n;                /* JS_ARRAY / JS_OBJECT: number of items */
     js_value *items;      /* items[n] (array elements, object values in file order) */
     const char **keys;    /* JS_OBJECT: keys[n] */
+    const char *raw;      /* the value's text in the parsed input (raw_len bytes, not NUL-terminated) */
+    size_t raw_len;
 };
 
 typedef struct js_doc js_doc;   /* owns every value and string of one parse */

@@ -1,7 +1,8 @@
-/* engine.h - the engine's internals, shared by model.c (load + validate),
- * plan.c (lifetimes, fusion, arena placement), session.c (forward ops, their
- * backward twins, threads, predict) and gradcam.c (the backward pass).
- * Not installed; tests include it to reach the planner and the loader. */
+/* engine.h - the engine's internals: the loaded model (model.c: load +
+ * validate) and the memory plan (plan.c: lifetimes, fusion, arena placement).
+ * ops.h (operators), pool.h (threads), gradcam.h (the backward pass) and
+ * internal.h (the session's hooks for tests and profiling) build on it.
+ * Not installed. */
 #ifndef EFFCAM_ENGINE_H
 #define EFFCAM_ENGINE_H
 
@@ -77,10 +78,6 @@ struct ec_model {
     struct ec_crc_check *crc;     /* the file checksum, checked as the tensors are first used */
     char *path;                   /* "PATH: " for messages, or NULL (from memory) */
 };
-
-/* zlib's CRC-32 of b[0, n) continuing from crc (0 to start); carry-less
- * multiplication where the CPU has it, zlib's table code otherwise. */
-uint32_t ec_crc32_update(uint32_t crc, const unsigned char *b, size_t n);
 
 /* The file's CRC-32 is checked lazily: load reads only the header and tables
  * (and the few tensors folded at load), so a cold start streams the weights
@@ -167,68 +164,5 @@ ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra
  * 24-row problem to OpenBLAS) for the direct kernel (kernels/conv__avx2.c);
  * without AVX2 they stay on sgemm, faster than the scalar reference. */
 #define EC_DIRECT_MAX_COUT 24
-
-/* OpenBLAS to one thread and its idle server threads stopped, once per process
- * (session.c). */
-void ec_blas_init(void);
-
-/* ---- Grad-CAM (gradcam.c) ---------------------------------------------------- */
-
-typedef struct {
-    int target;                   /* conv/dwconv node id */
-    int A;                        /* its output value */
-    int n_path;
-    int *path;                    /* [n_path] node ids between A and the output, forward order */
-    unsigned char *on;            /* [n_values] 1 = carries a gradient */
-    unsigned char *pin;           /* [n_values] 1 = forward value the backward reads */
-    int *gbuf;                    /* [n_values] gradient buffer id or -1 */
-    int n_gbufs;
-    ec_plan_buf *gbufs;
-    size_t grad_bytes;            /* the gradient buffers placed alone; a session places
-                                   * them in its activation arena (ec_plan_append_after) */
-    size_t tmp_floats;            /* 2 x the largest value on the path: temporaries */
-    unsigned char *written;       /* [n_values] per run: gradient holds data */
-} ec_gradcam_plan;
-
-/* Finds the target (opt->cam_layer or the model's choice), the path to the output,
- * checks every op on it and lists the values to pin. */
-ec_status ec_gradcam_prepare(const ec_model *m, const ec_session_options *opt, ec_gradcam_plan *g);
-void ec_gradcam_plan_free(ec_gradcam_plan *g);
-/* Backward from the class score to A, then the heatmap into cam [A.h * A.w]. */
-ec_status ec_gradcam_run(ec_session *s, int cls, int logit, float *cam);
-
-/* ---- session internals gradcam.c uses (session.c) ----------------------------- */
-
-const ec_model *ec_session_model(const ec_session *s);
-float *ec_session_value(const ec_session *s, int value);      /* forward value or NULL */
-float *ec_session_grad(const ec_session *s, int value);       /* gradient buffer or NULL */
-float *ec_session_tmp(const ec_session *s);                  /* [tmp_floats] */
-const ec_gradcam_plan *ec_session_gradcam(const ec_session *s);
-const float *ec_session_weights(ec_session *s, int tensor);  /* float32 view (widened if fp16) */
-/* Tests: re-runs the forward steps after `node` (finite differences on a pinned value). */
-void ec_session_forward_after(ec_session *s, int node);
-int ec_session_check_plan(const ec_session *s, char *msg, size_t cap);
-void ec_session_print_plan(const ec_session *s, FILE *f);
-
-/* Profiling (effcam bench --layers). With a non-NULL t [plan->n_steps + 3], each
- * predict adds the wall seconds of forward step k into t[k], of the input stage
- * (resize + widening to float) into t[n_steps], of the Grad-CAM backward into
- * t[n_steps + 1] and of the whole predict into t[n_steps + 2]. NULL (the
- * default) turns it off: then the forward pass reads no clock. */
-void ec_session_set_step_times(ec_session *s, double *t);
-const ec_plan *ec_session_plan(const ec_session *s);
-
-/* Backward ops (session.c, each under its forward op). acc: add into dx instead
- * of overwriting it. Shapes as the forward's. */
-void ec_dense_backward(ec_session *s, const ec_node *n, const float *x, const float *y,
-                       const float *dy, float *dx, int acc, int dy_is_dlogit);
-void ec_act_backward(ec_session *s, int act, const float *x, const float *y, size_t rows, int c,
-                     const float *dy, float *dx, int acc);
-void ec_scale_backward(const float *scale, float f, size_t rows, int c, const float *dy, float *dx, int acc);
-void ec_gap_backward(size_t hw, int c, const float *dy, float *dx, int acc);
-void ec_copy_backward(size_t n, const float *dy, float *dx, int acc);
-void ec_mul_backward(const ec_value *va, const float *b, const ec_value *vb, const float *dy, float *da, int acc);
-void ec_zeropad_backward(const ec_node *n, const ec_value *vx, const ec_value *vy,
-                         const float *dy, float *dx, int acc);
 
 #endif

@@ -6,13 +6,13 @@
  * values the backward pass reads (pinned in the plan) and plan the gradient
  * buffers with the same greedy planner. After each forward pass: seed the
  * class score's gradient, walk the path backwards calling each op's backward
- * (session.c, under its forward), then pool the gradient into the heatmap. */
+ * (ops.c, under its forward), then pool the gradient into the heatmap. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
 #include "error.h"
+#include "gradcam.h"
 
 static size_t ec_align64(size_t n) { return (n + EC_ARENA_ALIGN - 1) & ~(size_t)(EC_ARENA_ALIGN - 1); }
 
@@ -137,18 +137,17 @@ ec_status ec_gradcam_prepare(const ec_model *m, const ec_session_options *opt, e
     return ec_plan_place(g->gbufs, g->n_gbufs, &g->grad_bytes);
 }
 
-ec_status ec_gradcam_run(ec_session *s, int cls, int logit, float *cam)
+ec_status ec_gradcam_run(const ec_exec *ex, const ec_gradcam_plan *g, int cls, int logit, float *cam)
 {
-    const ec_model *m = ec_session_model(s);
-    const ec_gradcam_plan *g = ec_session_gradcam(s);
-    if (!g) return ec_fail(EC_ERR_STATE, "grad-cam was not planned for this session");
+    const ec_model *m = ex->m;
+    float *const *grad = ex->grad, *const *val = ex->val;
     int nv = m->n_values;
     /* which gradients hold data yet: the first writer overwrites, later ones add */
     unsigned char *wr = g->written;   /* [nv] */
     memset(wr, 0, (size_t)nv);
 
     /* seed: d score / d output = one-hot at the class */
-    float *dout = ec_session_grad(s, m->output);   /* [K] */
+    float *dout = grad[m->output];   /* [K] */
     for (int k = 0; k < m->n_labels; k++) dout[k] = k == cls ? 1.0f : 0.0f;
     wr[m->output] = 1;
 
@@ -156,44 +155,44 @@ ec_status ec_gradcam_run(ec_session *s, int cls, int logit, float *cam)
         const ec_node *n = &m->nodes[g->path[j]];
         if (!wr[n->out]) continue;   /* no gradient reached it */
         const ec_value *vy = &m->values[n->out], *vx = &m->values[n->in[0]];
-        const float *dy = ec_session_grad(s, n->out);
-        const float *x = ec_session_value(s, n->in[0]), *y = ec_session_value(s, n->out);
-        float *dx = ec_session_grad(s, n->in[0]);
+        const float *dy = grad[n->out];
+        const float *x = val[n->in[0]], *y = val[n->out];
+        float *dx = grad[n->in[0]];
         int x_on = g->on[n->in[0]], acc = wr[n->in[0]];
         size_t rows = (size_t)vy->h * vy->w;
         /* the logit score: gradient one-hot before the final softmax */
         int dlogit = logit && n->out == m->output && n->act == ECM_ACT_SOFTMAX;
         switch (n->op) {
         case ECM_OP_ACTIVATION:
-            if (dlogit) ec_copy_backward(rows * vy->c, dy, dx, acc);
-            else ec_act_backward(s, n->act, x, y, rows, vy->c, dy, dx, acc);
+            if (dlogit) ec_copy_backward(ex, rows * vy->c, dy, dx, acc);
+            else ec_act_backward(ex, n->act, x, y, rows, vy->c, dy, dx, acc);
             break;
         case ECM_OP_DENSE:
-            ec_dense_backward(s, n, x, y, dy, dx, acc, dlogit);
+            ec_dense_backward(ex, n, x, y, dy, dx, acc, dlogit);
             break;
         case ECM_OP_BATCHNORM:
         case ECM_OP_NORMALIZE:
-            ec_scale_backward(n->scale, 0.0f, rows, vy->c, dy, dx, acc);
+            ec_scale_backward(ex, n->scale, 0.0f, rows, vy->c, dy, dx, acc);
             break;
         case ECM_OP_RESCALE:
-            ec_scale_backward(NULL, n->f0, rows, vy->c, dy, dx, acc);
+            ec_scale_backward(ex, NULL, n->f0, rows, vy->c, dy, dx, acc);
             break;
         case ECM_OP_GAP:
-            ec_gap_backward((size_t)vx->h * vx->w, vx->c, dy, dx, acc);
+            ec_gap_backward(ex, (size_t)vx->h * vx->w, vx->c, dy, dx, acc);
             break;
         case ECM_OP_IDENTITY:
         case ECM_OP_RESHAPE:
-            ec_copy_backward(rows * vy->c, dy, dx, acc);
+            ec_copy_backward(ex, rows * vy->c, dy, dx, acc);
             break;
         case ECM_OP_ZEROPAD:
-            ec_zeropad_backward(n, vx, vy, dy, dx, acc);
+            ec_zeropad_backward(ex, n, vx, vy, dy, dx, acc);
             break;
         case ECM_OP_ADD:
             x_on = 0;   /* every input handled here */
             for (int k = 0; k < n->n_in; k++) {
                 int v = n->in[k];
                 if (!g->on[v]) continue;
-                ec_copy_backward(rows * vy->c, dy, ec_session_grad(s, v), wr[v]);
+                ec_copy_backward(ex, rows * vy->c, dy, grad[v], wr[v]);
                 wr[v] = 1;
             }
             break;
@@ -202,7 +201,7 @@ ec_status ec_gradcam_run(ec_session *s, int cls, int logit, float *cam)
             for (int k = 0; k < 2; k++) {
                 int v = n->in[k], o = n->in[1 - k];
                 if (!g->on[v]) continue;
-                ec_mul_backward(&m->values[v], ec_session_value(s, o), &m->values[o], dy, ec_session_grad(s, v), wr[v]);
+                ec_mul_backward(ex, &m->values[v], val[o], &m->values[o], dy, grad[v], wr[v]);
                 wr[v] = 1;
             }
             break;
@@ -216,9 +215,9 @@ ec_status ec_gradcam_run(ec_session *s, int cls, int logit, float *cam)
     const ec_value *va = &m->values[g->A];
     size_t hw = (size_t)va->h * va->w;
     int C = va->c;
-    const float *A = ec_session_value(s, g->A);   /* [hw, C] */
-    const float *G = ec_session_grad(s, g->A);    /* [hw, C] */
-    float *wk = ec_session_tmp(s);                /* [C] */
+    const float *A = val[g->A];   /* [hw, C] */
+    const float *G = grad[g->A];   /* [hw, C] */
+    float *wk = ex->tmp;               /* [C] */
     int have_grad = wr[g->A];
     for (int k = 0; k < C; k++) {
         double sum = 0.0;   /* double: hw * C terms of mixed sign */

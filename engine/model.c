@@ -16,10 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define EC_CRC_CLMUL 1   /* carry-less multiply CRC (PCLMULQDQ), picked at run time */
-#endif
 
 #include "../kernels/kernels.h"
 #include "engine.h"
@@ -112,58 +108,6 @@ static ec_status ec_header_parse(const unsigned char *b, size_t size, ec_header 
         return ec_fail(EC_ERR_FORMAT, "data section at %llu, %llu bytes, does not fit a %zu-byte file",
                        (unsigned long long)h->data_offset, (unsigned long long)h->data_size, size);
     return EC_OK;
-}
-
-#ifdef EC_CRC_CLMUL
-/* zlib's CRC-32 (reflected, poly 0x04c11db7) of b[0, n), n >= 64 a multiple of
- * 64, extending crc: carry-less multiplication folds four 128-bit lanes forward
- * by 512 bits per step (~3.5x zlib's table code), then into one lane; folding
- * keeps the message's residue mod the polynomial, so the CRC of that last 16-byte
- * lane (zlib, from a zero register) is the CRC of the whole. Constants: x^(512+-32)
- * and x^(128+-32) mod P, bit-reflected, for the 4-lane and 1-lane folds. */
-__attribute__((target("pclmul,sse4.1")))
-static uLong ec_crc_clmul(uLong crc, const unsigned char *b, size_t n)
-{
-    const __m128i k4 = _mm_set_epi64x(0x1c6e41596LL, 0x154442bd4LL);   /* 4-lane fold */
-    const __m128i k1 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);   /* 1-lane fold */
-    __m128i x0 = _mm_loadu_si128((const __m128i *)b), x1 = _mm_loadu_si128((const __m128i *)(b + 16));
-    __m128i x2 = _mm_loadu_si128((const __m128i *)(b + 32)), x3 = _mm_loadu_si128((const __m128i *)(b + 48));
-    /* zlib's register is kept inverted: put ~crc into the first 4 bytes */
-    x0 = _mm_xor_si128(x0, _mm_cvtsi32_si128((int)(uint32_t)~crc));
-#define EC_FOLD(x, k, d) _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), d)
-    for (size_t off = 64; off < n; off += 64) {
-        x0 = EC_FOLD(x0, k4, _mm_loadu_si128((const __m128i *)(b + off)));
-        x1 = EC_FOLD(x1, k4, _mm_loadu_si128((const __m128i *)(b + off + 16)));
-        x2 = EC_FOLD(x2, k4, _mm_loadu_si128((const __m128i *)(b + off + 32)));
-        x3 = EC_FOLD(x3, k4, _mm_loadu_si128((const __m128i *)(b + off + 48)));
-    }
-    x1 = EC_FOLD(x0, k1, x1);
-    x2 = EC_FOLD(x1, k1, x2);
-    x3 = EC_FOLD(x2, k1, x3);
-#undef EC_FOLD
-    unsigned char r[16];
-    _mm_storeu_si128((__m128i *)r, x3);
-    return crc32(0xffffffffUL, r, 16);   /* zero register: zlib's ~0 start */
-}
-#endif
-
-/* crc extended over b[0, n), in 1 GiB pieces: zlib takes uInt lengths. */
-uint32_t ec_crc32_update(uint32_t crc32_in, const unsigned char *b, size_t n)
-{
-#ifdef EC_CRC_CLMUL
-    uLong crc = crc32_in;
-    if (n >= 256 && __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1")) {
-        size_t nb = n & ~(size_t)63;
-        crc = ec_crc_clmul(crc, b, nb);
-        b += nb, n -= nb;
-    }
-#endif
-    for (size_t off = 0; off < n;) {
-        size_t k = n - off > (1u << 30) ? (1u << 30) : n - off;
-        crc = crc32(crc, b + off, (uInt)k);
-        off += k;
-    }
-    return (uint32_t)crc;
 }
 
 /* ---- the file checksum, checked lazily (engine.h) -------------------------------
@@ -880,6 +824,13 @@ int64_t ec_model_weight_bytes(const ec_model *m, int dtype_f16)
 const char *ec_model_gradcam_layer(const ec_model *m)
 {
     return m && m->gradcam_node >= 0 ? m->nodes[m->gradcam_node].name : NULL;
+}
+
+int ec_model_output_is_probability(const ec_model *m)
+{
+    if (!m || m->producer[m->output] < 0) return 0;
+    const ec_node *n = &m->nodes[m->producer[m->output]];
+    return (n->op == ECM_OP_DENSE || n->op == ECM_OP_ACTIVATION || n->op == ECM_OP_CONV2D) && n->act == ECM_ACT_SOFTMAX;
 }
 
 int ec_model_find_node(const ec_model *m, const char *name)

@@ -30,6 +30,19 @@ void ec_f32_to_f16_n__ref(const float *src, uint16_t *dst, size_t n);
 void ec_f16_to_f32_scale_cols(const uint16_t *src, float *dst, size_t rows, int cols, const float *scale);
 void ec_f16_to_f32_scale_cols__ref(const uint16_t *src, float *dst, size_t rows, int cols, const float *scale);
 
+/* ---- process set-up, checksums ---------------------------------------------- */
+/* OpenBLAS to one thread and its idle server threads stopped, once per process
+ * (blas.c; every model load and session creation calls it). */
+void ec_blas_init(void);
+const char *ec_blas_core(void);                          /* OpenBLAS's core type name */
+const char *ec_blas_config(void);                        /* OpenBLAS's build configuration */
+/* zlib's CRC-32 of b[0, n) continuing from crc (0 to start): carry-less
+ * multiplication where the CPU has it, zlib's table code (__ref) otherwise. */
+uint32_t ec_crc32_update(uint32_t crc, const unsigned char *b, size_t n);
+uint32_t ec_crc32_update__ref(uint32_t crc, const unsigned char *b, size_t n);
+uint32_t ec_crc32_update__clmul(uint32_t crc, const unsigned char *b, size_t n);
+int ec_cpu_has_clmul(void);                              /* PCLMULQDQ + SSE4.1 usable */
+
 /* ---- GEMM -----------------------------------------------------------------
  * The one wrapper around cblas_sgemm, row-major, no transposes:
  * C[M,N] = A[M,K] @ B[K,N] + beta * C. */

@@ -12,7 +12,7 @@
 
 #include "convert/cv.h"
 #include "effcam.h"
-#include "engine/image.h"
+#include "image/image.h"
 #include "harness.h"
 
 #define N_THREADS 8

@@ -16,7 +16,8 @@
 #include "convert/cv.h"
 #include "convert/json.h"
 #include "engine/ecm_format.h"
-#include "engine/engine.h"
+#include "engine/internal.h"
+#include "kernels/kernels.h"
 #include "tests/harness.h"
 #include "tests/json_file.h"
 
@@ -442,9 +443,7 @@ static void test_forward_tiny(const char *tag, ec_model *m)
     ec_session *fused = NULL, *all = NULL, *two = NULL;
     o.gradcam = 1;
     ec_status s1 = ec_session_new(m, &o, &fused);
-    o.keep_all = 1;
-    ec_status s2 = ec_session_new(m, &o, &all);
-    o.keep_all = 0;
+    ec_status s2 = ec_session_new_debug(m, &o, 1, &all);
     o.threads = 2;
     ec_status s3 = ec_session_new(m, &o, &two);
     char name[96], msg[256];
@@ -508,8 +507,7 @@ static void test_gradcam_fd(const char *tag, ec_model *m, int logit)
     char name[96];
     snprintf(name, sizeof name, "gradcam_fd_%s%s", tag, logit ? "_logit" : "");
     ec_status st = ec_session_new(m, &o, &s);
-    o.keep_all = 1;
-    if (st || ec_session_new(m, &o, &k)) { t_fail(name, "%s", ec_last_error()); free(rgb); ec_session_free(s); return; }
+    if (st || ec_session_new_debug(m, &o, 1, &k)) { t_fail(name, "%s", ec_last_error()); free(rgb); ec_session_free(s); return; }
     ec_result r;
     ec_session_predict_rgb(s, rgb, W, H, &r);     /* analytic G: the production plan */
     ec_session_predict_rgb(k, rgb, W, H, &r);     /* finite differences: every value kept */
@@ -645,10 +643,9 @@ static void fx_layers(const char *tag, ec_model *m, const js_value *root, const 
     uint8_t *rgb = (uint8_t *)t_slurp(p, &n);
     free(p);
     ec_session_options o = ec_session_options_default();
-    o.keep_all = 1;
     ec_session *s = NULL;
     ec_result r;
-    if (!rgb || n != (size_t)H * W * 3 || ec_session_new(m, &o, &s) || ec_session_predict_rgb(s, rgb, W, H, &r)) {
+    if (!rgb || n != (size_t)H * W * 3 || ec_session_new_debug(m, &o, 1, &s) || ec_session_predict_rgb(s, rgb, W, H, &r)) {
         t_fail(name, "setup: %s", ec_last_error());
         free(rgb);
         ec_session_free(s);

@@ -23,7 +23,7 @@
 
 #include "convert/json.h"
 #include "effcam.h"
-#include "engine/image.h"
+#include "image/image.h"
 #include "kernels/resize.h"
 #include "tests/harness.h"
 
@@ -728,7 +728,7 @@ static void test_writers(void)
     free(back);
     back = NULL;
     snprintf(path, sizeof path, "%s/rt.ppm", tmp);
-    st = ec_ppm_write(path, px, 13, 9);
+    st = ec_image_save_ppm(path, px, 13, 9);
     if (st == EC_OK) st = ec_image_decode_file(path, MAXPX, &back, &w, &h);
     T_CHECK("image/ppm write -> decode_file round trip", st == EC_OK && w == 13 && h == 9 && !memcmp(back, px, sizeof px),
             "%s", st ? ec_last_error() : "pixels differ");
@@ -743,7 +743,7 @@ static void test_writers(void)
     T_CHECK("image/png write onto a directory -> EC_ERR_IO, no temp left", st == EC_ERR_IO && !dir_has_tmp(tmp),
             "status %d (%s)", st, ec_last_error());
     snprintf(path, sizeof path, "%s/no/such/dir/x.ppm", tmp);
-    st = ec_ppm_write(path, px, 13, 9);
+    st = ec_image_save_ppm(path, px, 13, 9);
     T_CHECK("image/ppm write into a missing directory -> EC_ERR_IO", st == EC_ERR_IO, "status %d", st);
     T_CHECK("image/png encode rejects 2 channels", ec_png_encode(px, 13, 9, 2, &back, &(size_t){0}) == EC_ERR_ARG,
             "accepted");

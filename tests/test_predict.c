@@ -368,7 +368,7 @@ static void check_partial_failure(void)
     char jerr[128];
     int ok = st == 0 && out && js_parse(out, strlen(out), 64, &d, &r, jerr, sizeof jerr) == 0;
     const js_value *g = ok ? js_get(r, "gradcam") : NULL;
-    const char *b64 = js_get_str(g, "base64"), *score = js_get_str(g, "score");
+    const char *b64 = js_get_str(r, "overlay_base64"), *score = js_get_str(g, "score");
     double cls = -1;
     js_num(js_get(g, "class"), &cls);
     T_CHECK("predict --base64 --class LABEL --cam-score logit",

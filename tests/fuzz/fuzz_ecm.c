@@ -75,7 +75,6 @@ static void run(const ec_model *m)
 
     ec_session_options o = ec_session_options_default();
     o.gradcam = 1;
-    o.keep_all = 0;
     ec_session *s = NULL;
     if (ec_session_new(m, &o, &s) != EC_OK) {
         o.gradcam = 0;   /* e.g. no convolution to explain: still run the forward pass */

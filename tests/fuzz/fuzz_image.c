@@ -18,7 +18,7 @@
 #include <stb/stb_image.h>
 
 #include "effcam.h"
-#include "engine/image.h"
+#include "image/image.h"
 #include "kernels/resize.h"
 
 #define FUZZ_MAX_PIXELS (1 << 16)   /* 256 x 256: parsers, not megapixel memsets */

@@ -3,7 +3,7 @@
  *   - formats the app never sees as photos are compiled out;
  *   - dimensions above 2^24 are refused by stb itself;
  *   - every allocation stb makes goes through a per-thread cap that the
- *     caller (engine/image.c) sets from the header-declared size before
+ *     caller (image/decode.c) sets from the header-declared size before
  *     decoding, so a small file cannot make stb allocate gigabytes (a PNG
  *     whose zlib stream inflates far beyond its IHDR, say);
  *   - failure reasons are stb's longer "user" messages, and live in a
@@ -44,7 +44,7 @@ static void *ec_stbi_realloc(void *p, size_t n)
 #define STBI_NO_HDR
 #define STBI_NO_PSD
 #define STBI_NO_PIC
-#define STBI_NO_PNM          /* engine/image.c parses PNM itself, with PIL's maxval scaling */
+#define STBI_NO_PNM          /* image/decode.c parses PNM itself, with PIL's maxval scaling */
 #define STBI_FAILURE_USERMSG
 #define STBI_MAX_DIMENSIONS (1 << 24)
 #include <stb/stb_image.h>

@@ -1,4 +1,4 @@
-/* cli_bench.c - effcam bench: in-process latency of ec_session_predict_rgb
+/* cmd_bench.c - effcam bench: in-process latency of ec_session_predict_rgb
  * (median, p90, min after warm-up), with and without Grad-CAM measured
  * alternately (the overhead ratio), and --layers: a per-step timing table.
  *
@@ -10,15 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert/json.h"
-#include "effcam.h"
-#include "engine/cli.h"
-#include "engine/engine.h"
-#include "engine/image.h"
-
-/* OpenBLAS's own queries (process-wide); declared here to keep cblas.h out. */
-char *openblas_get_corename(void);
-char *openblas_get_config(void);
+#include "cli/cli.h"
 
 static const char usage_bench[] =
     "usage: effcam bench MODEL.ecm [IMAGE] [--runs N] [--warmup N] [--threads N]\n"
@@ -99,47 +91,15 @@ static int predict_ms(ec_session *s, const uint8_t *rgb, int w, int h, double *m
     return 0;
 }
 
-/* What a step computes, for the table: name with its fused nodes, op, FLOPs. */
-typedef struct {
-    char name[96];
-    const char *op;
-    char shape[32];
-    int M, N, K;                  /* GEMM steps; 0 otherwise */
-    double flops;                 /* multiply-adds x 2 (conv, dwconv, dense); 0 for the rest */
-    double mbytes;                /* activation bytes read + written, MB */
-    char stage[24];
-} step_desc;
-
-static void describe_step(const ec_model *m, const ec_step *st, step_desc *d)
+/* Keras names: "block3a_expand_conv" -> stage "block3", else stem/top/other */
+static void stage_of(const char *name, char *out, size_t cap)
 {
-    const ec_node *n = &m->nodes[st->node];
-    const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[st->out];
-    memset(d, 0, sizeof *d);
-    snprintf(d->name, sizeof d->name, "%s%s%s", n->name, st->bn >= 0 ? "+bn" : "",
-             st->actn >= 0 ? "+act" : "");
-    d->op = ec_op_name(n->op);
-    snprintf(d->shape, sizeof d->shape, "%dx%dx%d", vy->h, vy->w, vy->c);
-    double out = (double)vy->h * vy->w * vy->c, in = (double)vx->h * vx->w * vx->c;
-    d->mbytes = 4.0 * (in * (n->op == ECM_OP_IDENTITY || n->op == ECM_OP_RESHAPE ? 0 : n->n_in) + out) / 1e6;
-    if (n->op == ECM_OP_CONV2D) {
-        d->M = vy->h * vy->w, d->N = vy->c, d->K = n->kh * n->kw * vx->c;
-        /* Winograd steps still report the direct form's FLOPs (GFLOP/s comparable) */
-        d->op = n->kh * n->kw == 1 ? "conv1x1" : st->wino_tiles > 0 ? "wino3x3" : st->tile_rows > 0 ? "convKxK" : "conv";
-    } else if (n->op == ECM_OP_DENSE) {
-        d->M = vx->h * vx->w, d->N = vy->c, d->K = vx->c;
-    } else if (n->op == ECM_OP_DWCONV2D) {
-        d->flops = 2.0 * out * n->kh * n->kw;
-    }
-    if (d->M) d->flops = 2.0 * d->M * d->N * d->K;
-    /* Keras names: "block3a_expand_conv" -> stage "block3", else the layer name */
-    if (!strncmp(n->name, "block", 5)) {
+    if (!strncmp(name, "block", 5)) {
         int i = 5;
-        while (n->name[i] >= '0' && n->name[i] <= '9') i++;
-        snprintf(d->stage, sizeof d->stage, "%.*s", i, n->name);
+        while (name[i] >= '0' && name[i] <= '9') i++;
+        snprintf(out, cap, "%.*s", i, name);
     } else {
-        snprintf(d->stage, sizeof d->stage, "%s", !strncmp(n->name, "stem", 4) ? "stem"
-                                                : !strncmp(n->name, "top", 3)  ? "top"
-                                                                               : "other");
+        snprintf(out, cap, "%s", !strncmp(name, "stem", 4) ? "stem" : !strncmp(name, "top", 3) ? "top" : "other");
     }
 }
 
@@ -152,35 +112,41 @@ static void agg_add(agg *a, int *na, int cap, const char *key, double ms, double
     if (*na < cap) a[(*na)++] = (agg){ key, ms, flops, 1 };
 }
 
-/* --layers: runs more predicts with the engine's step timer on; the median per step. */
+/* --layers: runs more predicts with the session's profiler on; the median per step. */
 static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int runs, int json, js_buf *b)
 {
-    const ec_model *m = ec_session_model(s);
-    const ec_plan *p = ec_session_plan(s);
-    int ns = p->n_steps, nt = ns + 3;
-    double *acc = calloc((size_t)nt, sizeof *acc);
+    ec_profile pf;
+    if (ec_session_profile_start(s) != EC_OK || ec_session_profile_get(s, &pf) != EC_OK) {
+        cli_lib_err();
+        return -1;
+    }
+    int ns = pf.n_steps, nt = ns + 3;
     double *per = calloc((size_t)nt * runs, sizeof *per);   /* [nt][runs] */
-    step_desc *d = calloc((size_t)ns, sizeof *d);
     double *med = calloc((size_t)nt, sizeof *med);
-    if (!acc || !per || !d || !med) { free(acc); free(per); free(d); free(med); cli_err(NULL, "out of memory"); return -1; }
-    ec_session_set_step_times(s, acc);
+    char (*stage)[24] = calloc((size_t)ns + 1, sizeof *stage);
+    if (!per || !med || !stage) { free(per); free(med); free(stage); cli_err(NULL, "out of memory"); return -1; }
     int rc = 0;
     for (int r = 0; r < runs && rc == 0; r++) {
-        memset(acc, 0, (size_t)nt * sizeof *acc);
         double ms;
+        ec_session_profile_start(s);   /* from zero: one run's times */
         rc = predict_ms(s, rgb, w, h, &ms);
-        for (int k = 0; k < nt; k++) per[(size_t)k * runs + r] = 1e3 * acc[k];
+        ec_session_profile_get(s, &pf);
+        for (int k = 0; k < ns; k++) per[(size_t)k * runs + r] = 1e3 * pf.steps[k].seconds;
+        per[(size_t)ns * runs + r] = 1e3 * pf.input_seconds;
+        per[(size_t)(ns + 1) * runs + r] = 1e3 * pf.backward_seconds;
+        per[(size_t)(ns + 2) * runs + r] = 1e3 * pf.total_seconds;
     }
-    ec_session_set_step_times(s, NULL);
+    ec_session_profile_stop(s);
     if (rc) goto done;
     for (int k = 0; k < nt; k++) med[k] = quantile(per + (size_t)k * runs, runs, 0.5);
+    const ec_profile_step *d = pf.steps;
     double total = med[ns + 2], sum = 0;
-    for (int k = 0; k < ns; k++) { describe_step(m, &p->steps[k], &d[k]); sum += med[k]; }
+    for (int k = 0; k < ns; k++) { stage_of(d[k].name, stage[k], sizeof stage[k]); sum += med[k]; }
     agg by_op[16], by_stage[32];
     int n_op = 0, n_stage = 0;
     for (int k = 0; k < ns; k++) {
         agg_add(by_op, &n_op, 16, d[k].op, med[k], d[k].flops);
-        agg_add(by_stage, &n_stage, 32, d[k].stage, med[k], d[k].flops);
+        agg_add(by_stage, &n_stage, 32, stage[k], med[k], d[k].flops);
     }
     agg_add(by_op, &n_op, 16, "input (resize+widen)", med[ns], 0);
     if (med[ns + 1] > 0) agg_add(by_op, &n_op, 16, "grad-cam backward", med[ns + 1], 0);
@@ -191,9 +157,10 @@ static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int run
         for (int k = 0; k < ns; k++) {
             js_buf_puts(b, k ? ", {\"name\": " : "{\"name\": ");
             js_buf_string(b, d[k].name);
-            js_buf_printf(b, ", \"op\": \"%s\", \"out\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"mflop\": %.3f, "
+            js_buf_printf(b, ", \"op\": \"%s\", \"out\": \"%dx%dx%d\", \"M\": %d, \"N\": %d, \"K\": %d, \"mflop\": %.3f, "
                              "\"mbytes\": %.3f, \"ms\": %.4f}",
-                          d[k].op, d[k].shape, d[k].M, d[k].N, d[k].K, d[k].flops / 1e6, d[k].mbytes, med[k]);
+                          d[k].op, d[k].out_h, d[k].out_w, d[k].out_c, d[k].gemm_m, d[k].gemm_n, d[k].gemm_k,
+                          d[k].flops / 1e6, d[k].bytes / 1e6, med[k]);
         }
         js_buf_puts(b, "], \"by_op\": [");
         for (int i = 0; i < n_op; i++)
@@ -210,8 +177,10 @@ static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int run
                "K", "MFLOP", "ms", "%", "GFLOP/s");
         for (int k = 0; k < ns; k++) {
             if (d[k].flops == 0 && med[k] < 0.005) continue;   /* aliases and no-ops */
-            printf("%4d %-44.44s %-8s %-12s %6d %5d %5d %9.2f %8.3f %6.2f %7.1f\n", k, d[k].name, d[k].op,
-                   d[k].shape, d[k].M, d[k].N, d[k].K, d[k].flops / 1e6, med[k], total > 0 ? 100 * med[k] / total : 0,
+            char shape[40];
+            snprintf(shape, sizeof shape, "%dx%dx%d", d[k].out_h, d[k].out_w, d[k].out_c);
+            printf("%4d %-44.44s %-8s %-12s %6d %5d %5d %9.2f %8.3f %6.2f %7.1f\n", k, d[k].name, d[k].op, shape,
+                   d[k].gemm_m, d[k].gemm_n, d[k].gemm_k, d[k].flops / 1e6, med[k], total > 0 ? 100 * med[k] / total : 0,
                    med[k] > 0 && d[k].flops > 0 ? d[k].flops / (med[k] * 1e6) : 0.0);
         }
         printf("\nby op                          steps        ms      %%   GFLOP  GFLOP/s\n");
@@ -228,10 +197,9 @@ static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int run
                sum, med[ns + 1], total - med[ns] - sum - med[ns + 1]);
     }
 done:
-    free(acc);
     free(per);
-    free(d);
     free(med);
+    free(stage);
     return rc;
 }
 
@@ -250,6 +218,10 @@ int cli_bench(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
+        if (cli_is_help(a)) {
+            fputs(usage_bench, stdout);
+            return cli_stdout_close() ? 2 : 0;
+        }
         if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--gradcam")) gradcam = 1;
         else if (!strcmp(a, "--cam-only")) gradcam = cam_only = 1;   /* soak: Grad-CAM predicts only */
@@ -270,7 +242,7 @@ int cli_bench(int argc, char **argv)
 
     double t_start = cli_now();
     ec_model *m = NULL;
-    if (ec_model_load(model, &m) != EC_OK) { cli_err(NULL, "%s", ec_last_error()); return 2; }
+    if (!(m = cli_load_model(model))) return 2;
     ec_session_options o = ec_session_options_default();
     o.threads = (int)threads;
     ec_session *s0 = NULL, *s1 = NULL;   /* plain (not with --cam-only), Grad-CAM */
@@ -287,8 +259,8 @@ int cli_bench(int argc, char **argv)
     int w = 640, h = 480, rc = 0;
     if (load_only) goto report;
     if (image) {
-        if (ec_image_decode_file(image, 50000000, &rgb, &w, &h) != EC_OK) {
-            cli_err(image, "%s", ec_last_error());
+        if (ec_image_load(image, 50000000, &rgb, &w, &h) != EC_OK) {
+            cli_lib_err();
             rc = 2;
             goto out;
         }
@@ -325,7 +297,9 @@ report:;
         if (s1) l1 = summarize(t1, (int)runs, first1);
     }
     const char *coretype = getenv("OPENBLAS_CORETYPE");
-    const char *core = openblas_get_corename();
+    ec_backend_info bk;
+    ec_backend(&bk);
+    const char *core = bk.blas_core;
     int mh, mw;
     ec_model_input_size(m, &mh, &mw);
     js_buf b = { 0 };
@@ -341,7 +315,9 @@ report:;
                       w, h, mh, mw, threads, runs, warmup);
         js_buf_string(&b, core ? core : "?");
         js_buf_puts(&b, ", \"openblas_config\": ");
-        js_buf_string(&b, openblas_get_config() ? openblas_get_config() : "?");
+        js_buf_string(&b, bk.blas_config);
+        js_buf_puts(&b, ", \"kernels\": ");
+        js_buf_string(&b, bk.kernels);
         js_buf_puts(&b, ", \"OPENBLAS_CORETYPE\": ");
         if (coretype) js_buf_string(&b, coretype);
         else js_buf_puts(&b, "null");
@@ -384,8 +360,7 @@ report:;
         js_buf_printf(&b, ", \"rss_after_warmup_kib\": %ld, \"rss_end_kib\": %ld, \"rss_max_after_warmup_kib\": %ld, "
                           "\"peak_rss_kib\": %ld}",
                       rss_warm, rss_end, rss_max, cli_peak_rss_kib());
-        if (b.oom) cli_err(NULL, "out of memory");
-        else printf("%s\n", b.buf);
+        if (cli_emit(&b)) rc = 2;
     } else {
         if (!load_only)
             printf("RSS after warm-up %.1f MB, after the runs %.1f MB (drift %+ld KiB, max %+ld KiB)\n",
