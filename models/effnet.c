@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../engine/ecm_format.h"
+#include "ref_forward.h"
 
 /* The weight loader carries the seed in load_ctx and a tensor descriptor in src. */
 _Static_assert(sizeof(uintptr_t) >= 8, "load_ctx carries a 64-bit seed");
@@ -605,40 +606,17 @@ static int build(const ec_effnet_arch *a, const ec_synth_options *o, int h, int 
 }
 
 /* ---- BN calibration ---------------------------------------------------------- */
-/* A naive float interpreter of the IR runs the model, built at CAL_SIZE, on
- * CAL_BATCH synthetic photos; each BatchNormalization's moving statistics become
- * its input's per-channel batch statistics, perturbed a little (a trained net's
- * moving averages never match one batch exactly). Tensor shapes do not depend on
- * the input size, so the small graph's tensors are the real graph's, index for
- * index. Deterministic: the photos and the noise come from the seed. */
+/* The reference interpreter (ref_forward.c) runs the model, built at CAL_SIZE,
+ * on CAL_BATCH synthetic photos; just before each BatchNormalization runs, its
+ * moving statistics become its input's per-channel batch statistics, perturbed
+ * a little (a trained net's moving averages never match one batch exactly).
+ * Tensor shapes do not depend on the input size, so the small graph's tensors
+ * are the real graph's, index for index. Deterministic: the photos and the
+ * noise come from the seed. */
 
 #define CAL_SIZE 128    /* or the model's size, if smaller */
 #define CAL_BATCH 4
 #define CAL_LOGIT_STD 1.0
-
-static float cal_act(int act, float x)
-{
-    switch (act) {
-    case ECM_ACT_SWISH: return x / (1.0f + expf(-x));
-    case ECM_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    default: return x;
-    }
-}
-
-/* y[0..n) += a * x[0..n). Unrolled by 8 so that GCC's -O2 straight-line
- * vectorizer picks it up; per element the arithmetic is the scalar one (C11 mode
- * does not contract to FMA), so calibration is bit-identical across machines. */
-static void cal_axpy(int n, float a, const float *restrict x, float *restrict y)
-{
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        y[i] += a * x[i];         y[i + 1] += a * x[i + 1];
-        y[i + 2] += a * x[i + 2]; y[i + 3] += a * x[i + 3];
-        y[i + 4] += a * x[i + 4]; y[i + 5] += a * x[i + 5];
-        y[i + 6] += a * x[i + 6]; y[i + 7] += a * x[i + 7];
-    }
-    for (; i < n; i++) y[i] += a * x[i];
-}
 
 /* Photo-like inputs: a colour cast with a gradient, soft blobs, hard-edged
  * discs (object boundaries) and a 1/f texture of random sinusoids, with the
@@ -699,88 +677,31 @@ static void cal_photos(uint64_t seed, int h, int w, float *px /* [CAL_BATCH][h][
     }
 }
 
-static float *cal_weights(const cv_graph *gc, int t, cv_err *e)
-{
-    const cv_tensor *tt = &gc->tensors[t];
-    size_t n = (size_t)cv_tensor_elems(tt);
-    float *p = malloc(n * sizeof *p);
-    if (!p) { cv_fail(e, "synth: out of memory"); return NULL; }
-    if (synth_load(gc->load_ctx, tt, p, n, e) < 0) { free(p); return NULL; }
-    return p;
-}
+typedef struct {
+    cv_graph *g;          /* the real graph: receives the statistics */
+    uint64_t rng;
+    int feat_node;        /* the node whose output feeds the classifier */
+    float *feat;          /* [CAL_BATCH][C] its output, kept for the classifier's scale */
+} cal_state;
 
-/* One node over the batch; y is zeroed. For BN, also calibrates g's statistics. */
-static int cal_node(const cv_graph *gc, cv_graph *g, const cv_node *n, float **v, float **w, float *y,
-                    uint64_t *rng, cv_err *e)
+/* Before a BN runs: batch statistics of its input (double sums) become the
+ * moving averages of both graphs. */
+static int cal_before(void *ctx, cv_graph *gc, int node, float *const *v, int batch, cv_err *e)
 {
-    const cv_value *X = &gc->values[n->in[0]], *Y = &gc->values[n->out];
-    const float *x = v[n->in[0]];
-    int H = X->h, W = X->w, C = X->c;
-    size_t xs = (size_t)H * W * C, ys = (size_t)Y->h * Y->w * Y->c;   /* per image */
-    for (int b = 0; b < CAL_BATCH; b++) {
-        const float *xb = x + b * xs;
-        float *yb = y + b * ys;
-        switch (n->op) {
-        case ECM_OP_CONV2D: case ECM_OP_DWCONV2D: {
-            int dw = n->op == ECM_OP_DWCONV2D, co = Y->c;
-            for (int oy = 0; oy < Y->h; oy++)
-                for (int ox = 0; ox < Y->w; ox++) {
-                    float *yp = yb + ((size_t)oy * Y->w + ox) * co;
-                    for (int ky = 0; ky < n->kh; ky++) {
-                        int iy = oy * n->sh + ky - n->pt;
-                        if (iy < 0 || iy >= H) continue;
-                        for (int kx = 0; kx < n->kw; kx++) {
-                            int ix = ox * n->sw + kx - n->pl;
-                            if (ix < 0 || ix >= W) continue;
-                            const float *xp = xb + ((size_t)iy * W + ix) * C;
-                            const float *kp = w[0] + ((size_t)ky * n->kw + kx) * C * (dw ? 1 : co);
-                            if (dw) {
-                                for (int c = 0; c < C; c++) yp[c] += xp[c] * kp[c];
-                            } else {
-                                for (int ci = 0; ci < C; ci++) cal_axpy(co, xp[ci], kp + (size_t)ci * co, yp);
-                            }
-                        }
-                    }
-                    for (int c = 0; c < co; c++) yp[c] = cal_act(n->act, yp[c] + (w[1] ? w[1][c] : 0));
-                }
-            break;
-        }
-        case ECM_OP_BATCHNORM: break;     /* below, over the whole batch */
-        case ECM_OP_ACTIVATION: for (size_t j = 0; j < ys; j++) yb[j] = cal_act(n->act, xb[j]); break;
-        case ECM_OP_IDENTITY: case ECM_OP_RESHAPE: memcpy(yb, xb, ys * sizeof *yb); break;
-        case ECM_OP_RESCALE: for (size_t j = 0; j < ys; j++) yb[j] = xb[j] * n->f0 + n->f1; break;
-        case ECM_OP_NORMALIZE:
-            for (size_t j = 0; j < ys; j++) yb[j] = (xb[j] - w[0][j % C]) / fmaxf(sqrtf(w[1][j % C]), 1e-7f);
-            break;
-        case ECM_OP_ZEROPAD:
-            for (int yy = 0; yy < H; yy++)
-                memcpy(yb + ((size_t)(yy + n->pt) * Y->w + n->pl) * C, xb + (size_t)yy * W * C,
-                       (size_t)W * C * sizeof *yb);
-            break;
-        case ECM_OP_GAP:
-            for (size_t j = 0; j < xs; j++) yb[j % C] += xb[j];
-            for (int c = 0; c < C; c++) yb[c] /= (float)H * W;
-            break;
-        case ECM_OP_ADD: {
-            const float *x2 = v[n->in[1]] + b * ys;
-            for (size_t j = 0; j < ys; j++) yb[j] = xb[j] + x2[j];
-            break;
-        }
-        case ECM_OP_MUL: {
-            const float *x2 = v[n->in[1]] + (size_t)b * C;     /* the (1,1,C) SE gate */
-            for (size_t j = 0; j < ys; j++) yb[j] = xb[j] * x2[j % C];
-            break;
-        }
-        default: return cv_fail(e, "synth: calibration: unexpected op %d at %s", n->op, n->name);
-        }
-    }
+    cal_state *cs = ctx;
+    const cv_node *n = &gc->nodes[node];
     if (n->op != ECM_OP_BATCHNORM) return 0;
-
-    /* Batch statistics per channel (double sums), then the stored moving averages. */
-    size_t m = (size_t)CAL_BATCH * H * W;
+    const cv_value *X = &gc->values[n->in[0]];
+    const int C = X->c;
+    const float *x = v[n->in[0]];
+    size_t m = (size_t)batch * X->h * X->w;
     float *mm = malloc((size_t)C * sizeof *mm), *mv = malloc((size_t)C * sizeof *mv);
+    float *mm2 = malloc((size_t)C * sizeof *mm2), *mv2 = malloc((size_t)C * sizeof *mv2);
     double *sum = calloc((size_t)C * 2, sizeof *sum);
-    if (!mm || !mv || !sum) { free(mm); free(mv); free(sum); return cv_fail(e, "synth: out of memory"); }
+    if (!mm || !mv || !mm2 || !mv2 || !sum) {
+        free(mm), free(mv), free(mm2), free(mv2), free(sum);
+        return cv_fail(e, "synth: out of memory");
+    }
     for (size_t j = 0; j < m * C; j++) {
         sum[j % C] += x[j];
         sum[C + j % C] += (double)x[j] * x[j];
@@ -796,18 +717,32 @@ static int cal_node(const cv_graph *gc, cv_graph *g, const cv_node *n, float **v
         /* Few pixels reach the deepest layers at CAL_SIZE: floor the variance so a
          * channel that happened to be flat is not blown up on real inputs. */
         double var = fmax(sum[C + c], 0.2 * avg_var + 1e-6);
-        mm[c] = (float)(sum[c] + 0.1 * sqrt(var) * uniform_pm1(rng));
-        mv[c] = (float)(var * (1.0 + 0.2 * uniform_pm1(rng)));
+        mm[c] = (float)(sum[c] + 0.1 * sqrt(var) * uniform_pm1(&cs->rng));
+        mv[c] = (float)(var * (1.0 + 0.2 * uniform_pm1(&cs->rng)));
     }
     free(sum);
-    for (size_t j = 0; j < m * C; j++) {
-        int c = (int)(j % C);
-        y[j] = (x[j] - mm[c]) / sqrtf(mv[c] + n->f0) * w[0][c] + w[1][c];
+    memcpy(mm2, mm, (size_t)C * sizeof *mm);
+    memcpy(mv2, mv, (size_t)C * sizeof *mv);
+    cv_graph *gs[2] = { gc, cs->g };
+    float *vals[2][2] = { { mm2, mv2 }, { mm, mv } };
+    for (int k = 0; k < 2; k++) {
+        free(gs[k]->tensors[n->w[2]].data);
+        free(gs[k]->tensors[n->w[3]].data);
+        gs[k]->tensors[n->w[2]].data = vals[k][0];
+        gs[k]->tensors[n->w[3]].data = vals[k][1];
     }
-    free(g->tensors[n->w[2]].data);
-    free(g->tensors[n->w[3]].data);
-    g->tensors[n->w[2]].data = mm;
-    g->tensors[n->w[3]].data = mv;
+    return 0;
+}
+
+/* After the node that feeds the classifier: keep its output. */
+static int cal_after(void *ctx, cv_graph *gc, int node, float *const *v, int batch, cv_err *e)
+{
+    cal_state *cs = ctx;
+    if (node != cs->feat_node) return 0;
+    const cv_value *F = &gc->values[gc->nodes[node].out];
+    size_t n = (size_t)batch * F->h * F->w * F->c;
+    if (!(cs->feat = malloc(n * sizeof *cs->feat))) return cv_fail(e, "synth: out of memory");
+    memcpy(cs->feat, v[gc->nodes[node].out], n * sizeof *cs->feat);
     return 0;
 }
 
@@ -821,45 +756,25 @@ static int calibrate(const ec_effnet_arch *a, const ec_synth_options *opt, cv_gr
     cv_graph gc;
     if (ec_synth_build_ex(a->name, &o, &gc, e) < 0) return -1;
     int rc = -1, last_run = -1;   /* last node run: the one feeding the Dense */
-    float **v = calloc((size_t)gc.n_values, sizeof *v);
-    int *last_use = malloc((size_t)gc.n_values * sizeof *last_use);
-    float *w[4] = {0};
-    uint64_t rng = opt->seed ^ 0xBA7C4A11B0A7ull;
-    if (!v || !last_use) { cv_fail(e, "synth: out of memory"); goto out; }
+    cal_state cs = { g, opt->seed ^ 0xBA7C4A11B0A7ull, -1, NULL };
+    float *px = NULL;
     if (gc.n_tensors != g->n_tensors) { cv_fail(e, "synth: calibration graph differs"); goto out; }
-    for (int i = 0; i < gc.n_values; i++) last_use[i] = -1;
-    for (int i = 0; i < gc.n_nodes; i++) {
-        for (int k = 0; k < gc.nodes[i].n_in; k++) last_use[gc.nodes[i].in[k]] = i;
+    for (int i = 0; i < gc.n_nodes; i++)
         if (gc.nodes[i].op != ECM_OP_DENSE) last_run = i;     /* everything before the classifier */
-    }
+    cs.feat_node = last_run;
     const cv_value *iv = &gc.values[gc.input_value];
-    v[gc.input_value] = malloc((size_t)CAL_BATCH * iv->h * iv->w * 3 * sizeof(float));
-    if (!v[gc.input_value]) { cv_fail(e, "synth: out of memory"); goto out; }
-    cal_photos(opt->seed, iv->h, iv->w, v[gc.input_value]);
-
-    for (int i = 0; i <= last_run; i++) {
-        const cv_node *n = &gc.nodes[i];
-        const cv_value *Y = &gc.values[n->out];
-        float *y = calloc((size_t)CAL_BATCH * Y->h * Y->w * Y->c, sizeof *y);
-        if (!y) { cv_fail(e, "synth: out of memory"); goto out; }
-        v[n->out] = y;
-        for (int k = 0; k < 4; k++) { free(w[k]); w[k] = NULL; }
-        /* BN's own moving statistics are what we compute: load gamma, beta only. */
-        int nw = n->op == ECM_OP_BATCHNORM ? 2 : n->n_w;
-        for (int k = 0; k < nw; k++)
-            if (n->w[k] >= 0 && !(w[k] = cal_weights(&gc, n->w[k], e))) goto out;
-        if (cal_node(&gc, g, n, v, w, y, &rng, e) < 0) goto out;
-        for (int k = 0; k < n->n_in; k++)
-            if (last_use[n->in[k]] == i) { free(v[n->in[k]]); v[n->in[k]] = NULL; }
-    }
+    if (!(px = malloc((size_t)CAL_BATCH * iv->h * iv->w * 3 * sizeof *px))) { cv_fail(e, "synth: out of memory"); goto out; }
+    cal_photos(opt->seed, iv->h, iv->w, px);
+    ec_ref_hooks hooks = { cal_before, cal_after, &cs, last_run };
+    if (ec_ref_forward(&gc, CAL_BATCH, px, &hooks, NULL, e) < 0) goto out;
 
     /* Classifier: with zero-mean columns, a logit's spread over classes is
      * sigma_w * |f - mean(f)| for pooled features f; pick sigma_w for a spread of
      * CAL_LOGIT_STD on the calibration photos, as a trained head would have. */
     const cv_node *dn = &gc.nodes[gc.n_nodes - 1];
-    if (dn->op == ECM_OP_DENSE && last_run == gc.n_nodes - 2 && v[dn->in[0]]) {
+    if (dn->op == ECM_OP_DENSE && last_run == gc.n_nodes - 2 && cs.feat) {
         int C = gc.values[dn->in[0]].c;
-        const float *f = v[dn->in[0]];
+        const float *f = cs.feat;
         double ss = 0;
         for (int b = 0; b < CAL_BATCH; b++) {
             double m = 0;
@@ -878,10 +793,8 @@ static int calibrate(const ec_effnet_arch *a, const ec_synth_options *opt, cv_gr
     }
     rc = 0;
 out:
-    for (int k = 0; k < 4; k++) free(w[k]);
-    if (v) for (int i = 0; i < gc.n_values; i++) free(v[i]);
-    free(v);
-    free(last_use);
+    free(px);
+    free(cs.feat);
     cv_graph_free(&gc);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "convert/json.h"
 #include "engine/ecm_format.h"
 #include "models/effnet.h"
+#include "models/ref_forward.h"
 #include "tests/harness.h"
 
 static int build(const char *arch, const ec_synth_options *o, cv_graph *g, const char *test)
@@ -321,13 +322,8 @@ static void test_structure(void)
 
 static float *load(const cv_graph *g, int t)
 {
-    const cv_tensor *tt = &g->tensors[t];
-    size_t n = (size_t)cv_tensor_elems(tt);
-    float *p = malloc(n * sizeof *p);
     cv_err e;
-    if (p && tt->data) memcpy(p, tt->data, n * sizeof *p);
-    else if (p && g->load(g->load_ctx, tt, p, n, &e) != 0) { free(p); p = NULL; }
-    return p;
+    return ec_ref_tensor(g, t, &e);
 }
 
 static void test_determinism(void)
@@ -420,132 +416,31 @@ static void test_write(void)
 }
 
 /* ---- reference forward ----------------------------------------------------------- */
-/* A deliberately naive interpreter of the IR (float, NHWC), independent of the
- * engine: checks that the synthetic weights keep activations finite and give a
- * softmax that is neither one-hot nor uniform. */
+/* The reference interpreter (models/ref_forward.c), independent of the engine:
+ * checks that the synthetic weights keep activations finite and give a softmax
+ * that is neither one-hot nor uniform. */
 
-/* y += a * x, unrolled so -O2 vectorizes it. */
-static void axpy(int n, float a, const float *restrict x, float *restrict y)
+typedef struct { float max_abs; } fwd_check;
+
+static int check_after(void *ctx, cv_graph *g, int node, float *const *v, int batch, cv_err *e)
 {
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        y[i] += a * x[i];
-        y[i + 1] += a * x[i + 1];
-        y[i + 2] += a * x[i + 2];
-        y[i + 3] += a * x[i + 3];
+    fwd_check *c = ctx;
+    const cv_value *Y = &g->values[g->nodes[node].out];
+    const float *y = v[g->nodes[node].out];
+    for (size_t j = 0; j < (size_t)batch * Y->h * Y->w * Y->c; j++) {
+        if (!isfinite(y[j])) return cv_fail(e, "non-finite activation at %s", g->nodes[node].name);
+        if (fabsf(y[j]) > c->max_abs) c->max_abs = fabsf(y[j]);
     }
-    for (; i < n; i++) y[i] += a * x[i];
+    return 0;
 }
 
-static float actf(int act, float x)
+static int forward(cv_graph *g, const float *input, float *probs, float *max_abs)
 {
-    switch (act) {
-    case ECM_ACT_SWISH: return x / (1.0f + expf(-x));
-    case ECM_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    case ECM_ACT_RELU: return x > 0 ? x : 0;
-    default: return x;
-    }
-}
-
-static int forward(const cv_graph *g, const float *input, float *probs, float *max_abs)
-{
-    float **v = calloc((size_t)g->n_values, sizeof *v);
-    float *w[4] = {0};
-    int rc = -1;
-    if (!v) return -1;
-    const cv_value *iv = &g->values[g->input_value];
-    size_t in_n = (size_t)iv->h * iv->w * iv->c;
-    v[g->input_value] = malloc(in_n * sizeof(float));
-    if (!v[g->input_value]) goto out;
-    memcpy(v[g->input_value], input, in_n * sizeof(float));
-    *max_abs = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const cv_node *n = &g->nodes[i];
-        const cv_value *X = &g->values[n->in[0]], *Y = &g->values[n->out];
-        const float *x = v[n->in[0]];
-        size_t yn = (size_t)Y->h * Y->w * Y->c;
-        float *y = calloc(yn, sizeof *y);
-        if (!y) goto out;
-        v[n->out] = y;
-        for (int k = 0; k < 4; k++) { free(w[k]); w[k] = NULL; }
-        for (int k = 0; k < n->n_w; k++) if (n->w[k] >= 0 && !(w[k] = load(g, n->w[k]))) goto out;
-        int H = X->h, W = X->w, C = X->c;
-        switch (n->op) {
-        case ECM_OP_CONV2D: case ECM_OP_DWCONV2D: {
-            int dw = n->op == ECM_OP_DWCONV2D, kh = n->kh, kw = n->kw, co = Y->c;
-            for (int oy = 0; oy < Y->h; oy++)
-                for (int ox = 0; ox < Y->w; ox++)
-                    for (int ky = 0; ky < kh; ky++) {
-                        int iy = oy * n->sh + ky - n->pt;
-                        if (iy < 0 || iy >= H) continue;
-                        for (int kx = 0; kx < kw; kx++) {
-                            int ix = ox * n->sw + kx - n->pl;
-                            if (ix < 0 || ix >= W) continue;
-                            const float *xp = x + ((size_t)iy * W + ix) * C;
-                            float *yp = y + ((size_t)oy * Y->w + ox) * co;
-                            const float *kp = w[0] + ((size_t)ky * kw + kx) * C * (dw ? 1 : co);
-                            if (dw) for (int c = 0; c < C; c++) yp[c] += xp[c] * kp[c];
-                            else for (int ci = 0; ci < C; ci++) axpy(co, xp[ci], kp + (size_t)ci * co, yp);
-                        }
-                    }
-            for (size_t j = 0; j < yn; j++) y[j] = actf(n->act, y[j] + (w[1] ? w[1][j % co] : 0));
-            break;
-        }
-        case ECM_OP_BATCHNORM:
-            for (size_t j = 0; j < yn; j++) {
-                int c = (int)(j % C);
-                y[j] = (x[j] - w[2][c]) / sqrtf(w[3][c] + n->f0) * w[0][c] + w[1][c];
-            }
-            break;
-        case ECM_OP_ACTIVATION: for (size_t j = 0; j < yn; j++) y[j] = actf(n->act, x[j]); break;
-        case ECM_OP_IDENTITY: case ECM_OP_RESHAPE: memcpy(y, x, yn * sizeof *y); break;
-        case ECM_OP_RESCALE: for (size_t j = 0; j < yn; j++) y[j] = x[j] * n->f0 + n->f1; break;
-        case ECM_OP_NORMALIZE:
-            for (size_t j = 0; j < yn; j++) y[j] = (x[j] - w[0][j % C]) / fmaxf(sqrtf(w[1][j % C]), 1e-7f);
-            break;
-        case ECM_OP_ZEROPAD:
-            for (int yy = 0; yy < H; yy++)
-                memcpy(y + ((size_t)(yy + n->pt) * Y->w + n->pl) * C, x + (size_t)yy * W * C, (size_t)W * C * sizeof *y);
-            break;
-        case ECM_OP_GAP:
-            for (size_t j = 0; j < (size_t)H * W * C; j++) y[j % C] += x[j] / (float)(H * W);
-            break;
-        case ECM_OP_ADD: {
-            const float *x2 = v[n->in[1]];
-            for (size_t j = 0; j < yn; j++) y[j] = x[j] + x2[j];
-            break;
-        }
-        case ECM_OP_MUL: {
-            const float *x2 = v[n->in[1]];   /* (1,1,C) SE gate */
-            for (size_t j = 0; j < yn; j++) y[j] = x[j] * x2[j % C];
-            break;
-        }
-        case ECM_OP_DENSE: {
-            int co = Y->c;
-            float mx = -INFINITY, sum = 0;
-            for (int c = 0; c < co; c++) {
-                float s = w[1][c];
-                for (int ci = 0; ci < C; ci++) s += x[ci] * w[0][(size_t)ci * co + c];
-                y[c] = s;
-                mx = fmaxf(mx, s);
-            }
-            for (int c = 0; c < co; c++) sum += (y[c] = expf(y[c] - mx));
-            for (int c = 0; c < co; c++) y[c] /= sum;
-            break;
-        }
-        default: goto out;
-        }
-        for (size_t j = 0; j < yn; j++) {
-            if (!isfinite(y[j])) goto out;
-            if (fabsf(y[j]) > *max_abs) *max_abs = fabsf(y[j]);
-        }
-    }
-    memcpy(probs, v[g->output_value], (size_t)g->values[g->output_value].c * sizeof *probs);
-    rc = 0;
-out:
-    for (int k = 0; k < 4; k++) free(w[k]);
-    for (int i = 0; i < g->n_values; i++) free(v[i]);
-    free(v);
+    fwd_check c = { 0 };
+    ec_ref_hooks h = { NULL, check_after, &c, -1 };
+    cv_err e;
+    int rc = ec_ref_forward(g, 1, input, &h, probs, &e);
+    *max_abs = c.max_abs;
     return rc;
 }
 
