@@ -342,8 +342,9 @@ ec_status ec_image_decode_mem(const uint8_t *buf, size_t len, int64_t max_pixels
     int iw = 0, ih = 0, icomp = 0;
     if (!stbi_info_from_memory(buf, (int)len, &iw, &ih, &icomp)) {
         if (fmt == FMT_UNKNOWN)
-            return ec_fail(EC_ERR_IMAGE, "unrecognized image format (%zu bytes starting %02x %02x %02x %02x)", len,
-                           buf[0], len > 1 ? buf[1] : 0, len > 2 ? buf[2] : 0, len > 3 ? buf[3] : 0);
+            /* not the file's size or bytes: a server must not leak what a
+             * readable non-image file (a request naming /etc/shadow) holds */
+            return ec_fail(EC_ERR_IMAGE, "not an image (no format this reads: JPEG, PNG, GIF, BMP, TGA, PNM)");
         return ec_fail(EC_ERR_IMAGE, "truncated or corrupt %s header (stb_image: %s)", name, stbi_failure_reason());
     }
     if (fmt == FMT_UNKNOWN) name = "TGA";               /* the one format stb knows without a magic */

@@ -585,6 +585,71 @@ int main(void)
         free(big);
     }
 
+    /* One writer: `predict --json --base64` and serve's answer for the same image
+     * and options are the same object, field by field (serve adds only "id"). */
+    if (done == N_REQUESTS) {
+        char args_img[4096];
+        snprintf(args_img, sizeof args_img, "%s", images[0].path);
+        char *pv[] = { (char *)bin, "predict", model, args_img, "--json", "--base64", "--top-k", "3", NULL };
+        int pfd;
+        pid_t pp = spawn(pv, NULL, &pfd);
+        FILE *pf = pp > 0 ? fdopen(pfd, "r") : NULL;
+        char *pline = NULL;
+        size_t pcap = 0;
+        ssize_t pn = pf ? getline(&pline, &pcap, pf) : -1;
+        if (pf) {
+            while (getline(&resp, &cap, pf) > 0) {}
+            fclose(pf);
+        }
+        int pst = pp > 0 ? wait_status(pp) : -1;
+        js_buf req = { 0 };
+        js_buf_puts(&req, "{\"id\": 7, \"image\": ");
+        js_buf_string(&req, images[0].path);
+        js_buf_puts(&req, ", \"cam\": true, \"top_k\": 3}\n");
+        ssize_t sn = -1;
+        if (!write_all(to, req.buf, req.len)) sn = getline(&resp, &cap, in);
+        js_buf_free(&req);
+        js_doc *da = NULL, *db = NULL;
+        const js_value *a = NULL, *b = NULL;
+        char e1[128], e2[128];
+        int ok = pst == 0 && pn > 0 && sn > 0 && !js_parse(pline, (size_t)pn, 64, &da, &a, e1, sizeof e1) &&
+                 !js_parse(resp, (size_t)sn, 64, &db, &b, e2, sizeof e2) && a->type == JS_OBJECT && b->type == JS_OBJECT;
+        const char *diff = ok ? NULL : "no answer";
+        int nf = 0;
+        for (int i = 0; ok && i < a->n && !diff; i++, nf++)
+            if (!js_equal(&a->items[i], js_get(b, a->keys[i]))) diff = a->keys[i];
+        if (ok && !diff && b->n != a->n + 1) diff = "serve has other fields";
+        if (ok && !diff && !js_get(a, "overlay_base64")) diff = "overlay_base64 missing";
+        T_CHECK("serve_and_predict_one_writer", !diff, "field %s differs (predict status %d): predict %.200s / serve %.200s",
+                diff ? diff : "", pst, pline ? pline : "", sn > 0 ? resp : "");
+        if (!diff) printf("# one writer: %d fields equal\n", nf);
+        js_doc_free(da);
+        js_doc_free(db);
+        free(pline);
+    }
+
+    /* The id comes back as the exact text sent (integers above 2^53, 1e400);
+     * NaN and Infinity, which are not JSON, come back as null. */
+    if (done == N_REQUESTS) {
+        static const char *const ids[][2] = {
+            { "12345678901234567891", "12345678901234567891" }, { "1e400", "1e400" }, { "-0.0", "-0.0" },
+            { "{\"a\": [1, 2.50, \"x\"]}", "{\"a\": [1, 2.50, \"x\"]}" }, { "NaN", "null" }, { "[Infinity]", "null" },
+        };
+        int bad_id = -1;
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0] && bad_id < 0; i++) {
+            js_buf req = { 0 };
+            js_buf_printf(&req, "{\"id\": %s, \"image\": \"/nonexistent.jpg\"}\n", ids[i][0]);
+            ssize_t sn = -1;
+            if (!write_all(to, req.buf, req.len)) sn = getline(&resp, &cap, in);
+            js_buf_free(&req);
+            char want[256];
+            snprintf(want, sizeof want, "{\"id\": %s, \"error\": ", ids[i][1]);
+            if (sn <= 0 || strncmp(resp, want, strlen(want))) bad_id = (int)i;
+        }
+        T_CHECK("serve_id_verbatim", bad_id < 0, "id %s came back as %.120s", bad_id >= 0 ? ids[bad_id][0] : "",
+                resp ? resp : "");
+    }
+
     close(to);   /* end of input: the worker must exit 0 */
     while (getline(&resp, &cap, in) > 0) {}
     fclose(in);

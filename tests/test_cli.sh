@@ -1,0 +1,102 @@
+#!/bin/sh
+# The command line as its users meet it: every subcommand's --help, folders and
+# lists of images, --jobs (same answers, same order as one session), errors that
+# name the file once, outputs and inputs that are not regular files, and a
+# stdout that cannot be written.
+dir="$EC_TMP/cli"
+mkdir -p "$dir"
+img="$EC_LOCAL/images"
+ecm="$dir/tiny.ecm"
+if ! "$EC_BIN" convert "$EC_LOCAL/models/tiny_v2s_64.keras" -o "$ecm" > /dev/null 2>&1; then
+    echo "FAIL cli setup: cannot convert the tiny model"
+    exit 1
+fi
+check() {   # check NAME CONDITION-STATUS DETAIL
+    if [ "$2" -eq 0 ]; then echo "PASS $1"; else echo "FAIL $1: $3"; fi
+}
+
+# ---- --help ---------------------------------------------------------------------
+bad=""
+for sub in convert info predict preprocess serve synth bench; do
+    out=$("$EC_BIN" "$sub" --help 2>/dev/null); rc=$?
+    case "$out" in "usage: effcam $sub"*) ;; *) bad="$bad $sub(no usage on stdout)";; esac
+    [ "$rc" -eq 0 ] || bad="$bad $sub(exit $rc)"
+done
+check "every subcommand answers --help with its usage, exit 0" "$([ -z "$bad" ]; echo $?)" "$bad"
+
+# ---- folders, lists, jobs -----------------------------------------------------------
+mkdir -p "$dir/photos"
+cp "$img/skin_capture.jpg" "$img/gray_300.png" "$img/small_120x90.jpg" "$img/located_640x360.png" "$dir/photos/"
+echo "not an image" > "$dir/photos/notes.txt"
+ls "$dir/photos"/*.jpg "$dir/photos"/*.png | sort > "$dir/list.txt"
+"$EC_BIN" predict "$ecm" $(cat "$dir/list.txt") --json > "$dir/explicit.json" 2>/dev/null
+"$EC_BIN" predict "$ecm" "$dir/photos" --json > "$dir/folder.json" 2>/dev/null; rc_dir=$?
+"$EC_BIN" predict "$ecm" --from "$dir/list.txt" --json > "$dir/from.json" 2>/dev/null; rc_from=$?
+n=$(wc -l < "$dir/explicit.json")
+check "predict DIR: the folder's images in name order, as listed one by one" \
+    "$([ "$rc_dir" -eq 0 ] && [ "$n" -eq 4 ] && cmp -s "$dir/explicit.json" "$dir/folder.json"; echo $?)" \
+    "exit $rc_dir, $n lines, $(cmp "$dir/explicit.json" "$dir/folder.json" 2>&1)"
+check "predict --from FILE: the same answers" \
+    "$([ "$rc_from" -eq 0 ] && cmp -s "$dir/explicit.json" "$dir/from.json"; echo $?)" "exit $rc_from"
+mkdir -p "$dir/cam1" "$dir/cam3"
+"$EC_BIN" predict "$ecm" $(cat "$dir/list.txt") $(cat "$dir/list.txt") --json --cam "$dir/cam1" > "$dir/j1.json" 2>/dev/null
+"$EC_BIN" predict "$ecm" $(cat "$dir/list.txt") $(cat "$dir/list.txt") --json --cam "$dir/cam3" --jobs 3 > "$dir/j3.json" 2>/dev/null; rc=$?
+same_png=0
+for f in "$dir/cam1"/*.png; do cmp -s "$f" "$dir/cam3/$(basename "$f")" || same_png=1; done
+check "predict --jobs 3: the answers of one session, byte for byte, in input order; the same overlays" \
+    "$([ "$rc" -eq 0 ] && [ "$(wc -l < "$dir/j3.json")" -eq 8 ] && cmp -s "$dir/j1.json" "$dir/j3.json" && [ "$same_png" -eq 0 ] && [ "$(ls "$dir/cam3" | wc -l)" -eq 4 ]; echo $?)" \
+    "exit $rc, $(wc -l < "$dir/j3.json") lines, $(cmp "$dir/j1.json" "$dir/j3.json" 2>&1), overlays differ: $same_png"
+printf '%s\n\n%s\n' "$img/skin_capture.jpg" "$dir/missing.jpg" > "$dir/list2.txt"
+"$EC_BIN" predict "$ecm" --from "$dir/list2.txt" --jobs 2 > "$dir/part.txt" 2> "$dir/part.err"; rc=$?
+check "predict --jobs with a missing image: the others answered, exit 1" \
+    "$([ "$rc" -eq 1 ] && grep -q skin_capture "$dir/part.txt" && grep -q missing.jpg "$dir/part.err"; echo $?)" \
+    "exit $rc; stderr $(head -c 200 "$dir/part.err")"
+
+# ---- one line naming the file once ---------------------------------------------------
+"$EC_BIN" predict "$ecm" "$dir/missing.jpg" > /dev/null 2> "$dir/err.txt"; rc=$?
+lines=$(wc -l < "$dir/err.txt"); names=$(grep -o "missing.jpg" "$dir/err.txt" | wc -l)
+check "a missing image: one line, the file named once, exit 1" \
+    "$([ "$rc" -eq 1 ] && [ "$lines" -eq 1 ] && [ "$names" -eq 1 ]; echo $?)" "exit $rc: $(cat "$dir/err.txt")"
+"$EC_BIN" predict "$ecm" "$dir/photos/notes.txt" > /dev/null 2> "$dir/err.txt"; rc=$?
+names=$(grep -o "notes.txt" "$dir/err.txt" | wc -l)
+check "a file that is no image: one line, the file named once, \"not an image\" (neither its size nor its bytes)" \
+    "$([ "$rc" -eq 1 ] && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && [ "$names" -eq 1 ] && grep -q "not an image" "$dir/err.txt" && ! grep -q "13 bytes\|6e 6f" "$dir/err.txt"; echo $?)" "exit $rc: $(cat "$dir/err.txt")"
+
+# ---- not regular files ------------------------------------------------------------------
+if [ -c /dev/null ] && [ -w /dev/null ]; then
+    "$EC_BIN" predict "$ecm" "$img/skin_capture.jpg" --cam /dev/null > /dev/null 2> "$dir/err.txt"; rc=$?
+    check "predict --cam /dev/null: refused (exit 2), /dev/null still a device" \
+        "$([ "$rc" -eq 2 ] && [ -c /dev/null ] && grep -q "not a regular file" "$dir/err.txt"; echo $?)" \
+        "exit $rc, $(ls -l /dev/null), $(cat "$dir/err.txt")"
+    "$EC_BIN" preprocess "$ecm" "$img/skin_capture.jpg" -o /dev/null > /dev/null 2> "$dir/err.txt"; rc=$?
+    check "preprocess -o /dev/null: refused (exit 2), /dev/null still a device" \
+        "$([ "$rc" -eq 2 ] && [ -c /dev/null ]; echo $?)" "exit $rc, $(ls -l /dev/null)"
+fi
+fifo="$dir/pipe.jpg"
+rm -f "$fifo"
+if mkfifo "$fifo" 2>/dev/null; then
+    timeout 20 "$EC_BIN" predict "$ecm" "$fifo" > /dev/null 2> "$dir/err.txt"; rc=$?
+    check "a FIFO as the image: refused at once with one line (exit 1), no hang" \
+        "$([ "$rc" -eq 1 ] && grep -q "not a regular file" "$dir/err.txt"; echo $?)" "exit $rc: $(cat "$dir/err.txt")"
+    printf '{"id": 1, "image": "%s"}\n{"id": 2, "image": "%s"}\n' "$fifo" "$img/skin_capture.jpg" |
+        timeout 20 "$EC_BIN" serve "$ecm" > "$dir/serve.out" 2>/dev/null; rc=$?
+    check "serve: a FIFO request is answered with an error and the next one is served" \
+        "$([ "$rc" -eq 0 ] && grep -q '"id": 1, "error"' "$dir/serve.out" && grep -q '"id": 2, "image"' "$dir/serve.out"; echo $?)" \
+        "exit $rc: $(head -c 300 "$dir/serve.out")"
+    rm -f "$fifo"
+fi
+
+# ---- stdout that cannot be written -----------------------------------------------------
+if [ -w /dev/full ]; then
+    "$EC_BIN" predict "$ecm" "$img/skin_capture.jpg" > /dev/full 2> "$dir/err.txt"; rc1=$?
+    "$EC_BIN" info "$ecm" > /dev/full 2>/dev/null; rc2=$?
+    "$EC_BIN" predict "$ecm" "$img/skin_capture.jpg" --json > /dev/full 2>/dev/null; rc3=$?
+    check "predict / info with stdout on a full device: exit 2" \
+        "$([ "$rc1" -eq 2 ] && [ "$rc2" -eq 2 ] && [ "$rc3" -eq 2 ]; echo $?)" "exit $rc1 (text), $rc2 (info), $rc3 (json)"
+fi
+
+# ---- info --plan -------------------------------------------------------------------------
+"$EC_BIN" info "$ecm" --plan > "$dir/plan.txt" 2>&1; rc=$?
+check "info --plan prints the memory plan" \
+    "$([ "$rc" -eq 0 ] && grep -q "memory plan" "$dir/plan.txt" && [ "$(wc -l < "$dir/plan.txt")" -gt 40 ]; echo $?)" "exit $rc"
+exit 0
