@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "cli/cli.h"
@@ -65,6 +66,12 @@ int cli_convert(int argc, char **argv)
         else return usage_convert();
     }
     if (!in || (!outp && !list)) return usage_convert();
+    struct stat ost;
+    if (outp && stat(outp, &ost) == 0 && !S_ISREG(ost.st_mode)) {
+        /* the writer renames a temporary onto the target: never over a device, a FIFO or a folder */
+        cli_err(outp, "exists and is not a regular file (refusing to replace it)");
+        return 2;
+    }
     cv_graph g;
     cv_keras *k;
     cv_err e = { "" };

@@ -172,8 +172,15 @@ static ec_status im_check_bmp(const uint8_t *b, size_t n)
         comp = im_le32(b + 30);
     }
     if (h < 0) h = -h;                                   /* negative height = top-down rows */
+    if (comp == 1 || comp == 2 || comp == 4 || comp == 5) {
+        /* PIL decodes RLE8/RLE4 (and hands JPEG/PNG payloads to those decoders);
+         * stb_image does not: say so rather than "corrupt" */
+        static const char *const what[] = { "", "RLE8", "RLE4", "", "embedded JPEG", "embedded PNG" };
+        return ec_fail(EC_ERR_UNSUPPORTED, "unsupported BMP compression (%s): save the image as PNG or an "
+                                           "uncompressed BMP", what[comp]);
+    }
     if (w <= 0 || h <= 0 || bpp == 0 || bpp > 32) return EC_OK;   /* stb reports these */
-    if (comp != 0 && comp != 3 && comp != 6) return EC_OK;        /* RLE etc.: stb refuses */
+    if (comp != 0 && comp != 3 && comp != 6) return EC_OK;        /* other codes: stb refuses */
     uint64_t stride = ((uint64_t)w * bpp + 31) / 32 * 4;
     uint64_t need = (uint64_t)off + stride * (uint64_t)h;
     if (need > n)
@@ -258,9 +265,11 @@ static ec_status im_pnm_decode(const uint8_t *b, size_t n, int64_t max_pixels, u
     if (w == 0 || h == 0) return ec_fail(EC_ERR_IMAGE, "PNM has a zero dimension (%lldx%lld)", (long long)w, (long long)h);
     if (maxval < 1 || maxval > 65535)
         return ec_fail(EC_ERR_IMAGE, "corrupt PNM (maxval %lld is outside 1..65535)", (long long)maxval);
+    /* w, h < 10^10 each (10 digits): their product fits a double exactly enough
+     * for the message, never an int64 overflow */
     if (w > (1 << 24) || h > (1 << 24) || w * h > max_pixels)
-        return ec_fail(EC_ERR_LIMIT, "image is %lldx%lld = %lld pixels, over the limit of %lld",
-                       (long long)w, (long long)h, (long long)(w * h), (long long)max_pixels);
+        return ec_fail(EC_ERR_LIMIT, "image is %lldx%lld = %.0f pixels, over the limit of %lld", (long long)w,
+                       (long long)h, (double)w * (double)h, (long long)max_pixels);
     size_t bps = maxval > 255 ? 2 : 1;
     size_t count = (size_t)w * (size_t)h * (size_t)comps;
     if ((n - pos) / bps < count)
@@ -348,6 +357,7 @@ ec_status ec_image_decode_mem(const uint8_t *buf, size_t len, int64_t max_pixels
         return ec_fail(EC_ERR_IMAGE, "truncated or corrupt %s header (stb_image: %s)", name, stbi_failure_reason());
     }
     if (fmt == FMT_UNKNOWN) name = "TGA";               /* the one format stb knows without a magic */
+    if (fmt == FMT_BMP && ih < 0 && ih > INT_MIN) ih = -ih;   /* top-down rows: stb_image flips them itself */
     if (iw <= 0 || ih <= 0) return ec_fail(EC_ERR_IMAGE, "%s has a zero dimension (%dx%d)", name, iw, ih);
     if ((int64_t)iw * ih > max_pixels)
         return ec_fail(EC_ERR_LIMIT, "image is %dx%d = %lld pixels, over the limit of %lld", iw, ih,

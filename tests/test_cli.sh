@@ -68,6 +68,10 @@ if [ -c /dev/null ] && [ -w /dev/null ]; then
     check "predict --cam /dev/null: refused (exit 2), /dev/null still a device" \
         "$([ "$rc" -eq 2 ] && [ -c /dev/null ] && grep -q "not a regular file" "$dir/err.txt"; echo $?)" \
         "exit $rc, $(ls -l /dev/null), $(cat "$dir/err.txt")"
+    "$EC_BIN" convert "$EC_LOCAL/models/tiny_v2s_64.keras" -o /dev/null > /dev/null 2> "$dir/err.txt"; rc=$?
+    check "convert -o /dev/null: refused (exit 2), /dev/null still a device" \
+        "$([ "$rc" -eq 2 ] && [ -c /dev/null ] && grep -q "not a regular file" "$dir/err.txt"; echo $?)" \
+        "exit $rc, $(ls -l /dev/null), $(cat "$dir/err.txt")"
     "$EC_BIN" preprocess "$ecm" "$img/skin_capture.jpg" -o /dev/null > /dev/null 2> "$dir/err.txt"; rc=$?
     check "preprocess -o /dev/null: refused (exit 2), /dev/null still a device" \
         "$([ "$rc" -eq 2 ] && [ -c /dev/null ]; echo $?)" "exit $rc, $(ls -l /dev/null)"

@@ -526,8 +526,8 @@ static tbuf make_gif(int w, int h, const uint8_t *pal4, const uint8_t *idx)
     return b;
 }
 
-/* A bottom-up 24-bit BMP. */
-static tbuf make_bmp(int w, int h, const uint8_t *rgb)
+/* A 24-bit BMP, bottom-up (as most are) or top-down (a negative height). */
+static tbuf make_bmp_rows(int w, int h, const uint8_t *rgb, int top_down)
 {
     tbuf b = {0};
     int stride = (w * 3 + 3) / 4 * 4;
@@ -537,11 +537,12 @@ static tbuf make_bmp(int w, int h, const uint8_t *rgb)
     tb_le(&b, 54, 4);
     tb_le(&b, 40, 4);
     tb_le(&b, (uint32_t)w, 4);
-    tb_le(&b, (uint32_t)h, 4);
+    tb_le(&b, top_down ? (uint32_t)-h : (uint32_t)h, 4);
     tb_le(&b, 1, 2);
     tb_le(&b, 24, 2);
     for (int i = 0; i < 6; i++) tb_le(&b, 0, 4);
-    for (int y = h - 1; y >= 0; y--) {
+    for (int r = 0; r < h; r++) {
+        int y = top_down ? r : h - 1 - r;
         for (int x = 0; x < w; x++) {
             const uint8_t *p = rgb + 3 * (y * w + x);
             uint8_t bgr[3] = {p[2], p[1], p[0]};
@@ -551,6 +552,8 @@ static tbuf make_bmp(int w, int h, const uint8_t *rgb)
     }
     return b;
 }
+
+static tbuf make_bmp(int w, int h, const uint8_t *rgb) { return make_bmp_rows(w, h, rgb, 0); }
 
 static void test_other_formats(void)
 {
@@ -565,6 +568,20 @@ static void test_other_formats(void)
     for (size_t i = 0; i < sizeof px; i++) px[i] = rnd8();
     tbuf bm = make_bmp(5, 3, px);
     decode_eq("image/bmp 24-bit", &bm, 5, 3, px);
+    tbuf td = make_bmp_rows(5, 3, px, 1);
+    decode_eq("image/bmp 24-bit top-down (negative height), as PIL reads it", &td, 5, 3, px);
+    {
+        /* RLE8: PIL reads it, stb_image does not: unsupported, not "corrupt" */
+        tbuf r = make_bmp(5, 3, px);
+        r.p[30] = 1;   /* biCompression = BI_RLE8 */
+        uint8_t *o = NULL;
+        int ow, oh;
+        ec_status st = ec_image_decode_mem(r.p, r.n, 1 << 20, &o, &ow, &oh);
+        T_CHECK("image/bmp RLE8: refused as unsupported compression", st == EC_ERR_UNSUPPORTED &&
+                strstr(ec_last_error(), "unsupported BMP compression"), "status %d: %s", st, ec_last_error());
+        free(o);
+        free(r.p);
+    }
 
     /* PNM maxval: PIL rescales round(v / maxval * out_max), half to even. */
     struct { const char *hdr; int nv; uint16_t v[8]; uint8_t want[8]; const char *name; } pnm[] = {
@@ -607,6 +624,7 @@ static void test_other_formats(void)
     T_CHECK("image/truncated GIF and BMP are errors at every cut", bad == 0, "%d cuts decoded, e.g. %s", bad, what);
     free(g.p);
     free(bm.p);
+    free(td.p);
 }
 
 /* ---- writers -------------------------------------------------------------------- */
@@ -816,6 +834,8 @@ static void test_hostile(const char *local)
     static uint8_t pnm_bad[] = "P6\n2 2\n0\n\x01\x02";
     static uint8_t pnm_short[] = "P6\n4 4\n255\nabc";
     static uint8_t pnm_big[] = "P5\n100000 100000\n255\n";
+    /* 2^32 x 2^32: the message's pixel count overflowed int64 (UBSan) */
+    static uint8_t pnm_2e32[] = "P6\n4294967296 4294967296\n255\n";
     /* Found by the fuzzer: a chunk tag holding a newline leaked into the message. */
     static uint8_t png_ctl[] = "\x89PNG\r\n\x1A\n\0\0\0\x0DIHDR\0\0\0\x03\0\x01\0\x02\x10\0\0\0\0\xE8\x8F\xE5\x85"
                                "\0\x35\0\x31\n0 \x01" "0\0\0\x16IDAT";
@@ -831,6 +851,7 @@ static void test_hostile(const char *local)
         {"PNM maxval 0", pnm_bad, sizeof pnm_bad - 1, EC_ERR_IMAGE},
         {"PNM short data", pnm_short, sizeof pnm_short - 1, EC_ERR_IMAGE},
         {"PNM 100000x100000", pnm_big, sizeof pnm_big - 1, EC_ERR_LIMIT},
+        {"PNM 2^32x2^32", pnm_2e32, sizeof pnm_2e32 - 1, EC_ERR_LIMIT},
         {"JPEG DHT with 4080 codes", dht, jn, EC_ERR_IMAGE},
         {"JPEG SOI only", (uint8_t *)"\xFF\xD8\xFF", 3, EC_ERR_IMAGE},
         {"PNG signature only", (uint8_t *)"\x89PNG\r\n\x1A\n", 8, EC_ERR_IMAGE},
