@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -166,7 +167,17 @@ static void put_id(js_buf *b, const js_value *id)
 /* ---- the worker ------------------------------------------------------------------- */
 
 typedef struct {
-    const ec_model *m;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} file_id;
+
+typedef struct {
+    const char *path;         /* the model file */
+    file_id id;               /* what it was when loaded */
+    ec_session_options opt;
+    ec_model *m;
     ec_session *s;
     int gradcam;              /* the session computes Grad-CAM */
     char nocam_reason[256];   /* why not, for cam requests */
@@ -176,6 +187,88 @@ typedef struct {
     size_t bin_cap, bin_len;
     js_buf out;
 } server;
+
+/* ---- the model file --------------------------------------------------------------
+ * The model is mapped, not read: a file rewritten in place under a running
+ * worker (cp new.ecm model.ecm) changes what the mapping shows, and reading
+ * past a truncation is a SIGBUS. Models are meant to be replaced by rename
+ * (mv new.ecm model.ecm: the old mapping stays whole, and the worker loads the
+ * new file before its next request). Before every request the worker compares
+ * the file with what it loaded and, if it changed, loads it again; a SIGBUS
+ * that still happens (the file truncated during a request) ends the worker
+ * with one line and exit status 2, not a signal. */
+
+static int file_id_of(const char *path, file_id *f)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return -1;
+    *f = (file_id){ st.st_dev, st.st_ino, st.st_size, st.st_mtim };
+    return 0;
+}
+
+static int file_id_same(const file_id *a, const file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Loads and checks the model and makes its session (with Grad-CAM when the model
+ * allows it). On failure, the message is in ec_last_error and sv is untouched. */
+static int server_load(server *sv)
+{
+    file_id id;
+    ec_model *m = NULL;
+    ec_session *s = NULL;
+    if (file_id_of(sv->path, &id) != 0) {
+        ec_model_load(sv->path, &m);   /* for its message */
+        return -1;
+    }
+    /* a server checks the whole file's checksum up front rather than on its first request */
+    if (ec_model_load(sv->path, &m) != EC_OK || ec_model_verify(m) != EC_OK) {
+        ec_model_free(m);
+        return -1;
+    }
+    ec_session_options o = sv->opt;
+    o.gradcam = 1;
+    int gradcam = 1;
+    char reason[256] = "";
+    if (ec_session_new(m, &o, &s) != EC_OK) {
+        snprintf(reason, sizeof reason, "grad-cam unavailable for this model: %s", ec_last_error());
+        o.gradcam = 0;
+        gradcam = 0;
+        if (ec_session_new(m, &o, &s) != EC_OK) {
+            ec_model_free(m);
+            return -1;
+        }
+    }
+    int k = ec_model_num_classes(m);
+    int *order = malloc((size_t)k * sizeof *order);
+    if (!order) {
+        ec_session_free(s);
+        ec_model_free(m);
+        return -1;
+    }
+    ec_session_free(sv->s);
+    ec_model_free(sv->m);
+    free(sv->order);
+    sv->m = m, sv->s = s, sv->order = order, sv->k = k, sv->id = id, sv->gradcam = gradcam;
+    snprintf(sv->nocam_reason, sizeof sv->nocam_reason, "%s", reason);
+    return 0;
+}
+
+static const char *sigbus_path;
+
+static void on_sigbus(int sig)
+{
+    (void)sig;
+    static const char a[] = "effcam: ", b[] = ": the model file was truncated or rewritten while the worker read it "
+                                             "(replace models by rename: mv new.ecm MODEL)\n";
+    ssize_t r = write(STDERR_FILENO, a, sizeof a - 1);
+    r = write(STDERR_FILENO, sigbus_path, strlen(sigbus_path));
+    r = write(STDERR_FILENO, b, sizeof b - 1);
+    (void)r;
+    _exit(2);
+}
 
 static void put_error(js_buf *b, const js_value *id, const char *msg)
 {
@@ -232,6 +325,17 @@ static void serve_line(server *sv, const char *line, size_t len)
     if (topk_v && topk_v->type != JS_NULL && js_int(topk_v, 1, INT_MAX, &topk)) {
         put_error(b, id, "\"top_k\" must be a positive integer");
         goto done;
+    }
+    file_id now;
+    if (file_id_of(sv->path, &now) == 0 && !file_id_same(&now, &sv->id) && server_load(sv) != 0) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "the model file changed and cannot be loaded now: %s", ec_last_error());
+        if (now.ino == sv->id.ino && now.dev == sv->id.dev) {
+            /* rewritten in place: the old mapping shows the new, broken bytes */
+            put_error(b, id, msg);
+            goto done;
+        }
+        /* replaced by another file: the old one is still mapped and whole */
     }
     if (topk > sv->k) topk = sv->k;
     if (cam && !sv->gradcam) {
@@ -315,34 +419,23 @@ int cli_serve(int argc, char **argv)
 
     server sv;
     memset(&sv, 0, sizeof sv);
-    ec_model *m = NULL;
-    /* a server checks the whole file's checksum up front rather than on its first request */
-    if (ec_model_load(model, &m) != EC_OK || ec_model_verify(m) != EC_OK) {
-        cli_err(NULL, "%s", ec_last_error());   /* the loader's message starts with the path */
-        ec_model_free(m);
+    sv.path = model;
+    sv.opt = ec_session_options_default();
+    sv.opt.threads = (int)threads;
+    if (maxpx) sv.opt.max_pixels = maxpx;
+    if (server_load(&sv) != 0) {
+        cli_lib_err();   /* the loader's message starts with the path */
         return 2;
     }
-    sv.m = m;
-    ec_session_options o = ec_session_options_default();
-    o.threads = (int)threads;
-    if (maxpx) o.max_pixels = maxpx;
-    o.gradcam = 1;
-    sv.gradcam = 1;
-    if (ec_session_new(m, &o, &sv.s) != EC_OK) {
-        snprintf(sv.nocam_reason, sizeof sv.nocam_reason, "grad-cam unavailable for this model: %s", ec_last_error());
-        o.gradcam = 0;
-        sv.gradcam = 0;
-        if (ec_session_new(m, &o, &sv.s) != EC_OK) {
-            cli_err(model, "%s", ec_last_error());
-            ec_model_free(m);
-            return 2;
-        }
-    }
-    sv.k = ec_model_num_classes(m);
-    sv.order = malloc((size_t)sv.k * sizeof *sv.order);
+    sigbus_path = model;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
     line_reader *rd = malloc(sizeof *rd);
     int rc = 0;
-    if (!sv.order || !rd) {
+    if (!rd) {
         cli_err(NULL, "out of memory");
         rc = 2;
         goto out;
@@ -392,7 +485,7 @@ out:
     free(sv.bin);
     free(sv.order);
     ec_session_free(sv.s);
-    ec_model_free(m);
+    ec_model_free(sv.m);
     return rc;
 usage:
     fputs(usage_serve, stderr);

@@ -90,6 +90,23 @@ if mkfifo "$fifo" 2>/dev/null; then
     rm -f "$fifo"
 fi
 
+# ---- serve and a model file replaced under it ---------------------------------------------
+cp "$ecm" "$dir/live.ecm"
+"$EC_BIN" synth efficientnetv2-b0 --size 64 --seed 5 -o "$dir/other.ecm" > /dev/null 2>&1
+req() { printf '{"id": %d, "image": "%s"}\n' "$1" "$img/skin_capture.jpg"; }
+{
+    req 1; sleep 1
+    cp "$dir/other.ecm" "$dir/live.ecm"; req 2; sleep 1                    # rewritten in place
+    half=$(( $(wc -c < "$dir/live.ecm") / 2 )); truncate -s "$half" "$dir/live.ecm"; req 3; sleep 1
+    cp "$ecm" "$dir/new.ecm"; mv "$dir/new.ecm" "$dir/live.ecm"; req 4; sleep 1   # replaced by rename
+} | timeout 60 "$EC_BIN" serve "$dir/live.ecm" > "$dir/live.out" 2> "$dir/live.err"; rc=$?
+p1=$(sed -n 1p "$dir/live.out" | sed 's/.*"probabilities": \[\([^]]*\)\].*/\1/')
+p2=$(sed -n 2p "$dir/live.out" | sed 's/.*"probabilities": \[\([^]]*\)\].*/\1/')
+p4=$(sed -n 4p "$dir/live.out" | sed 's/.*"probabilities": \[\([^]]*\)\].*/\1/')
+check "serve notices a model rewritten in place or renamed over, reloads it, answers an error while it is broken, never dies of SIGBUS" \
+    "$([ "$rc" -eq 0 ] && [ "$(wc -l < "$dir/live.out")" -eq 4 ] && [ "$p1" != "$p2" ] && [ "$p1" = "$p4" ] && sed -n 3p "$dir/live.out" | grep -q '"id": 3, "error": "the model file changed'; echo $?)" \
+    "exit $rc; $(cut -c1-120 "$dir/live.out"); $(cat "$dir/live.err")"
+
 # ---- stdout that cannot be written -----------------------------------------------------
 if [ -w /dev/full ]; then
     "$EC_BIN" predict "$ecm" "$img/skin_capture.jpg" > /dev/full 2> "$dir/err.txt"; rc1=$?
