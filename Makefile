@@ -168,7 +168,10 @@ FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN
 FUZZ_RUNOPTS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
-FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(KERNEL_SRC) $(ENGINE_SRC) $(IMAGE_SRC) $(CONVERT_SRC) $(MODELS_SRC))
+# The CLI's request parser (fuzz_serve) and what it uses of the CLI.
+FUZZ_CLI_SRC := cli/serve_request.c cli/common.c
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(KERNEL_SRC) $(ENGINE_SRC) $(IMAGE_SRC) $(CONVERT_SRC) $(MODELS_SRC) \
+                $(FUZZ_CLI_SRC))
 FUZZ_BIN     := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 FUZZ_MAIN    := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRC))
 # Per target: -max_len and extra seed directories (libFuzzer writes to the first).
@@ -178,6 +181,7 @@ FUZZ_ARGS_json  := -max_len=65536 tests/fuzz/seeds/keras
 FUZZ_ARGS_zip   := -max_len=262144
 FUZZ_ARGS_image := -max_len=16384
 FUZZ_ARGS_hdf5  := -max_len=262144 tests/fixtures/hdf5
+FUZZ_ARGS_serve := -max_len=4096
 fuzz_args = $(or $(FUZZ_ARGS_$(1)),-max_len=65536) $(wildcard tests/fuzz/seeds/$(1) tests/fuzz/regressions/$(1))
 
 .PHONY: fuzz fuzz-smoke fuzz-check fuzz-build fuzz-bins $(addprefix fuzz-run-,$(FUZZ_NAMES))
@@ -254,7 +258,7 @@ $(BUILD)/obj/tests/test_fuzz_regressions.o: tests/test_fuzz_regressions.c $(FUZZ
 	$(CC) $(CFLAGS_ALL) -DEC_FUZZ_TARGETS='$(foreach n,$(FUZZ_NAMES),X($(n)))' -c $< -o $@
 
 $(BUILD)/tests/test_fuzz_regressions: $(BUILD)/obj/tests/test_fuzz_regressions.o \
-    $(patsubst tests/fuzz/%.c,$(BUILD)/obj/tests/fuzz/%.o,$(FUZZ_SRC)) $(TOOL_A) $(LIB_A)
+    $(patsubst tests/fuzz/%.c,$(BUILD)/obj/tests/fuzz/%.o,$(FUZZ_SRC)) $(call obj,$(FUZZ_CLI_SRC)) $(TOOL_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $(filter %.o,$^) $(TOOL_A) $(LIB_A) $(LIBS)
 

@@ -37,11 +37,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/serve_request.h"
 
 #define MAX_LINE ((size_t)64 << 20)   /* longest request line; the rest of a longer one is skipped */
 #define KEEP_BYTES ((size_t)8 << 20)  /* reusable buffers above this are freed after the request */
-#define MAX_DEPTH 64                  /* JSON nesting allowed in a request (its "id" may nest) */
-#define DEFAULT_TOP_K 3               /* as predict */
 
 static const char usage_serve[] =
     "usage: effcam serve MODEL.ecm [--threads N] [--max-pixels N]\n"
@@ -130,39 +129,6 @@ static void bytes_trim(bytes *b)
 }
 
 /* ---- echoing the client's "id" ---------------------------------------------------- */
-
-/* 1 if raw (a value the parser accepted) is standard JSON: the parser also
- * takes NaN and Infinity (Keras writes them), which no client should get back. */
-static int strict_json(const char *raw, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (raw[i] == '"') {
-            for (i++; i < n && raw[i] != '"'; i++)
-                if (raw[i] == '\\') i++;
-        } else if (raw[i] == 'N' || raw[i] == 'I') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* The client's id, verbatim: integers above 2^53 and 1e400 come back as sent. */
-static void put_id(js_buf *b, const js_value *id)
-{
-    if (id && id->raw && strict_json(id->raw, id->raw_len)) {
-        char *t = malloc(id->raw_len + 1);
-        if (!t) {
-            b->oom = 1;
-            return;
-        }
-        memcpy(t, id->raw, id->raw_len);
-        t[id->raw_len] = 0;
-        js_buf_puts(b, t);
-        free(t);
-    } else {
-        js_buf_puts(b, "null");
-    }
-}
 
 /* ---- the worker ------------------------------------------------------------------- */
 
@@ -274,7 +240,7 @@ static void put_error(js_buf *b, const js_value *id, const char *msg)
 {
     b->len = 0;
     js_buf_puts(b, "{\"id\": ");
-    put_id(b, id);
+    serve_put_id(b, id);
     js_buf_puts(b, ", \"error\": ");
     js_buf_string(b, msg);
     js_buf_puts(b, "}");
@@ -285,45 +251,19 @@ static void serve_line(server *sv, const char *line, size_t len)
 {
     js_buf *b = &sv->out;
     char err[512];
-    js_doc *doc = NULL;
-    const js_value *req = NULL, *id = NULL;
+    serve_request rq;
     uint8_t *png = NULL;
-    if (js_parse(line, len, MAX_DEPTH, &doc, &req, err, sizeof err) < 0) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "invalid JSON: %s", err);
-        put_error(b, NULL, msg);
-        return;
-    }
-    if (req->type != JS_OBJECT) {
-        put_error(b, NULL, "a request must be a JSON object");
+    const js_value *id;
+    if (serve_request_parse(line, len, &rq, err, sizeof err)) {
+        put_error(b, rq.id, err);
         goto done;
     }
-    id = js_get(req, "id");
-    const js_value *path = js_get(req, "image"), *data = js_get(req, "image_base64");
-    const js_value *cam_v = js_get(req, "cam"), *topk_v = js_get(req, "top_k");
-    int cam = 0;
-    long topk = DEFAULT_TOP_K;
-    if (path && path->type == JS_NULL) path = NULL;
-    if (data && data->type == JS_NULL) data = NULL;
-    if (!path == !data) {
-        put_error(b, id, path ? "give either \"image\" or \"image_base64\", not both"
-                              : "missing \"image\" (a file path) or \"image_base64\"");
-        goto done;
-    }
-    if (path && (path->type != JS_STRING || strlen(path->str) != path->len)) {
-        put_error(b, id, "\"image\" must be a file path (a string)");
-        goto done;
-    }
-    if (data && data->type != JS_STRING) {
-        put_error(b, id, "\"image_base64\" must be a string");
-        goto done;
-    }
-    if (cam_v && cam_v->type != JS_NULL && js_bool(cam_v, &cam)) {
-        put_error(b, id, "\"cam\" must be true or false");
-        goto done;
-    }
-    if (topk_v && topk_v->type != JS_NULL && js_int(topk_v, 1, INT_MAX, &topk)) {
-        put_error(b, id, "\"top_k\" must be a positive integer");
+    id = rq.id;
+    int cam = rq.cam;
+    long topk = rq.top_k;
+    if (rq.resize || rq.cam_method || rq.cam_layer) {
+        put_error(b, id, rq.resize ? "\"resize\" is not supported by this worker yet"
+                                   : "\"cam_method\" and \"cam_layer\" are not supported by this worker yet");
         goto done;
     }
     file_id now;
@@ -345,10 +285,10 @@ static void serve_line(server *sv, const char *line, size_t len)
 
     ec_result r;
     ec_status st;
-    if (path) {
-        st = ec_session_predict_file(sv->s, path->str, &r);
+    if (rq.image) {
+        st = ec_session_predict_file(sv->s, rq.image, &r);
     } else {
-        if (cli_base64_decode(data->str, data->len, &sv->bin, &sv->bin_cap, &sv->bin_len, err, sizeof err)) {
+        if (cli_base64_decode(rq.data, rq.data_len, &sv->bin, &sv->bin_cap, &sv->bin_len, err, sizeof err)) {
             put_error(b, id, err);
             goto done;
         }
@@ -366,16 +306,16 @@ static void serve_line(server *sv, const char *line, size_t len)
     }
     if (!cam) r.cam = NULL;   /* the session always explains; this request did not ask */
     cli_top_k(r.probabilities, sv->k, (int)topk, sv->order);
-    cli_result res = { sv->m, &r, path ? path->str : NULL, (int)topk, sv->order, png, plen };
+    cli_result res = { sv->m, &r, rq.image, (int)topk, sv->order, png, plen };
     b->len = 0;
     js_buf_puts(b, "{\"id\": ");
-    put_id(b, id);
+    serve_put_id(b, id);
     js_buf_puts(b, ", ");
     cli_result_fields(b, &res);
     js_buf_puts(b, "}");
 done:
     free(png);
-    js_doc_free(doc);
+    serve_request_free(&rq);
 }
 
 /* Writes sv->out as one line. -1 when stdout is gone. */
