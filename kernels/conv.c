@@ -110,3 +110,47 @@ void ec_f32_conv_backward(const ec_conv_geom *g, int cout, const float *bpt, con
                        0, M, 0, panels);
     ec_f32_col2im(g, dcol, oy0, dx, y0, y1);
 }
+
+/* ---- backward of a stride-1 conv as a forward conv ------------------------------
+ * For stride 1, dx = the forward convolution of dout with the kernel rotated by
+ * 180 degrees and its channel axes swapped, padded by kh - 1 - pad_t on top and
+ * kw - 1 - pad_l on the left (dx[i] = sum_k dout[i + pad - k] w[k], and
+ * k' = kh - 1 - k turns that into a forward tap). So the engine can run it on
+ * any forward path, Winograd F(4x4, 3x3) included, which for EfficientNetV2's
+ * fused 3x3 stride-1 convs (about half its MACs) beats GEMM + col2im.
+ * ec_conv_geom_flip: the geometry of that forward conv (input dout, cout
+ * channels; output dx); -1 for stride != 1 or padding beyond kh - 1 (the
+ * rotated conv would need negative padding). ec_conv_weights_flip: wt (kh, kw,
+ * cout, cin) float32 = w[kh - 1 - ky][kw - 1 - kx][ci][co] (fp16 if w_f16) times
+ * scale[co] (the BN scale, or NULL), for output channels ci in [ci0, ci1). */
+int ec_conv_geom_flip(const ec_conv_geom *g, int cout, ec_conv_geom *gt)
+{
+    if (g->sh != 1 || g->sw != 1 || g->pad_t > g->kh - 1 || g->pad_l > g->kw - 1) return -1;
+    /* the implied bottom/right padding of the flipped conv must not be negative either */
+    if (g->in_h - 1 + g->kh - g->out_h - (g->kh - 1 - g->pad_t) < 0) return -1;
+    if (g->in_w - 1 + g->kw - g->out_w - (g->kw - 1 - g->pad_l) < 0) return -1;
+    *gt = (ec_conv_geom){
+        .in_h = g->out_h, .in_w = g->out_w, .c = cout, .out_h = g->in_h, .out_w = g->in_w,
+        .kh = g->kh, .kw = g->kw, .sh = 1, .sw = 1, .pad_t = g->kh - 1 - g->pad_t, .pad_l = g->kw - 1 - g->pad_l,
+    };
+    return 0;
+}
+
+void ec_conv_weights_flip(const void *w, int w_f16, const float *scale, int kh, int kw, int cin, int cout, int ci0,
+                          int ci1, float *wt)
+{
+    const uint16_t *wh = w;
+    const float *wf = w;
+    for (int ky = 0; ky < kh; ky++)
+        for (int kx = 0; kx < kw; kx++) {
+            const size_t src = ((size_t)(kh - 1 - ky) * kw + (kw - 1 - kx)) * cin * cout;   /* [cin][cout] */
+            float *dst = wt + ((size_t)ky * kw + kx) * cout * cin;                          /* [cout][cin] */
+            for (int co = 0; co < cout; co++)
+                for (int ci = ci0; ci < ci1; ci++) {
+                    const size_t i = src + (size_t)ci * cout + co;
+                    float v = w_f16 ? ec_f16_to_f32(wh[i]) : wf[i];
+                    if (scale) v *= scale[co];
+                    dst[(size_t)co * cin + ci] = v;
+                }
+        }
+}

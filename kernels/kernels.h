@@ -269,6 +269,14 @@ size_t ec_conv_backward_scratch_floats(const ec_conv_geom *g, int rows);
 void ec_f32_conv_backward(const ec_conv_geom *g, int cout, const float *bpt, const float *dout, float *dcol,
                           float *dx, int y0, int y1);
 
+/* Stride-1 conv data gradient as a forward conv (for Winograd): the geometry
+ * (input dout with cout channels, output dx; -1 if stride != 1 or padding >
+ * kernel - 1) and the rotated, channel-swapped weights wt (kh, kw, cout, cin) =
+ * w[kh-1-ky][kw-1-kx][ci][co] * scale[co], written for ci in [ci0, ci1). */
+int ec_conv_geom_flip(const ec_conv_geom *g, int cout, ec_conv_geom *gt);
+void ec_conv_weights_flip(const void *w, int w_f16, const float *scale, int kh, int kw, int cin, int cout, int ci0,
+                          int ci1, float *wt);
+
 /* GAP backward: dx[p * ldx + j] (+= when acc) dout[j] / hw, p < hw. */
 void ec_f32_gap_backward(const float *dout, size_t hw, int c, size_t ldx, float *dx, int acc);
 /* Broadcast Multiply backward, the broadcast operand's side: ds[j] = sum_p

@@ -363,7 +363,8 @@ static void test_conv_parts(void)
     }
     const int avx2 = ec_cpu_has_avx2();
     int col_bad = 0, col_split_bad = 0, conv_split_bad = 0, pack_bad = 0, runs = 0;
-    double conv_worst = 0;
+    double conv_worst = 0, flip_worst = 0;
+    int flip_runs = 0, flip_refused = 0;
     char conv_where[128] = "";
     static const int hw[][2] = {{1, 1}, {3, 5}, {7, 7}, {10, 9}};
     for (int hi = 0; hi < 4; hi++)
@@ -428,6 +429,20 @@ static void test_conv_parts(void)
                                          hw[hi][0], hw[hi][1], g.c, cout, k, s, pad_name[pad]);
                             }
                         }
+                        /* stride 1: the flipped forward conv gives the same dx */
+                        ec_conv_geom gt;
+                        if (!ec_conv_geom_flip(&g, cout, &gt)) {
+                            float *wt = fmalloc((size_t)K * cout);
+                            ec_conv_weights_flip(w, 0, sc, k, k, g.c, cout, 0, g.c / 2, wt);
+                            ec_conv_weights_flip(w, 0, sc, k, k, g.c, cout, g.c / 2, g.c, wt);
+                            const ec_conv_params pt = {.g = gt, .cout = g.c, .act = EC_ACT_LINEAR};
+                            ec_f32_conv_direct__ref(&pt, dy, wt, NULL, NULL, c2, 0, gt.out_h);
+                            for (size_t i = 0; i < nx; i++) flip_worst = fmax(flip_worst, fabs((double)a[i] - c2[i]));
+                            flip_runs++;
+                            free(wt);
+                        } else {
+                            flip_refused += s == 1 && pad != PAD_OVER;   /* only these may be refused */
+                        }
                         conv_dx(&g, cout, bdis, dy, c2, 1);
                         conv_split_bad |= memcmp(b, c2, nx * sizeof *b) != 0;
                         conv_dx(&g, cout, bdis, dy, c2, 3);
@@ -449,6 +464,9 @@ static void test_conv_parts(void)
     printf("  conv_backward dispatch vs all-reference: %d cases, max abs diff %.3g (%s)\n", runs, conv_worst,
            conv_where);
     T_CHECK("conv_backward_dispatch_vs_ref", conv_worst <= 1e-4, "max abs diff %.3g at %s", conv_worst, conv_where);
+    printf("  stride-1 conv backward as the flipped forward conv: %d cases, max abs diff %.3g\n", flip_runs, flip_worst);
+    T_CHECK("conv_backward_flipped_forward", flip_runs > 0 && !flip_refused && flip_worst <= 1e-4,
+            "%d cases, %d refused, max abs diff %.3g", flip_runs, flip_refused, flip_worst);
 }
 
 /* ---- activations with a per-channel scale ----------------------------------------- */
