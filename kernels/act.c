@@ -63,9 +63,9 @@ void ec_f32_affine_act(float *x, size_t rows, int c, const float *scale, const f
 }
 
 /* ---- backward ------------------------------------------------------------
- * Grad-CAM only runs these through the head (a few 100k elements). The scalar
- * reference computes in double; act__avx2.c has the float twin of the common
- * activations. */
+ * Grad-CAM at the head runs these on a few 100k elements; at an early layer on
+ * every block's tensors. The scalar reference computes in double; act__avx2.c
+ * has the float twin of every elementwise activation (GELU per lane in double). */
 
 /* act'(x) for the elementwise activations. At the kinks, the convention of
  * TensorFlow's ReluGrad/Relu6Grad: gradient flows only where 0 < x (< 6). */
@@ -100,8 +100,7 @@ void ec_f32_act_backward(const float *x, const float *dy, float *dx, size_t rows
 {
     /* the top layers' swish is ~100k elements per Grad-CAM: in double with libm
      * it was most of the backward's time */
-    if (ec_cpu_has_avx2() && (act == EC_ACT_SIGMOID || act == EC_ACT_SWISH || act == EC_ACT_RELU ||
-                              act == EC_ACT_RELU6 || act == EC_ACT_LINEAR))
+    if (ec_cpu_has_avx2() && act != EC_ACT_SOFTMAX)
         ec_f32_act_backward__avx2(x, dy, dx, rows * (size_t)c, act);
     else
         ec_f32_act_backward__ref(x, dy, dx, rows, c, act);
@@ -137,4 +136,29 @@ void ec_f32_softmax_backward(const float *y, const float *dy, float *dx, size_t 
         for (int j = 0; j < c; j++) s += (double)dyr[j] * yr[j];
         for (int j = 0; j < c; j++) dxr[j] = (float)(yr[j] * (dyr[j] - s));
     }
+}
+
+/* ---- backward through a per-channel scale and an activation ------------------
+ * The forward act(v * scale + shift) (a folded BN or Normalization, a Rescaling,
+ * a conv's fused epilogue) has dv = dy * act'(z) * scale[j] with z = v * scale +
+ * shift the activation's input: one pass instead of act backward then a scale
+ * pass. x here is z (what the activation saw); scale NULL = 1, act LINEAR = a
+ * plain per-channel scale (BN alone). Not softmax. dx may alias dy. The reference
+ * computes in double and rounds once; the AVX2 twin in float (a few ulp). */
+void ec_f32_act_scale_backward__ref(const float *x, const float *dy, const float *scale, float *dx, size_t rows,
+                                    int c, int act)
+{
+    for (size_t r = 0; r < rows; r++)
+        for (int j = 0; j < c; j++) {
+            const size_t i = r * (size_t)c + j;
+            const double d = (double)dy[i] * act_deriv(x[i], act);
+            dx[i] = (float)(scale ? d * scale[j] : d);
+        }
+}
+
+void ec_f32_act_scale_backward(const float *x, const float *dy, const float *scale, float *dx, size_t rows, int c,
+                               int act)
+{
+    if (ec_cpu_has_avx2()) ec_f32_act_scale_backward__avx2(x, dy, scale, dx, rows, c, act);
+    else ec_f32_act_scale_backward__ref(x, dy, scale, dx, rows, c, act);
 }

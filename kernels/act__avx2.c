@@ -176,6 +176,25 @@ EC_V8_INLINE __m256 act_deriv8(__m256 x, const int act)
         const __m256 s = ec_v8_sigmoid(x), sm = ec_v8_sigmoid(_mm256_xor_ps(x, _mm256_set1_ps(-0.0f)));
         return _mm256_mul_ps(s, _mm256_fmadd_ps(x, sm, one));
     }
+    case EC_ACT_TANH: {
+        /* 1 - tanh^2 = 4e / (1 + e)^2 with e = e^-2|x| <= 1: no cancellation
+         * where tanh -> +-1 (1 - t * t would be 0 there, from |x| ~ 9 on) */
+        const __m256 e = ec_v8_exp_le0(_mm256_mul_ps(_mm256_set1_ps(-2.0f),
+                                                     _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)));
+        const __m256 d = _mm256_add_ps(one, e);
+        return _mm256_div_ps(_mm256_mul_ps(_mm256_set1_ps(4.0f), e), _mm256_mul_ps(d, d));
+    }
+    case EC_ACT_GELU: {
+        /* Phi(x) + x phi(x), per lane in double with libm erfc (as the forward:
+         * GELU is in a few head layers at most, never hot) */
+        float b[8];
+        _mm256_storeu_ps(b, x);
+        for (int i = 0; i < 8; i++) {
+            const double v = b[i];
+            b[i] = (float)(0.5 * erfc(-v * M_SQRT1_2) + v * exp(-0.5 * v * v) * (0.5 * M_2_SQRTPI * M_SQRT1_2));
+        }
+        return _mm256_loadu_ps(b);
+    }
     default:
         return one;
     }
@@ -200,6 +219,47 @@ void ec_f32_act_backward__avx2(const float *x, const float *dy, float *dx, size_
     case EC_ACT_RELU6:   act_backward_flat(x, dy, dx, n, EC_ACT_RELU6); break;
     case EC_ACT_SIGMOID: act_backward_flat(x, dy, dx, n, EC_ACT_SIGMOID); break;
     case EC_ACT_SWISH:   act_backward_flat(x, dy, dx, n, EC_ACT_SWISH); break;
+    case EC_ACT_TANH:    act_backward_flat(x, dy, dx, n, EC_ACT_TANH); break;
+    case EC_ACT_GELU:    act_backward_flat(x, dy, dx, n, EC_ACT_GELU); break;
     default:             act_backward_flat(x, dy, dx, n, EC_ACT_LINEAR); break;
+    }
+}
+
+/* dx[rows, c] = dy * act'(x) * scale[j] (see act.c); dx may alias dy. */
+EC_V8_INLINE void act_scale_backward_rows(const float *x, const float *dy, const float *scale, float *dx,
+                                          size_t rows, int c, const int act)
+{
+    const int cv = c & ~7;
+    const __m256i tm = ec_v8_tail_mask(c - cv);
+    for (size_t r = 0; r < rows; r++) {
+        const size_t o = r * (size_t)c;
+        int j = 0;
+        for (; j < cv; j += 8) {
+            const __m256 g = _mm256_mul_ps(_mm256_loadu_ps(dy + o + j), act_deriv8(_mm256_loadu_ps(x + o + j), act));
+            _mm256_storeu_ps(dx + o + j, _mm256_mul_ps(g, _mm256_loadu_ps(scale + j)));
+        }
+        if (cv < c) {
+            const __m256 g = _mm256_mul_ps(_mm256_maskload_ps(dy + o + cv, tm),
+                                           act_deriv8(_mm256_maskload_ps(x + o + cv, tm), act));
+            _mm256_maskstore_ps(dx + o + cv, tm, _mm256_mul_ps(g, _mm256_maskload_ps(scale + cv, tm)));
+        }
+    }
+}
+
+void ec_f32_act_scale_backward__avx2(const float *x, const float *dy, const float *scale, float *dx, size_t rows,
+                                     int c, int act)
+{
+    if (!scale) {
+        ec_f32_act_backward__avx2(x, dy, dx, rows * (size_t)c, act);
+        return;
+    }
+    switch (act) {
+    case EC_ACT_RELU:    act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_RELU); break;
+    case EC_ACT_RELU6:   act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_RELU6); break;
+    case EC_ACT_SIGMOID: act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_SIGMOID); break;
+    case EC_ACT_SWISH:   act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_SWISH); break;
+    case EC_ACT_TANH:    act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_TANH); break;
+    case EC_ACT_GELU:    act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_GELU); break;
+    default:             act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_LINEAR); break;
     }
 }

@@ -45,3 +45,70 @@ void ec_f32_dwconv(const ec_dwconv_params *p, const float *x, const float *w,
     else
         ec_f32_dwconv__ref(p, x, w, scale, shift, out, y0, y1);
 }
+
+/* ---- backward: the data gradient ------------------------------------------
+ * dx = the transposed depthwise conv of dout: for input pixel (iy, ix) and
+ * channel ci, every tap (ky, kx) whose output pixel oy = (iy + pad_t - ky) / sh,
+ * ox = (ix + pad_l - kx) / sw is integral and inside the output contributes
+ * dout[oy, ox, oc] * w[ky, kx, oc] * scale[oc] for oc = ci * mult + m. Gather
+ * form: each dx element is summed whole by whoever owns its row, in (ky, kx, m)
+ * order, so any split of [y0, y1) gives the same bits (a scatter from dout rows
+ * would make two threads add into one dx row).
+ * scale folds the BN that followed the conv (forward act(conv * scale + shift)):
+ * the caller passes dout = d(conv * scale + shift), i.e. already through the
+ * activation's derivative (ec_f32_act_scale_backward with scale NULL). Folding
+ * the activation too would need the pre-activation value here, which the
+ * forward does not keep; folding scale saves a pass over dout. */
+
+/* Output index o for input index i and tap k: -1 unless (i + pad - k) is a
+ * non-negative multiple of s below n. */
+static inline int dw_src(int i, int pad, int k, int s, int n)
+{
+    const int t = i + pad - k;
+    if (t < 0 || t % s) return -1;
+    return t / s < n ? t / s : -1;
+}
+
+/* w: (kh, kw, C), C = c * mult; scale: (C) or NULL; dout: (out_h, out_w, C);
+ * dx: (in_h, in_w, c), rows [y0, y1) written. Each tap's weight is w * scale
+ * rounded once, then one multiply-add in float, like the AVX2 kernel (which
+ * fuses the multiply-add). */
+void ec_f32_dwconv_backward__ref(const ec_dwconv_params *p, const float *restrict w,
+                                 const float *restrict scale, const float *restrict dout,
+                                 float *restrict dx, int y0, int y1)
+{
+    const ec_conv_geom *g = &p->g;
+    const int mult = p->mult, C = g->c * mult;
+    for (int iy = y0; iy < y1; iy++)
+        for (int ix = 0; ix < g->in_w; ix++) {
+            float *d = dx + ((size_t)iy * g->in_w + ix) * g->c;
+            for (int ci = 0; ci < g->c; ci++) {
+                float acc = 0.0f;
+                for (int ky = 0; ky < g->kh; ky++) {
+                    const int oy = dw_src(iy, g->pad_t, ky, g->sh, g->out_h);
+                    if (oy < 0) continue;
+                    for (int kx = 0; kx < g->kw; kx++) {
+                        const int ox = dw_src(ix, g->pad_l, kx, g->sw, g->out_w);
+                        if (ox < 0) continue;
+                        const float *dop = dout + ((size_t)oy * g->out_w + ox) * C;
+                        const float *wp = w + ((size_t)ky * g->kw + kx) * C;
+                        for (int m = 0; m < mult; m++) {
+                            const int oc = ci * mult + m;
+                            const float ws = scale ? wp[oc] * scale[oc] : wp[oc];
+                            acc += dop[oc] * ws;
+                        }
+                    }
+                }
+                d[ci] = acc;
+            }
+        }
+}
+
+void ec_f32_dwconv_backward(const ec_dwconv_params *p, const float *w, const float *scale,
+                            const float *dout, float *dx, int y0, int y1)
+{
+    if (ec_cpu_has_avx2())
+        ec_f32_dwconv_backward__avx2(p, w, scale, dout, dx, y0, y1);
+    else
+        ec_f32_dwconv_backward__ref(p, w, scale, dout, dx, y0, y1);
+}

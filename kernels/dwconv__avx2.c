@@ -268,3 +268,151 @@ void ec_f32_dwconv__avx2(const ec_dwconv_params *p, const float *restrict x,
             dw_tile_masked(&k, oy, Cv, g->kw, tail);
     }
 }
+
+/* ---- backward: the data gradient (gather form, see dwconv.c) ------------------
+ * Per dx row: the valid (ky, oy) pairs are listed once. Per pixel, the valid
+ * (kx, ox) taps; each 8-channel tile of the pixel then sums its taps in (ky, kx)
+ * order with one FMA chain, the tap weight rounded as w * scale first (as the
+ * reference does). Interior pixels of a stride-1 row (every kx tap inside the
+ * output) go four at a time: one weight vector feeds four chains. Depth
+ * multiplier > 1 gathers lanes ci * mult + m (EfficientNet never has it). */
+typedef struct {
+    const float *w, *scale;      /* (kh, kw, C), (C) or NULL */
+    const float *dout;           /* (out_h, out_w, C) */
+    float *dx;                   /* (in_h, in_w, c) */
+    int in_w, c, C, out_h, out_w, kh, kw, sh, sw, pad_t, pad_l, mult;
+} dwb_ctx;
+
+/* Tap weight vector w[tap, oc] * scale[oc] for oc at p (plain, masked) or
+ * gathered at p + gidx. */
+EC_V8_INLINE __m256 dwb_wload(const float *wp, const float *sp, const int mode, __m256i mask, __m256i gidx)
+{
+    __m256 v = dw_load_x(wp, mode, mask, gidx);
+    if (sp) v = _mm256_mul_ps(v, dw_load_x(sp, mode, mask, gidx));
+    return v;
+}
+
+/* One dx pixel, channels [cb, cb + 8): nt taps, dout offsets doff[t] (floats)
+ * and tap indices tap[t] = ky * kw + kx, in (ky, kx) order. */
+EC_V8_INLINE void dwb_pixel(const dwb_ctx *k, const size_t *doff, const int *tap, int nt, float *d, int cb,
+                            const int mode, __m256i mask, __m256i gidx)
+{
+    const size_t C = (size_t)k->C;
+    __m256 acc = _mm256_setzero_ps();
+    if (mode == DW_GATHER) {
+        /* lanes ci = cb + j read oc = ci * mult + m: gidx holds (cb + j) * mult */
+        for (int t = 0; t < nt; t++)
+            for (int m = 0; m < k->mult; m++) {
+                const __m256 wv = dwb_wload(k->w + tap[t] * C + m, k->scale ? k->scale + m : NULL, mode, mask, gidx);
+                acc = _mm256_fmadd_ps(dw_load_x(k->dout + doff[t] + m, mode, mask, gidx), wv, acc);
+            }
+    } else {
+        for (int t = 0; t < nt; t++) {
+            const __m256 wv = dwb_wload(k->w + tap[t] * C + cb, k->scale ? k->scale + cb : NULL, mode, mask, gidx);
+            acc = _mm256_fmadd_ps(dw_load_x(k->dout + doff[t] + cb, mode, mask, gidx), wv, acc);
+        }
+    }
+    dw_store(d + cb, acc, mode == DW_PLAIN ? DW_PLAIN : DW_MASKED, mask);
+}
+
+/* All channel tiles of one dx pixel with its taps listed. */
+static void dwb_pixel_all(const dwb_ctx *k, const size_t *doff, const int *tap, int nt, float *d)
+{
+    const int c = k->c, cv = c & ~7;
+    const __m256i ones = _mm256_set1_epi32(-1), zero = _mm256_setzero_si256();
+    if (k->mult != 1) {
+        for (int cb = 0; cb < c; cb += 8) {
+            int32_t idx[8];
+            for (int j = 0; j < 8; j++) idx[j] = (cb + j) * k->mult;
+            dwb_pixel(k, doff, tap, nt, d, cb, DW_GATHER, cb < cv ? ones : ec_v8_tail_mask(c - cv),
+                      _mm256_loadu_si256((const __m256i *)idx));
+        }
+        return;
+    }
+    for (int cb = 0; cb < cv; cb += 8) dwb_pixel(k, doff, tap, nt, d, cb, DW_PLAIN, ones, zero);
+    if (cv < c) dwb_pixel(k, doff, tap, nt, d, cv, DW_MASKED, ec_v8_tail_mask(c - cv), zero);
+}
+
+/* Four interior pixels ix .. ix + 3 of a stride-1 row, channels [cb, cb + 8):
+ * tap (ky, kx) of pixel ix + u reads dout pixel (oy[ky], ix + u + pad_l - kx). */
+EC_V8_INLINE void dwb_quad(const dwb_ctx *k, const int *kys, const int *oys, int ny, int ix, float *d, int cb,
+                           const int mode, __m256i mask)
+{
+    const size_t C = (size_t)k->C;
+    const __m256i zero = _mm256_setzero_si256();
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int t = 0; t < ny; t++) {
+        const float *drow = k->dout + (size_t)oys[t] * k->out_w * C + cb;
+        for (int kx = 0; kx < k->kw; kx++) {
+            const __m256 wv = dwb_wload(k->w + ((size_t)kys[t] * k->kw + kx) * C + cb,
+                                        k->scale ? k->scale + cb : NULL, mode, mask, zero);
+            const float *dp = drow + (size_t)(ix + k->pad_l - kx) * C;
+            EC_V8_UNROLL for (int u = 0; u < 4; u++)
+                a[u] = _mm256_fmadd_ps(dw_load(dp + u * C, mode, mask), wv, a[u]);
+        }
+    }
+    EC_V8_UNROLL for (int u = 0; u < 4; u++) dw_store(d + (size_t)u * k->c + cb, a[u], mode, mask);
+}
+
+static __attribute__((noinline)) void dwb_quad_all(const dwb_ctx *k, const int *kys, const int *oys, int ny,
+                                                   int ix, float *d)
+{
+    const int c = k->c, cv = c & ~7;
+    for (int cb = 0; cb < cv; cb += 8) dwb_quad(k, kys, oys, ny, ix, d, cb, DW_PLAIN, _mm256_set1_epi32(-1));
+    if (cv < c) dwb_quad(k, kys, oys, ny, ix, d, cv, DW_MASKED, ec_v8_tail_mask(c - cv));
+}
+
+void ec_f32_dwconv_backward__avx2(const ec_dwconv_params *p, const float *restrict w,
+                                  const float *restrict scale, const float *restrict dout,
+                                  float *restrict dx, int y0, int y1)
+{
+    const ec_conv_geom *g = &p->g;
+    const dwb_ctx k = {
+        .w = w, .scale = scale, .dout = dout, .dx = dx, .in_w = g->in_w, .c = g->c, .C = g->c * p->mult,
+        .out_h = g->out_h, .out_w = g->out_w, .kh = g->kh, .kw = g->kw, .sh = g->sh, .sw = g->sw,
+        .pad_t = g->pad_t, .pad_l = g->pad_l, .mult = p->mult,
+    };
+    const size_t C = (size_t)k.C;
+    /* stride-1 interior columns [xa, xb): ox = ix + pad_l - kx inside for every kx */
+    int xa = g->kw - 1 - g->pad_l, xb = g->out_w - g->pad_l;
+    if (xa < 0) xa = 0;
+    if (xb > g->in_w) xb = g->in_w;
+    const int quads = g->sw == 1 && p->mult == 1;
+    enum { MAXT = 64 };                  /* taps listed per pixel (8x8); larger kernels: the reference */
+    if (g->kh > MAXT || g->kh * g->kw > MAXT) {
+        ec_f32_dwconv_backward__ref(p, w, scale, dout, dx, y0, y1);
+        return;
+    }
+    int kys[MAXT], oys[MAXT], tap[MAXT];
+    size_t doff[MAXT];
+    for (int iy = y0; iy < y1; iy++) {
+        int ny = 0;
+        for (int ky = 0; ky < g->kh; ky++) {
+            const int t = iy + g->pad_t - ky;
+            if (t < 0 || t % g->sh || t / g->sh >= g->out_h) continue;
+            kys[ny] = ky;
+            oys[ny++] = t / g->sh;
+        }
+        float *drow = dx + (size_t)iy * g->in_w * g->c;
+        int ix = 0;
+        while (ix < g->in_w) {
+            if (quads && ix >= xa && ix + 4 <= xb) {
+                dwb_quad_all(&k, kys, oys, ny, ix, drow + (size_t)ix * g->c);
+                ix += 4;
+                continue;
+            }
+            /* one pixel (a border, a stride-2 row, mult > 1): its taps in order */
+            int nt = 0;
+            float *d = drow + (size_t)ix * g->c;
+            for (int t = 0; t < ny; t++)
+                for (int kx = 0; kx < g->kw; kx++) {
+                    const int u = ix + g->pad_l - kx;
+                    if (u < 0 || u % g->sw || u / g->sw >= g->out_w) continue;
+                    doff[nt] = ((size_t)oys[t] * g->out_w + u / g->sw) * C;
+                    tap[nt++] = kys[t] * g->kw + kx;
+                }
+            dwb_pixel_all(&k, doff, tap, nt, d);
+            ix++;
+        }
+    }
+}

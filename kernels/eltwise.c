@@ -31,6 +31,21 @@ void ec_f32_gap(const float *x, size_t hw, int c, size_t ldx, float *out)
     else ec_f32_gap__ref(x, hw, c, ldx, out);
 }
 
+/* GAP backward: dx[p * ldx + j] = dout[j] / hw for every pixel p (plus the old
+ * dx[...] when acc: a tensor feeding both a GAP and another consumer, the SE
+ * block's input). dout[j] / hw is rounded once per channel. */
+void ec_f32_gap_backward(const float *restrict dout, size_t hw, int c, size_t ldx, float *restrict dx, int acc)
+{
+    if (!hw) return;
+    for (size_t p = 0; p < hw; p++) {
+        float *d = dx + p * ldx;
+        for (int j = 0; j < c; j++) {
+            const float g = dout[j] / (float)hw;
+            d[j] = acc ? d[j] + g : g;
+        }
+    }
+}
+
 /* a, b, out: (n); out may alias a or b exactly (no restrict). */
 void ec_f32_add__ref(const float *a, const float *b, float *out, size_t n)
 {
@@ -47,6 +62,35 @@ void ec_f32_mul_bcast__ref(const float *x, const float *s, float *out, size_t hw
 {
     for (size_t p = 0; p < hw; p++)
         for (int j = 0; j < c; j++) out[p * c + j] = x[p * c + j] * s[j];
+}
+
+/* Multiply backward, broadcast side: out[p, j] = x[p, j] * s[j] (either operand
+ * order) gives ds[j] = sum_p dout[p, j] * x[p, j]; x and dout rows ld >= c floats
+ * apart (a channel range of a wider tensor: each channel's sum is the same
+ * whatever the range). Summed in blocks of EC_GAP_BLOCK pixels as GAP is, in
+ * float: the AVX2 twin does the same multiplies and adds in the same order and
+ * gives the same bits. The full-shape side is dx = dout * s: ec_f32_mul_bcast.
+ * A full-shape Multiply (no broadcast) is da = dout * b, db = dout * a:
+ * ec_f32_mul twice. */
+void ec_f32_mul_bcast_backward__ref(const float *restrict x, const float *restrict dout, size_t hw, int c,
+                                    size_t ld, float *restrict ds)
+{
+    for (int j = 0; j < c; j++) {
+        float total = 0.0f;
+        for (size_t p0 = 0; p0 < hw; p0 += EC_GAP_BLOCK) {
+            const size_t p1 = hw - p0 < EC_GAP_BLOCK ? hw : p0 + EC_GAP_BLOCK;
+            float part = 0.0f;
+            for (size_t p = p0; p < p1; p++) part += dout[p * ld + j] * x[p * ld + j];
+            total += part;
+        }
+        ds[j] = total;
+    }
+}
+
+void ec_f32_mul_bcast_backward(const float *x, const float *dout, size_t hw, int c, size_t ld, float *ds)
+{
+    if (ec_cpu_has_avx2()) ec_f32_mul_bcast_backward__avx2(x, dout, hw, c, ld, ds);
+    else ec_f32_mul_bcast_backward__ref(x, dout, hw, c, ld, ds);
 }
 
 void ec_f32_add(const float *a, const float *b, float *out, size_t n)
@@ -82,4 +126,16 @@ void ec_f32_zeropad(const float *restrict x, int h, int w, int c, int pt, int pb
         memset(out + lpad + xrow, 0, rpad * sizeof *out);
     }
     memset(out, 0, (size_t)pb * orow * sizeof *out);
+}
+
+/* Zero-padding backward: dx(h, w, c) = the interior of dout(h + pt + pb,
+ * w + pl + pr, c) (the padding's gradient goes nowhere). Rows [y0, y1) of dx. */
+void ec_f32_zeropad_backward(const float *restrict dout, int h, int w, int c, int pt, int pb, int pl, int pr,
+                             float *restrict dx, int y0, int y1)
+{
+    (void)h;
+    (void)pb;
+    const size_t orow = (size_t)(w + pl + pr) * c, xrow = (size_t)w * c;
+    for (int y = y0; y < y1; y++)
+        memcpy(dx + (size_t)y * xrow, dout + (size_t)(y + pt) * orow + (size_t)pl * c, xrow * sizeof *dx);
 }

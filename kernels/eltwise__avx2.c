@@ -71,3 +71,37 @@ void ec_f32_mul_bcast__avx2(const float *x, const float *s, float *out, size_t h
                                                            _mm256_maskload_ps(s + cv, tm)));
     }
 }
+
+/* ds[j] = sum_p dout[p, j] * x[p, j] (see eltwise.c): channels [j, j + 8 * NV),
+ * multiply then add (no FMA: the reference's rounding), blocked as in GAP. */
+EC_V8_INLINE void mbb_tile(const float *x, const float *dout, size_t hw, size_t ld, float *ds, const int NV,
+                           __m256i mask, const int masked)
+{
+    __m256 tot[4], part[4];
+    EC_V8_UNROLL for (int u = 0; u < NV; u++) tot[u] = _mm256_setzero_ps();
+    for (size_t p0 = 0; p0 < hw; p0 += EC_GAP_BLOCK) {
+        const size_t p1 = hw - p0 < EC_GAP_BLOCK ? hw : p0 + EC_GAP_BLOCK;
+        EC_V8_UNROLL for (int u = 0; u < NV; u++) part[u] = _mm256_setzero_ps();
+        for (size_t p = p0; p < p1; p++)
+            EC_V8_UNROLL for (int u = 0; u < NV; u++) {
+                const float *xp = x + p * ld + 8 * u, *dp = dout + p * ld + 8 * u;
+                const __m256 xv = masked ? _mm256_maskload_ps(xp, mask) : _mm256_loadu_ps(xp);
+                const __m256 dv = masked ? _mm256_maskload_ps(dp, mask) : _mm256_loadu_ps(dp);
+                part[u] = _mm256_add_ps(part[u], _mm256_mul_ps(dv, xv));
+            }
+        EC_V8_UNROLL for (int u = 0; u < NV; u++) tot[u] = _mm256_add_ps(tot[u], part[u]);
+    }
+    EC_V8_UNROLL for (int u = 0; u < NV; u++) {
+        if (masked) _mm256_maskstore_ps(ds + 8 * u, mask, tot[u]);
+        else _mm256_storeu_ps(ds + 8 * u, tot[u]);
+    }
+}
+
+void ec_f32_mul_bcast_backward__avx2(const float *x, const float *dout, size_t hw, int c, size_t ld, float *ds)
+{
+    const __m256i ones = _mm256_set1_epi32(-1);
+    int j = 0;
+    for (; j + 32 <= c; j += 32) mbb_tile(x + j, dout + j, hw, ld, ds + j, 4, ones, 0);
+    for (; j + 8 <= c; j += 8) mbb_tile(x + j, dout + j, hw, ld, ds + j, 1, ones, 0);
+    if (j < c) mbb_tile(x + j, dout + j, hw, ld, ds + j, 1, ec_v8_tail_mask(c - j), 1);
+}

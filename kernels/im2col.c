@@ -39,3 +39,42 @@ void ec_f32_im2col(const ec_conv_geom *g, const float *restrict x, int p0, int p
         }
     }
 }
+
+/* ---- backward: col2im in gather form ------------------------------------------
+ * The adjoint of im2col: dx[iy, ix, ci] = sum over the taps (ky, kx) whose
+ * output pixel oy = (iy + pad_t - ky) / sh, ox = (ix + pad_l - kx) / sw is
+ * integral and inside of dcol[(oy, ox) - first row][(ky, kx, ci)]. Each dx
+ * element is summed whole, in (ky, kx) order, by whoever owns its row: any split
+ * of [y0, y1) gives the same bits, and the AVX2 twin (adds only, same order)
+ * gives the reference's bits. dcol holds output rows [oy0, ...), as many as
+ * ec_conv_out_rows says rows [y0, y1) need. */
+void ec_f32_col2im__ref(const ec_conv_geom *g, const float *restrict dcol, int oy0, float *restrict dx,
+                        int y0, int y1)
+{
+    const int c = g->c;
+    const size_t row_len = (size_t)g->kh * g->kw * c;
+    for (int iy = y0; iy < y1; iy++)
+        for (int ix = 0; ix < g->in_w; ix++) {
+            float *d = dx + ((size_t)iy * g->in_w + ix) * c;
+            for (int ci = 0; ci < c; ci++) d[ci] = 0.0f;
+            for (int ky = 0; ky < g->kh; ky++) {
+                const int ty = iy + g->pad_t - ky;
+                if (ty < 0 || ty % g->sh || ty / g->sh >= g->out_h) continue;
+                for (int kx = 0; kx < g->kw; kx++) {
+                    const int tx = ix + g->pad_l - kx;
+                    if (tx < 0 || tx % g->sw || tx / g->sw >= g->out_w) continue;
+                    const float *s = dcol + ((size_t)(ty / g->sh - oy0) * g->out_w + tx / g->sw) * row_len +
+                                     ((size_t)ky * g->kw + kx) * c;
+                    for (int ci = 0; ci < c; ci++) d[ci] += s[ci];
+                }
+            }
+        }
+}
+
+void ec_f32_col2im(const ec_conv_geom *g, const float *dcol, int oy0, float *dx, int y0, int y1)
+{
+    if (ec_cpu_has_avx2())
+        ec_f32_col2im__avx2(g, dcol, oy0, dx, y0, y1);
+    else
+        ec_f32_col2im__ref(g, dcol, oy0, dx, y0, y1);
+}

@@ -219,6 +219,90 @@ void ec_f32_act_backward__ref(const float *x, const float *dy, float *dx, size_t
 /* softmax: dx = y * (dy - sum(dy * y)) per row, given the forward output y. */
 void ec_f32_softmax_backward(const float *y, const float *dy, float *dx, size_t rows, int c);
 
+/* ==== backward kernels for Grad-CAM at any layer (issue #15) ===================
+ * The data gradients of every forward op above (no weight gradients). Each has a
+ * scalar __ref twin; the hot ones an __avx2 twin (declared here, with their
+ * reference, rather than in the ISA list below). Row ranges [y0, y1) are rows
+ * of the gradient being written; every element is computed whole by whoever owns
+ * its row (gather form), so any split gives the same bits.
+ * Ops with no kernel of their own:
+ *   Add: each input receives dout unchanged; a tensor with several consumers
+ *        sums their gradients with ec_f32_add in a fixed (consumer) order.
+ *   Multiply, full shape: da = dout * b, db = dout * a (ec_f32_mul).
+ *   BN (inference) / Normalization / Rescaling: a per-channel scale:
+ *        ec_f32_act_scale_backward with EC_ACT_LINEAR (or fused with the
+ *        activation that follows), or ec_f32_mul_bcast(dout, scale).
+ *   Dense: dx[1, K] = dout[1, N] @ W^T: ec_pack_bt + ec_gemm_packed (M = 1).
+ *   Dropout, Reshape: identity. Softmax: ec_f32_softmax_backward above. */
+
+/* dx = dy * act'(x) * scale[j] for x (rows, c) the activation's input (after the
+ * scale and shift of a folded BN); scale NULL = 1. Not softmax. dx may alias dy. */
+void ec_f32_act_scale_backward(const float *x, const float *dy, const float *scale, float *dx, size_t rows, int c,
+                               int act);
+void ec_f32_act_scale_backward__ref(const float *x, const float *dy, const float *scale, float *dx, size_t rows,
+                                    int c, int act);
+void ec_f32_act_scale_backward__avx2(const float *x, const float *dy, const float *scale, float *dx, size_t rows,
+                                     int c, int act);
+
+/* Depthwise conv data gradient: dx (in_h, in_w, c) rows [y0, y1) from dout
+ * (out_h, out_w, c * mult) = d(conv * scale + shift) (through the activation
+ * already) and w (kh, kw, c, mult) times scale (c * mult, or NULL). */
+void ec_f32_dwconv_backward(const ec_dwconv_params *p, const float *w, const float *scale, const float *dout,
+                            float *dx, int y0, int y1);
+void ec_f32_dwconv_backward__ref(const ec_dwconv_params *p, const float *w, const float *scale, const float *dout,
+                                 float *dx, int y0, int y1);
+void ec_f32_dwconv_backward__avx2(const ec_dwconv_params *p, const float *w, const float *scale, const float *dout,
+                                  float *dx, int y0, int y1);
+
+/* W^T packed for ec_gemm_packed: W[K, N] (fp16 if w_f16) times scale[n] (or
+ * NULL), column panels [p0, p1) of W^T[N, K], panel p = W's rows [16p, 16p + 16):
+ * W[16p + j, n] * scale[n] at bp[(p * N + n) * 16 + j], zero past K; bp holds
+ * ec_pack_b_floats(N, K). Then dX[M, K] = dY[M, N] @ W^T is
+ * ec_gemm_packed(M, K, N, dY, N, bp, NULL, EC_ACT_LINEAR, dX, K, ...). */
+void ec_pack_bt(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
+void ec_pack_bt__ref(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
+void ec_pack_bt__avx2(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
+
+/* col2im, the adjoint of ec_f32_im2col: dx (in_h, in_w, c) rows [y0, y1) =
+ * the sum of the dcol entries of every (output pixel, tap) that reads them;
+ * dcol rows are output pixels from oy0 * out_w on, (kh * kw * c) each, covering
+ * ec_conv_out_rows(g, y0, y1). Bit-identical twins (adds in one order). */
+void ec_f32_col2im(const ec_conv_geom *g, const float *dcol, int oy0, float *dx, int y0, int y1);
+void ec_f32_col2im__ref(const ec_conv_geom *g, const float *dcol, int oy0, float *dx, int y0, int y1);
+void ec_f32_col2im__avx2(const ec_conv_geom *g, const float *dcol, int oy0, float *dx, int y0, int y1);
+
+/* The output rows [*oy0, *oy1) that input rows [y0, y1) of a conv reach. */
+void ec_conv_out_rows(const ec_conv_geom *g, int y0, int y1, int *oy0, int *oy1);
+/* Conv data gradient (any kh x kw, stride, padding; however the forward ran,
+ * Winograd included): dx (in_h, in_w, cin = g->c) rows [y0, y1) from dout
+ * (out_h, out_w, cout) and bpt = ec_pack_bt(HWIO W as [kh * kw * cin, cout],
+ * BN scale folded). dcol: ec_conv_backward_scratch_floats(g, y1 - y0) floats
+ * (0 for a 1x1 stride-1 conv: one GEMM straight into dx). */
+size_t ec_conv_backward_scratch_floats(const ec_conv_geom *g, int rows);
+void ec_f32_conv_backward(const ec_conv_geom *g, int cout, const float *bpt, const float *dout, float *dcol,
+                          float *dx, int y0, int y1);
+
+/* Stride-1 conv data gradient as a forward conv (for Winograd): the geometry
+ * (input dout with cout channels, output dx; -1 if stride != 1 or padding >
+ * kernel - 1) and the rotated, channel-swapped weights wt (kh, kw, cout, cin) =
+ * w[kh-1-ky][kw-1-kx][ci][co] * scale[co], written for ci in [ci0, ci1). */
+int ec_conv_geom_flip(const ec_conv_geom *g, int cout, ec_conv_geom *gt);
+void ec_conv_weights_flip(const void *w, int w_f16, const float *scale, int kh, int kw, int cin, int cout, int ci0,
+                          int ci1, float *wt);
+
+/* GAP backward: dx[p * ldx + j] (+= when acc) dout[j] / hw, p < hw. */
+void ec_f32_gap_backward(const float *dout, size_t hw, int c, size_t ldx, float *dx, int acc);
+/* Broadcast Multiply backward, the broadcast operand's side: ds[j] = sum_p
+ * dout[p, j] * x[p, j] (rows ld apart), blocked as GAP; bit-identical twins.
+ * The other side is dx = ec_f32_mul_bcast(dout, s). */
+void ec_f32_mul_bcast_backward(const float *x, const float *dout, size_t hw, int c, size_t ld, float *ds);
+void ec_f32_mul_bcast_backward__ref(const float *x, const float *dout, size_t hw, int c, size_t ld, float *ds);
+void ec_f32_mul_bcast_backward__avx2(const float *x, const float *dout, size_t hw, int c, size_t ld, float *ds);
+/* ZeroPadding2D backward: dx (h, w, c) rows [y0, y1) = dout's interior. */
+void ec_f32_zeropad_backward(const float *dout, int h, int w, int c, int pt, int pb, int pl, int pr, float *dx,
+                             int y0, int y1);
+/* ==== end of the issue-#15 backward kernels ===================================== */
+
 /* ---- ISA variants (additions) ----------------------------------------------
  * The dispatchers above pick these; tests call them directly to compare with
  * __ref. Call an __avx2 variant only when ec_cpu_has_avx2() is true. */

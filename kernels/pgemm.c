@@ -40,6 +40,43 @@ void ec_pack_b__ref(const void *w, int w_f16, const float *scale, int K, int N, 
     }
 }
 
+/* ---- backward: W^T packed for the data gradient -----------------------------
+ * A conv's (or a Dense's) data gradient is dX[M, K] = dY[M, N] @ W^T for the
+ * forward's W[K, N] (K = kh * kw * cin, N = cout): ec_gemm_packed with B = W^T,
+ * i.e. the GEMM's k runs over N and its columns over K. ec_pack_bt writes
+ * column panels [p0, p1) of W^T (panels of 16 of W's rows): W[16p + j, n] *
+ * scale[n] at bp[(p * N + n) * 16 + j], zero past K; bp holds
+ * ec_pack_b_floats(N, K) floats. scale (per n, may be NULL) folds the BN that
+ * followed the conv: d(conv) = d(bn) * scale, so dX = dBN @ (W * scale)^T,
+ * one product rounded per weight exactly as ec_pack_b rounds it. */
+void ec_pack_bt__ref(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp)
+{
+    const uint16_t *wh = w;
+    const float *wf = w;
+    for (int p = p0; p < p1; p++) {
+        float *dst = bp + (size_t)p * N * EC_PG_NR;   /* [N][16] */
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < EC_PG_NR; j++) {
+                const int k = p * EC_PG_NR + j;
+                float v = 0.0f;
+                if (k < K) {
+                    const size_t i = (size_t)k * N + n;
+                    v = w_f16 ? ec_f16_to_f32(wh[i]) : wf[i];
+                    if (scale) v *= scale[n];
+                }
+                dst[(size_t)n * EC_PG_NR + j] = v;
+            }
+    }
+}
+
+void ec_pack_bt(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp)
+{
+    if (ec_cpu_has_avx2())
+        ec_pack_bt__avx2(w, w_f16, scale, K, N, p0, p1, bp);
+    else
+        ec_pack_bt__ref(w, w_f16, scale, K, N, p0, p1, bp);
+}
+
 void ec_gemm_packed__ref(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                          int act, float *C, int ldc, int m0, int m1, int p0, int p1)
 {

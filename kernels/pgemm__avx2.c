@@ -42,6 +42,67 @@ void ec_pack_b__avx2(const void *w, int w_f16, const float *scale, int K, int N,
     }
 }
 
+/* W^T's panels (see pgemm.c): 8 rows of W x 8 columns at a time, transposed in
+ * registers (unpack / shuffle / permute), each column n then scaled by scale[n]:
+ * the same single rounding as the reference, so the packs are bit-identical.
+ * The last partial panel and a column tail of fewer than 8 go through the
+ * reference. */
+EC_V8_INLINE void pbt_load8(const void *w, int w_f16, size_t i, __m256 *v)
+{
+    if (w_f16) *v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+    else *v = _mm256_loadu_ps((const float *)w + i);
+}
+
+EC_V8_INLINE void pbt_transpose8(__m256 *r)
+{
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+void ec_pack_bt__avx2(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp)
+{
+    const int Nv = N & ~7;
+    for (int p = p0; p < p1; p++) {
+        const int k0 = p * EC_PG_NR;
+        if (K - k0 < EC_PG_NR) {                      /* the last, partial panel */
+            ec_pack_bt__ref(w, w_f16, scale, K, N, p, p + 1, bp);
+            continue;
+        }
+        float *dst = bp + (size_t)p * N * EC_PG_NR;   /* [N][16] */
+        for (int n = 0; n < Nv; n += 8)
+            for (int h = 0; h < 2; h++) {             /* rows k0 + 8h .. + 7 -> lanes 8h .. 8h + 7 */
+                __m256 r[8];
+                EC_V8_UNROLL for (int j = 0; j < 8; j++) pbt_load8(w, w_f16, (size_t)(k0 + 8 * h + j) * N + n, &r[j]);
+                pbt_transpose8(r);                    /* r[u] = W[k0 + 8h .. + 7, n + u] */
+                EC_V8_UNROLL for (int u = 0; u < 8; u++) {
+                    const __m256 v = scale ? _mm256_mul_ps(r[u], _mm256_set1_ps(scale[n + u])) : r[u];
+                    _mm256_storeu_ps(dst + (size_t)(n + u) * EC_PG_NR + 8 * h, v);
+                }
+            }
+        for (int n = Nv; n < N; n++)                  /* column tail */
+            for (int j = 0; j < EC_PG_NR; j++) {
+                const size_t i = (size_t)(k0 + j) * N + n;
+                float v = w_f16 ? ec_f16_to_f32(((const uint16_t *)w)[i]) : ((const float *)w)[i];
+                if (scale) v *= scale[n];
+                dst[(size_t)n * EC_PG_NR + j] = v;
+            }
+    }
+}
+
 /* MR x 16 tile of C at c (row stride ldc), k in [0, kc) of a (row stride lda)
  * and b (a panel's rows, 16 floats each). first: start from shift16 (or 0),
  * else from C. last: activation, then store. m0/m1: store masks of the two
