@@ -211,7 +211,7 @@ static int cfg_act(ctx *c, const char *layer, const js_value *cfg, int *act)
     return 0;
 }
 
-/* Keras SAME/VALID arithmetic (semantics.md 2): out = ceil(in/stride) for same,
+/* Keras SAME/VALID arithmetic (docs/semantics.md 2): out = ceil(in/stride) for same,
  * floor((in - k)/stride) + 1 for valid; the odd pixel of SAME padding goes
  * to the bottom/right. */
 static int conv_geom(ctx *c, const char *layer, const js_value *cfg, int in_h, int in_w, cv_node *n,

@@ -50,7 +50,7 @@ const char *ec_cam_method_name(ec_cam_method m)
 
 int ec_cam_method_needs_grad(ec_cam_method m) { return m != EC_CAM_EIGENCAM; }
 
-/* ---- normalization (semantics.md section 4) ------------------------------------- */
+/* ---- normalization (docs/semantics.md section 4) ------------------------------------- */
 
 void ec_cam_normalize(float *cam, size_t hw)
 {
@@ -348,7 +348,7 @@ static ec_status cam_eigen(const float *A, size_t hw, int K, float *cam, ec_cam_
         const double sig = sqrt(fmax(lam1, 0.0));
         for (size_t i = 0; i < hw; i++) cam[i] = (float)(sig * u[i]);
     }
-    /* The sign. semantics.md says "sum(p) >= 0", but X's columns are centred, so
+    /* The sign. Read literally, "sum(p) >= 0" cannot decide it: X's columns are centred, so
      * sum_i p_i = sum_k v_k sum_i X_ik = 0 exactly: that sum is rounding noise
      * and would pick a random sign. The fixtures (all five models, both signs
      * occurring) follow the uncentred projection: sum_i (A v)_i = hw mean . v >= 0.

@@ -1,4 +1,4 @@
-/* cam.h - the CAM methods (semantics.md section 6): from a layer's activation A
+/* cam.h - the CAM methods (docs/semantics.md section 6): from a layer's activation A
  * and the gradient G of the class score with respect to it, the raw map, then the
  * app's normalization (section 4).
  *

@@ -1,4 +1,4 @@
-/* gradcam.c - Grad-CAM as the app computes it (semantics.md section 4), with a
+/* gradcam.c - Grad-CAM as the app computes it (docs/semantics.md section 4), with a
  * hand-written backward pass.
  *
  * At session creation: find the target conv A, the nodes between A and the

@@ -1,5 +1,5 @@
 /* gradcam.h - the explanations' backward pass (gradcam.c): from the class
- * score back to the target layer, then the heatmap (semantics.md 4 and 6). */
+ * score back to the target layer, then the heatmap (docs/semantics.md 4 and 6). */
 #ifndef EFFCAM_GRADCAM_H
 #define EFFCAM_GRADCAM_H
 

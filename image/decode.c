@@ -1,4 +1,4 @@
-/* decode.c - the app's image front end (semantics.md section 1).
+/* decode.c - the app's image front end (docs/semantics.md section 1).
  *
  *   decode:  sniff the format from its magic bytes, refuse what we do not
  *            decode, check the container is complete (truncated PNG/BMP/GIF

@@ -1,4 +1,4 @@
-/* image.h - the image module: the app's pixels in and out (semantics.md 1, 3, 5).
+/* image.h - the image module: the app's pixels in and out (docs/semantics.md 1, 3, 5).
  *
  *   decode.c    sniff the format, check the container, decode like PIL's
  *               Image.open(f).convert("RGB") (stb_image; PNM our own)

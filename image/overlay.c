@@ -1,4 +1,4 @@
-/* overlay.c - the app's Grad-CAM overlay (semantics.md section 5): the heatmap
+/* overlay.c - the app's Grad-CAM overlay (docs/semantics.md section 5): the heatmap
  * truncated to uint8, upscaled with PIL BILINEAR, coloured with matplotlib's
  * jet, blended into the overlay base with Image.blend(0.4), each step rounding
  * exactly where the app rounded. */

@@ -1,5 +1,5 @@
 /* resize.h - PIL's Image.resize(..., BILINEAR) for 8-bit interleaved images,
- * bit-exact (semantics.md section 3): antialiased triangle filter, horizontal
+ * bit-exact (docs/semantics.md section 3): antialiased triangle filter, horizontal
  * pass then vertical, 22-bit fixed-point weights, 8-bit intermediate rows,
  * a pass skipped when its axis keeps its size. */
 #ifndef EFFCAM_RESIZE_H

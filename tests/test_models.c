@@ -226,7 +226,7 @@ static void test_layers(void)
 
 /* ---- graph structure ----------------------------------------------------------- */
 
-/* SAME padding at 300 px (semantics.md), the valid-conv arithmetic of every
+/* SAME padding at 300 px (docs/semantics.md), the valid-conv arithmetic of every
  * conv, topological order, weight shapes, and the Grad-CAM target. */
 static void test_structure(void)
 {
