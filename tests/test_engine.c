@@ -908,6 +908,74 @@ static void test_crc(void)
     free(b);
 }
 
+/* ---- answers that are not numbers, outputs that are not probabilities ------------------ */
+
+/* input (4, 4, 3) -> GAP -> dense 3 -> 3 with the given kernel scale and activation */
+static ec_model *tg_head_model(const char *file, float kscale, int act)
+{
+    cv_graph g;
+    cv_graph_init(&g);
+    int x = cv_graph_add_value(&g, "input", 4, 4, 3);
+    int p = cv_graph_add_value(&g, "gap", 1, 1, 3), o = cv_graph_add_value(&g, "fc", 1, 1, 3);
+    tg_node(&g, ECM_OP_GAP, "gap", x, -1, p);
+    tg_dense(&g, "fc", p, o, 3, 3, act, 0);
+    for (int i = 0; i < 9; i++) g.tensors[g.nodes[1].w[0]].data[i] = kscale * (float)(i % 3 == i / 3 ? 1 : -1);
+    g.input_value = x;
+    g.output_value = o;
+    cv_err er;
+    cv_graph_set_labels(&g, NULL, &er);
+    ec_model *m = tg_load(&g, file);
+    cv_graph_free(&g);
+    return m;
+}
+
+static void test_answers(void)
+{
+    uint8_t rgb[4 * 4 * 3];
+    for (size_t i = 0; i < sizeof rgb; i++) rgb[i] = (uint8_t)(200 + i % 50);
+    /* finite float32 weights whose products overflow: Inf logits, NaN softmax */
+    static const struct { const char *file; int act; } cases[] = {
+        { "overflow_linear.ecm", ECM_ACT_LINEAR }, { "overflow_softmax.ecm", ECM_ACT_SOFTMAX } };
+    for (int c = 0; c < 2; c++) {
+        char name[128];
+        snprintf(name, sizeof name, "non-finite output is an error, not a number (%s)", cases[c].file);
+        ec_model *m = tg_head_model(cases[c].file, 3e38f, cases[c].act);
+        ec_session *s = NULL;
+        ec_result r;
+        ec_status st = m ? ec_session_new(m, NULL, &s) : EC_ERR_INTERNAL;
+        if (st == EC_OK) st = ec_session_predict_rgb(s, rgb, 4, 4, &r);
+        T_CHECK(name, st == EC_ERR_FORMAT && strstr(ec_last_error(), "non-finite"), "status %d: %s", st, ec_last_error());
+        ec_session_free(s);
+        ec_model_free(m);
+    }
+    /* a model whose output is no softmax reports scores, not probabilities */
+    ec_model *lin = tg_head_model("scores.ecm", 0.01f, ECM_ACT_LINEAR), *soft = tg_head_model("probs.ecm", 0.01f, ECM_ACT_SOFTMAX);
+    T_CHECK("output kind: linear head = scores, softmax head = probabilities",
+            lin && soft && !ec_model_output_is_probability(lin) && ec_model_output_is_probability(soft), "%s",
+            ec_last_error());
+    ec_model_free(lin);
+    ec_model_free(soft);
+    char *ecm = path_join(t_tmp(), "scores.ecm", NULL), *img = path_join(t_tmp(), "scores.ppm", NULL);
+    char *out = path_join(t_tmp(), "scores.out", NULL), cmd[4096];
+    FILE *f = fopen(img, "wb");
+    if (f) {
+        fprintf(f, "P6\n4 4\n255\n");
+        fwrite(rgb, 1, sizeof rgb, f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' predict '%s' '%s' --json > '%s' 2>&1 && '%s' predict '%s' '%s' >> '%s' 2>&1", t_bin(), ecm,
+             img, out, t_bin(), ecm, img, out);
+    int rc = system(cmd);
+    char *text = t_slurp(out, NULL);
+    T_CHECK("predict on a scores model: \"scores\" in JSON, no percent sign in the report",
+            rc == 0 && text && strstr(text, "\"scores\": [") && !strstr(text, "probabilit") && !strchr(text, '%'),
+            "exit %d: %s", rc, text ? text : "(no output)");
+    free(text);
+    free(ecm);
+    free(img);
+    free(out);
+}
+
 int main(void)
 {
     test_crc();
@@ -940,6 +1008,7 @@ int main(void)
     ec_model_free(m16);
     ec_model_free(mops);
 
+    test_answers();
     test_fixtures(t_local(), NULL);
     if (t_shared()) test_fixtures(t_shared(), t_local());
     else t_skip("shared_fixtures", "EC_SHARED not set");
