@@ -39,13 +39,14 @@ endif
 BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fPIC -MMD -MP -I. $(BLAS_CFLAGS) $(CFLAGS)
-LIBS        = $(BLAS_LIBS) -lz -lm -lpthread
+LIBS        = $(BLAS_LIBS) -ljpeg -lz -lm -lpthread
 # Per-file ISA flags: only the files that need them (runtime dispatch picks).
 ISA_avx2    := -mavx2 -mfma -mf16c
 ISA_avx512  := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mf16c
 
 KERNEL_SRC  := $(sort $(wildcard kernels/*.c))
 ENGINE_SRC  := $(filter-out engine/main.c engine/cli_%.c,$(sort $(wildcard engine/*.c)))
+IMAGE_SRC   := $(sort $(wildcard image/*.c))
 CLI_SRC     := engine/main.c $(sort $(wildcard engine/cli_*.c))
 CONVERT_SRC := $(sort $(wildcard convert/*.c))
 MODELS_SRC  := $(sort $(wildcard models/*.c))
@@ -53,7 +54,7 @@ TEST_SRC    := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
-LIB_OBJ   := $(call obj,$(KERNEL_SRC) $(ENGINE_SRC))
+LIB_OBJ   := $(call obj,$(KERNEL_SRC) $(ENGINE_SRC) $(IMAGE_SRC))
 TOOL_OBJ  := $(call obj,$(CONVERT_SRC) $(MODELS_SRC))
 CLI_OBJ   := $(call obj,$(CLI_SRC))
 TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -133,7 +134,7 @@ install: $(EFFCAM) $(LIB_A) $(LIB_SO)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: effcam' 'Description: EfficientNet inference and Grad-CAM for converted Keras models' \
 	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -leffcam' \
-	  'Libs.private: $(BLAS_LIBS) -lz -lm -lpthread' > $(DESTDIR)$(LIBDIR)/pkgconfig/effcam.pc
+	  'Libs.private: $(BLAS_LIBS) -ljpeg -lz -lm -lpthread' > $(DESTDIR)$(LIBDIR)/pkgconfig/effcam.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/effcam $(DESTDIR)$(PREFIX)/include/effcam.h
@@ -164,7 +165,7 @@ FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN
 FUZZ_RUNOPTS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
-FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(KERNEL_SRC) $(ENGINE_SRC) $(CONVERT_SRC) $(MODELS_SRC))
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(KERNEL_SRC) $(ENGINE_SRC) $(IMAGE_SRC) $(CONVERT_SRC) $(MODELS_SRC))
 FUZZ_BIN     := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 FUZZ_MAIN    := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRC))
 # Per target: -max_len and extra seed directories (libFuzzer writes to the first).
@@ -173,6 +174,7 @@ FUZZ_ARGS_keras := -max_len=262144 -dict=tests/fuzz/keras.dict
 FUZZ_ARGS_json  := -max_len=65536 tests/fuzz/seeds/keras
 FUZZ_ARGS_zip   := -max_len=262144
 FUZZ_ARGS_image := -max_len=16384
+FUZZ_ARGS_jpeg  := -max_len=16384 tests/fuzz/seeds/image
 FUZZ_ARGS_hdf5  := -max_len=262144 tests/fixtures/hdf5
 fuzz_args = $(or $(FUZZ_ARGS_$(1)),-max_len=65536) $(wildcard tests/fuzz/seeds/$(1) tests/fuzz/regressions/$(1))
 
