@@ -22,7 +22,8 @@
  *
  * Integer sums: every partial sum is bounded by 2^21 + 255 * sum|w| (checked
  * when the weights are built, refused above INT32_MAX), so int32 accumulators
- * give exactly Pillow's int sums in any order.
+ * give exactly Pillow's int sums in any order. That is what lets the passes run
+ * as AVX2 kernels (resample__avx2.c, picked at run time) with scalar twins here.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -32,11 +33,13 @@
 #include <string.h>
 
 #include "../engine/error.h"
+#include "../kernels/kernels.h"
 #include "resample.h"
+#include "resample_kernels.h"
 
 /* Pillow's PRECISION_BITS = 32 - 8 - 2: 8 bits of pixel, 2 of headroom for
  * filters with negative lobes (sums above 1 or below 0 before the clip). */
-#define RS_FRAC_BITS 22
+#define RS_FRAC_BITS EC_RS_FRAC_BITS
 #define RS_HALF (1 << (RS_FRAC_BITS - 1))
 /* 2^24: beyond this a float no longer holds every integer, and Pillow's box
  * edges are floats; also stb_image's dimension cap. */
@@ -124,13 +127,11 @@ const char *ec_resize_filter_name(ec_resize_filter f)
 /* ---- the resampler's memory: one block, carved ---------------------------- */
 
 typedef struct {
-    int lo, n;                /* first source index and number of taps */
-} rs_span;
-
-typedef struct {
-    int in, out, taps;        /* taps: row stride of w, >= every span's n */
-    rs_span *span;            /* [out] */
+    int in, out, taps;        /* taps: row stride of w, >= every window's */
+    int32_t *span;            /* [out][2]: first source index, number of taps */
     int32_t *w;               /* [out][taps]: weights * 2^22, rounded */
+    int16_t *wh, *wl;         /* horizontal axis: [out][taps16], w split for the AVX2 pass */
+    int taps16;
 } rs_axis;
 
 struct ec_resampler {
@@ -140,6 +141,7 @@ struct ec_resampler {
     uint8_t *dst;             /* [dh][dw][ch], the caller's */
     int y_in, y_out;          /* source rows pushed, destination rows done */
     rs_axis h, v;
+    uint8_t *planes;          /* scratch of the AVX2 horizontal pass */
     uint8_t *ring;            /* [ring_rows][row_bytes]: rows after the horizontal pass */
     int ring_rows;
     size_t row_bytes;         /* bytes of one ring row: (need_h ? dw : sw) * ch */
@@ -162,8 +164,8 @@ static int rs_taps(const rs_filter *f, int in, int out)
 }
 
 typedef struct {
-    size_t total, span_h, w_h, span_v, w_v, ring, rows, kbuf, xmap, ymap;   /* offsets */
-    int taps_h, taps_v, ring_rows;
+    size_t total, span_h, w_h, wh_h, wl_h, planes, span_v, w_v, ring, rows, kbuf, xmap, ymap;   /* offsets */
+    int taps_h, taps16_h, taps_v, ring_rows;
     size_t row_bytes;
 } rs_layout;
 
@@ -191,13 +193,17 @@ static int rs_plan(rs_layout *L, ec_resize_filter f, int sw, int sh, int dw, int
         if (need_h) {
             L->taps_h = rs_taps(flt, sw, dw);
             kmax = (uint64_t)L->taps_h;
-            L->span_h = off, off += rs_align((uint64_t)dw * sizeof(rs_span));
+            L->taps16_h = (L->taps_h + 15) & ~15;
+            L->span_h = off, off += rs_align((uint64_t)dw * 2 * sizeof(int32_t));
             L->w_h = off, off += rs_align((uint64_t)dw * (uint64_t)L->taps_h * sizeof(int32_t));
+            L->wh_h = off, off += rs_align((uint64_t)dw * (uint64_t)L->taps16_h * sizeof(int16_t));
+            L->wl_h = off, off += rs_align((uint64_t)dw * (uint64_t)L->taps16_h * sizeof(int16_t));
+            L->planes = off, off += rs_align(ec_u8_resample_h_scratch_bytes(sw, ch));
         }
         if (need_v) {
             L->taps_v = rs_taps(flt, sh, dh);
             if ((uint64_t)L->taps_v > kmax) kmax = (uint64_t)L->taps_v;
-            L->span_v = off, off += rs_align((uint64_t)dh * sizeof(rs_span));
+            L->span_v = off, off += rs_align((uint64_t)dh * 2 * sizeof(int32_t));
             L->w_v = off, off += rs_align((uint64_t)dh * (uint64_t)L->taps_v * sizeof(int32_t));
             L->ring_rows = L->taps_v;
             L->row_bytes = (size_t)(need_h ? dw : sw) * (size_t)ch;
@@ -261,8 +267,19 @@ static ec_status rs_axis_build(rs_axis *ax, const rs_filter *f, double *k)
         if (sum_abs > max_abs)
             return ec_fail(EC_ERR_LIMIT, "resize %d -> %d: a window of %d taps whose fixed-point sum could overflow",
                            ax->in, ax->out, n);
-        ax->span[o].lo = lo;
-        ax->span[o].n = n;
+        if (ax->wh) {
+            /* w = wh * 4096 + wl, wl the low 12 bits (0..4095); |w| < 2^23 by
+             * the check above, so |wh| <= 2^11: both fit int16. */
+            int16_t *wh = ax->wh + (size_t)o * (size_t)ax->taps16, *wl = ax->wl + (size_t)o * (size_t)ax->taps16;
+            for (int i = 0; i < ax->taps16; i++) {
+                int32_t v = i < ax->taps ? w[i] : 0;
+                int32_t low = (int32_t)((uint32_t)v & ((1u << EC_RS_SPLIT_BITS) - 1));
+                wl[i] = (int16_t)low;
+                wh[i] = (int16_t)((v - low) / (1 << EC_RS_SPLIT_BITS));
+            }
+        }
+        ax->span[2 * o] = lo;
+        ax->span[2 * o + 1] = n;
     }
     return EC_OK;
 }
@@ -277,37 +294,44 @@ static inline uint8_t rs_clip8(int32_t acc)
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* Horizontal: one source row (in: [in][C]) -> out: [out][C]. Forced inline so
- * each call site gets C as a constant: the channel loop unrolls and the
- * accumulators stay in registers. */
+/* Horizontal, the reference: one source row (in: [in_w][C]) -> out: [out_w][C].
+ * Forced inline so each call site gets C as a constant: the channel loop
+ * unrolls and the accumulators stay in registers. */
 __attribute__((always_inline))
-static inline void rs_horizontal(const uint8_t *restrict in, uint8_t *restrict out, const rs_axis *ax, const int C)
+static inline void rs_horizontal(const ec_rs_hpass *p, const uint8_t *restrict in, uint8_t *restrict out, const int C)
 {
-    for (int x = 0; x < ax->out; x++) {
-        const int32_t *w = ax->w + (size_t)x * (size_t)ax->taps;     /* [taps] */
-        const uint8_t *p = in + (size_t)ax->span[x].lo * C;          /* [n][C] */
-        int n = ax->span[x].n;
+    for (int x = 0; x < p->out_w; x++) {
+        const int32_t *w = p->w + (size_t)x * (size_t)p->taps;          /* [taps] */
+        const uint8_t *src = in + (size_t)p->span[2 * x] * C;            /* [n][C] */
+        int n = p->span[2 * x + 1];
         int32_t acc[4] = {RS_HALF, RS_HALF, RS_HALF, RS_HALF};
         for (int i = 0; i < n; i++)
-            for (int c = 0; c < C; c++) acc[c] += (int32_t)p[i * C + c] * w[i];
+            for (int c = 0; c < C; c++) acc[c] += (int32_t)src[i * C + c] * w[i];
         for (int c = 0; c < C; c++) out[x * C + c] = rs_clip8(acc[c]);
     }
 }
 
-static void rs_horizontal_any(const uint8_t *in, uint8_t *out, const rs_axis *ax, int C)
+void ec_u8_resample_h__ref(const ec_rs_hpass *p, const uint8_t *in, uint8_t *out)
 {
-    switch (C) {
-    case 1: rs_horizontal(in, out, ax, 1); break;
-    case 2: rs_horizontal(in, out, ax, 2); break;
-    case 3: rs_horizontal(in, out, ax, 3); break;
-    default: rs_horizontal(in, out, ax, 4); break;
+    switch (p->channels) {
+    case 1: rs_horizontal(p, in, out, 1); break;
+    case 2: rs_horizontal(p, in, out, 2); break;
+    case 3: rs_horizontal(p, in, out, 3); break;
+    default: rs_horizontal(p, in, out, 4); break;
     }
+}
+
+static void rs_horizontal_run(const ec_resampler *r, const uint8_t *in, uint8_t *out)
+{
+    const ec_rs_hpass p = {r->sw, r->dw, r->ch, r->h.span, r->h.w, r->h.taps, r->h.wh, r->h.wl, r->h.taps16};
+    if (ec_cpu_has_avx2()) ec_u8_resample_h__avx2(&p, in, out, r->planes);
+    else ec_u8_resample_h__ref(&p, in, out);
 }
 
 /* Vertical: n rows (rows[i] is tap i's row, len bytes) -> out. Channels do not
  * matter: every byte of a row has the same column of weights. Columns go in
  * blocks so the block's sums stay in cache while the taps walk the rows. */
-static void rs_vertical(const uint8_t *const *rows, const int32_t *w, int n, uint8_t *restrict out, size_t len)
+void ec_u8_resample_v__ref(const uint8_t *const *rows, const int32_t *w, int n, uint8_t *restrict out, size_t len)
 {
     enum { BLOCK = 512 };
     int32_t acc[BLOCK];
@@ -403,11 +427,13 @@ ec_status ec_resampler_init(void *mem, size_t bytes, ec_resize_filter f, int src
     } else {
         double *k = (double *)(base + L.kbuf);
         if (r->need_h) {
-            r->h = (rs_axis){src_w, dst_w, L.taps_h, (rs_span *)(base + L.span_h), (int32_t *)(base + L.w_h)};
+            r->h = (rs_axis){src_w, dst_w, L.taps_h, (int32_t *)(base + L.span_h), (int32_t *)(base + L.w_h),
+                             (int16_t *)(base + L.wh_h), (int16_t *)(base + L.wl_h), L.taps16_h};
+            r->planes = base + L.planes;
             if ((st = rs_axis_build(&r->h, &rs_filters[f], k)) != EC_OK) return st;
         }
         if (r->need_v) {
-            r->v = (rs_axis){src_h, dst_h, L.taps_v, (rs_span *)(base + L.span_v), (int32_t *)(base + L.w_v)};
+            r->v = (rs_axis){src_h, dst_h, L.taps_v, (int32_t *)(base + L.span_v), (int32_t *)(base + L.w_v), NULL, NULL, 0};
             if ((st = rs_axis_build(&r->v, &rs_filters[f], k)) != EC_OK) return st;
             r->ring = base + L.ring;
             r->ring_rows = L.ring_rows;
@@ -474,23 +500,24 @@ ec_status ec_resampler_push(ec_resampler *r, const uint8_t *row)
         return EC_OK;
     }
     if (!r->need_v) {                                          /* horizontal only */
-        rs_horizontal_any(row, dst + (size_t)y * drow, &r->h, r->ch);
+        rs_horizontal_run(r, row, dst + (size_t)y * drow);
         r->y_out = y + 1;
         return EC_OK;
     }
     /* Rows before the next pending window are read by no pending window (and
      * by no later one: windows only move down). Pillow skips them too. */
-    if (r->y_out >= r->dh || y < r->v.span[r->y_out].lo) return EC_OK;
+    if (r->y_out >= r->dh || y < r->v.span[2 * r->y_out]) return EC_OK;
     uint8_t *slot = r->ring + (size_t)(y % r->ring_rows) * r->row_bytes;
-    if (r->need_h) rs_horizontal_any(row, slot, &r->h, r->ch);
+    if (r->need_h) rs_horizontal_run(r, row, slot);
     else memcpy(slot, row, r->row_bytes);
     while (r->y_out < r->dh) {
-        const rs_span *sp = &r->v.span[r->y_out];
-        if (sp->lo + sp->n - 1 > y) break;                     /* window not complete yet */
-        for (int i = 0; i < sp->n; i++)
-            r->taps_rows[i] = r->ring + (size_t)((sp->lo + i) % r->ring_rows) * r->row_bytes;
-        rs_vertical(r->taps_rows, r->v.w + (size_t)r->y_out * (size_t)r->v.taps, sp->n,
-                    dst + (size_t)r->y_out * drow, drow);
+        int lo = r->v.span[2 * r->y_out], n = r->v.span[2 * r->y_out + 1];
+        if (lo + n - 1 > y) break;                             /* window not complete yet */
+        for (int i = 0; i < n; i++)
+            r->taps_rows[i] = r->ring + (size_t)((lo + i) % r->ring_rows) * r->row_bytes;
+        const int32_t *wv = r->v.w + (size_t)r->y_out * (size_t)r->v.taps;
+        if (ec_cpu_has_avx2()) ec_u8_resample_v__avx2(r->taps_rows, wv, n, dst + (size_t)r->y_out * drow, drow);
+        else ec_u8_resample_v__ref(r->taps_rows, wv, n, dst + (size_t)r->y_out * drow, drow);
         r->y_out++;
     }
     return EC_OK;
