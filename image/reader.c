@@ -10,24 +10,28 @@
 #include "../engine/error.h"
 #include "../engine/image.h"
 #include "jpeg.h"
+#include "pngdec.h"
 #include "reader.h"
 
 /* Same cap as the whole-image decoder: no photo we accept is larger. */
 #define RD_MAX_FILE_BYTES ((uint64_t)256 << 20)
 
-typedef enum { RD_JPEG, RD_WHOLE } rd_kind;
+typedef enum { RD_JPEG, RD_PNG, RD_WHOLE } rd_kind;
 
 struct ec_img {
     rd_kind kind;
     int w, h, next_row;
     const char *format;
     ec_jpeg *jpeg;               /* RD_JPEG */
+    ec_pngd *png;                /* RD_PNG */
+    uint8_t *file;               /* RD_PNG from a file: its bytes (the decoder reads them) */
     uint8_t *rgb;                /* RD_WHOLE: [h][w][3] */
     int fd;                      /* file mode: open until close, else -1 */
     char name[200];              /* file mode: the path, cleaned, for messages */
 };
 
 static int rd_is_jpeg(const uint8_t *b, size_t n) { return n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
+static int rd_is_png(const uint8_t *b, size_t n) { return n >= 8 && !memcmp(b, "\x89PNG\r\n\x1A\n", 8); }
 
 /* A short format name from the magic, for ec_img_format. */
 static const char *rd_format(const uint8_t *b, size_t n)
@@ -76,6 +80,56 @@ static ec_status rd_from_jpeg(ec_img *im, ec_jpeg *j)
     return EC_OK;
 }
 
+static ec_status rd_from_png(ec_img *im, const uint8_t *buf, size_t len, int64_t max_pixels)
+{
+    ec_status st = ec_pngd_open_mem(buf, len, max_pixels, &im->png);
+    if (st != EC_OK) return st;
+    im->kind = RD_PNG;
+    im->format = "PNG";
+    ec_pngd_size(im->png, &im->w, &im->h);
+    return EC_OK;
+}
+
+/* The rest of fd after the n bytes already in head, appended: a malloc'd copy
+ * of the whole file in *out (*len bytes). Regular files are read at their
+ * size, others grow to RD_MAX_FILE_BYTES. */
+static ec_status rd_slurp(ec_img *im, int fd, const uint8_t *head, size_t n, uint8_t **out, size_t *len)
+{
+    struct stat sb;
+    size_t cap = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size >= n ? (size_t)sb.st_size + 1 : 1 << 16;
+    uint8_t *b = malloc(cap);
+    if (!b) return ec_fail(EC_ERR_NOMEM, "out of memory reading '%s'", im->name);
+    memcpy(b, head, n);
+    for (;;) {
+        if (n == cap) {
+            if (cap > RD_MAX_FILE_BYTES) {
+                free(b);
+                return ec_fail(EC_ERR_LIMIT, "'%s' is over the %llu MiB image limit", im->name,
+                               (unsigned long long)(RD_MAX_FILE_BYTES >> 20));
+            }
+            size_t nc = cap * 2 > RD_MAX_FILE_BYTES + 1 ? (size_t)RD_MAX_FILE_BYTES + 1 : cap * 2;
+            uint8_t *nb = realloc(b, nc);
+            if (!nb) {
+                free(b);
+                return ec_fail(EC_ERR_NOMEM, "out of memory reading '%s'", im->name);
+            }
+            b = nb, cap = nc;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            free(b);
+            return ec_fail(EC_ERR_IO, "cannot read '%s': %s", im->name, strerror(e));
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    *out = b;
+    *len = n;
+    return EC_OK;
+}
+
 ec_status ec_img_open_mem(const uint8_t *buf, size_t len, int64_t max_pixels, ec_img **out)
 {
     if (!out || (!buf && len)) return ec_fail(EC_ERR_ARG, "ec_img_open_mem: NULL argument");
@@ -87,6 +141,8 @@ ec_status ec_img_open_mem(const uint8_t *buf, size_t len, int64_t max_pixels, ec
         ec_jpeg *j;
         st = ec_jpeg_open_mem(buf, len, max_pixels, &j);
         if (st == EC_OK) st = rd_from_jpeg(im, j);
+    } else if (rd_is_png(buf, len)) {
+        st = rd_from_png(im, buf, len, max_pixels);
     } else {
         im->kind = RD_WHOLE;
         im->format = len ? rd_format(buf, len) : "empty";
@@ -145,6 +201,11 @@ ec_status ec_img_open_file(const char *path, int64_t max_pixels, ec_img **out)
         } else {
             st = rd_named(im, st);
         }
+    } else if (st == EC_OK && rd_is_png(head, n)) {
+        /* Decoded row by row from the file's bytes in memory. */
+        size_t len = 0;
+        st = rd_slurp(im, fd, head, n, &im->file, &len);
+        if (st == EC_OK) st = rd_named(im, rd_from_png(im, im->file, len, max_pixels));
     } else if (st == EC_OK) {
         /* Whole-image formats: the decoder reads the file itself (it reads
          * pipes, caps the size and names the file in its messages). */
@@ -175,8 +236,9 @@ ec_status ec_img_read_rows(ec_img *im, uint8_t *dst, int max_rows, int *got)
 {
     if (got) *got = 0;
     if (!im || !dst || !got || max_rows <= 0) return ec_fail(EC_ERR_ARG, "ec_img_read_rows: bad argument");
-    if (im->kind == RD_JPEG) {
-        ec_status st = ec_jpeg_read_rows(im->jpeg, dst, max_rows, got);
+    if (im->kind == RD_JPEG || im->kind == RD_PNG) {
+        ec_status st = im->kind == RD_JPEG ? ec_jpeg_read_rows(im->jpeg, dst, max_rows, got)
+                                           : ec_pngd_read_rows(im->png, dst, max_rows, got);
         im->next_row += *got;
         return rd_named(im, st);
     }
@@ -193,6 +255,8 @@ void ec_img_close(ec_img *im)
 {
     if (!im) return;
     ec_jpeg_close(im->jpeg);
+    ec_pngd_close(im->png);
+    free(im->file);
     free(im->rgb);
     if (im->fd >= 0) close(im->fd);
     free(im);

@@ -10,9 +10,10 @@
  *
  * The format comes from the first bytes (never the file name). JPEG is decoded
  * row by row by image/jpeg.c (a file is read through a 64 KiB buffer), so a
- * 12 MP photo costs what a small one does; the other formats are decoded whole
- * by ec_image_decode_mem/_file (stb_image with PIL's conversions) and their rows
- * served from that buffer. Pixel limit (max_pixels) checked from the header,
+ * 12 MP photo costs what a small one does; PNG row by row by image/pngdec.c
+ * from the file's bytes in memory (interlaced PNGs whole); the other formats
+ * are decoded whole by ec_image_decode_mem/_file (stb_image with PIL's
+ * conversions) and their rows served from that buffer. Pixel limit (max_pixels) checked from the header,
  * before decoding. Errors: a status plus one line in ec_last_error(), naming
  * the file for ec_img_open_file; a failed read_rows is final.
  */

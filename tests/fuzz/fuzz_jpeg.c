@@ -1,7 +1,8 @@
-/* fuzz_jpeg.c - libFuzzer target for the streamed JPEG path.
+/* fuzz_jpeg.c - libFuzzer target for the streamed decoders: image/reader.c.
  *
  * The bytes go through ec_img_open_mem (JPEG: image/jpeg.c over libjpeg-turbo;
- * anything else: the whole-image decoder) with a small pixel limit, so the
+ * PNG: image/pngdec.c; anything else: the whole-image decoder, also fuzzed by
+ * fuzz_image) with a small pixel limit, so the
  * fuzzer explores markers and entropy data rather than megapixel memsets. Rows
  * are read in batches of 3 and pushed, as they come, into three resamplers at
  * once - LANCZOS to 64x64 (a model input), BICUBIC to 13x7 (shrinking on one
