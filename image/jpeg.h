@@ -39,8 +39,10 @@
 
 #include "../effcam.h"
 
-/* PIL has no limit; real encoders write 10 or so scans (jpegtran 10, mozjpeg's
- * search at most ~20), the spec's useful maximum is a few hundred. */
+/* PIL has no limit. Encoders write about 10 scans (libjpeg's and jpegtran's
+ * progressive script: 10 for YCbCr, 6 for gray; mozjpeg's search about 20);
+ * more takes a contrived script (one scan per coefficient of each of three
+ * components is 190). Each scan re-walks the coefficients, hence the cap. */
 #define EC_JPEG_MAX_SCANS 100
 
 typedef struct ec_jpeg ec_jpeg;
