@@ -39,7 +39,7 @@ endif
 BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fPIC -MMD -MP -I. $(BLAS_CFLAGS) $(CFLAGS)
-LIBS        = $(BLAS_LIBS) -lz -lm -lpthread
+LIBS        = $(BLAS_LIBS) -ljpeg -lz -lm -lpthread
 # Per-file ISA flags: only the files that need them (runtime dispatch picks).
 ISA_avx2    := -mavx2 -mfma -mf16c
 ISA_avx512  := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mf16c
@@ -137,7 +137,7 @@ install: $(EFFCAM) $(LIB_A) $(LIB_SO)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: effcam' 'Description: EfficientNet inference and Grad-CAM for converted Keras models' \
 	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -leffcam' \
-	  'Libs.private: $(BLAS_LIBS) -lz -lm -lpthread' > $(DESTDIR)$(LIBDIR)/pkgconfig/effcam.pc
+	  'Libs.private: $(BLAS_LIBS) -ljpeg -lz -lm -lpthread' > $(DESTDIR)$(LIBDIR)/pkgconfig/effcam.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/effcam $(DESTDIR)$(PREFIX)/include/effcam.h
@@ -180,6 +180,7 @@ FUZZ_ARGS_keras := -max_len=262144 -dict=tests/fuzz/keras.dict
 FUZZ_ARGS_json  := -max_len=65536 tests/fuzz/seeds/keras
 FUZZ_ARGS_zip   := -max_len=262144
 FUZZ_ARGS_image := -max_len=16384
+FUZZ_ARGS_jpeg  := -max_len=16384 tests/fuzz/seeds/image
 FUZZ_ARGS_hdf5  := -max_len=262144 tests/fixtures/hdf5
 FUZZ_ARGS_serve := -max_len=4096
 fuzz_args = $(or $(FUZZ_ARGS_$(1)),-max_len=65536) $(wildcard tests/fuzz/seeds/$(1) tests/fuzz/regressions/$(1))

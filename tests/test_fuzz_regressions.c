@@ -45,6 +45,7 @@ static const target targets[] = { EC_FUZZ_TARGETS };
 /* Fixture directories (under EC_LOCAL) that are also inputs of a target. */
 static const struct { const char *target, *dir; } fixture_dirs[] = {
     { "image", "images" },
+    { "jpeg", "images" },
     { "hdf5", "hdf5" },
 };
 
