@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "../engine/error.h"
-#include "../engine/image.h"
+#include "image.h"
 #include "jpeg.h"
 #include "pngdec.h"
 #include "reader.h"

@@ -25,7 +25,7 @@
 
 #include "convert/json.h"
 #include "effcam.h"
-#include "engine/image.h"
+#include "image/image.h"
 #include "image/reader.h"
 #include "image/resample.h"
 #include "tests/harness.h"

@@ -24,7 +24,7 @@
 #include <zlib.h>
 
 #include "effcam.h"
-#include "engine/image.h"
+#include "image/image.h"
 #include "image/pngdec.h"
 #include "image/reader.h"
 #include "image/resample.h"
