@@ -43,6 +43,16 @@ typedef enum {
 typedef struct ec_model ec_model;
 typedef struct ec_session ec_session;
 
+/* Pillow's resampling filters (docs/semantics.md 3), reproduced bit for bit. */
+typedef enum {
+    EC_RESIZE_NEAREST,
+    EC_RESIZE_BOX,
+    EC_RESIZE_BILINEAR,
+    EC_RESIZE_HAMMING,
+    EC_RESIZE_BICUBIC,
+    EC_RESIZE_LANCZOS
+} ec_resize_filter;
+
 typedef struct {
     int threads;             /* worker threads for this session (default 1) */
     int gradcam;             /* compute the Grad-CAM heatmap (pins the values it needs) */
@@ -50,6 +60,8 @@ typedef struct {
     int cam_logit;           /* 1: gradient of the logit instead of the probability */
     const char *cam_layer;   /* target layer name, NULL = the app's choice */
     int64_t max_pixels;      /* largest decoded image accepted (default 50,000,000) */
+    ec_resize_filter resize;          /* the model input's filter (default LANCZOS, as the app) */
+    ec_resize_filter overlay_resize;  /* the overlay base's filter (default BICUBIC, as the app) */
 } ec_session_options;
 
 typedef struct {
@@ -98,6 +110,8 @@ ec_session_options ec_session_options_default(void);
 ec_status ec_session_new(const ec_model *m, const ec_session_options *opt, ec_session **out);
 void ec_session_free(ec_session *s);
 ec_status ec_session_predict_file(ec_session *s, const char *image_path, ec_result *out);
+/* Changes the model input's filter for the following predicts. */
+ec_status ec_session_set_resize(ec_session *s, ec_resize_filter filter);
 /* An encoded image (JPEG, PNG, ...) held in memory, e.g. an upload. */
 ec_status ec_session_predict_encoded(ec_session *s, const void *data, size_t len, ec_result *out);
 ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, int height,
@@ -146,8 +160,13 @@ ec_status ec_session_profile_get(const ec_session *s, ec_profile *out);
  * *rgb malloc'd, (*height) x (*width) x 3 (free() it). */
 ec_status ec_image_load(const char *path, int64_t max_pixels, uint8_t **rgb, int *width, int *height);
 /* The exact uint8 tensor the model sees for an image file: decoded as the app
- * decodes it and resized to width x height; rgb holds height * width * 3. */
-ec_status ec_image_load_resized(const char *path, int width, int height, int64_t max_pixels, uint8_t *rgb);
+ * decodes it and resized to width x height with the filter (streamed: a large
+ * photo is never held whole); rgb holds height * width * 3. */
+ec_status ec_image_load_resized(const char *path, int width, int height, ec_resize_filter filter,
+                                int64_t max_pixels, uint8_t *rgb);
+/* "nearest", "box", "bilinear", "hamming", "bicubic", "lanczos" (any case). */
+ec_status ec_resize_filter_parse(const char *name, ec_resize_filter *out);
+const char *ec_resize_filter_name(ec_resize_filter filter);
 /* rgb (height * width * 3) as a binary PPM, written atomically. */
 ec_status ec_image_save_ppm(const char *path, const uint8_t *rgb, int width, int height);
 

@@ -30,6 +30,8 @@ int cli_int(const char *s, long lo, long hi, long *out);
 double cli_now(void);
 long cli_peak_rss_kib(void);   /* VmHWM, KiB, or -1 */
 long cli_rss_kib(void);        /* VmRSS, KiB, or -1 */
+/* A resize filter's name for option opt: 0, or -1 after printing the error. */
+int cli_filter(const char *opt, const char *name, ec_resize_filter *out);
 /* 1 if a is "-h" or "--help" */
 int cli_is_help(const char *a);
 /* Loads and returns a model, or prints why and returns NULL. */

@@ -14,7 +14,10 @@
 
 static const char usage_bench[] =
     "usage: effcam bench MODEL.ecm [IMAGE] [--runs N] [--warmup N] [--threads N]\n"
-    "                    [--gradcam | --cam-only] [--layers] [--json] [--load-only]\n";
+    "                    [--gradcam | --cam-only] [--layers] [--json] [--load-only] [--resize FILTER]\n"
+    "In-process latency of predicts on IMAGE's decoded pixels (the resize to the model's input\n"
+    "included, with FILTER, lanczos by default), plain and with Grad-CAM alternately; --layers adds\n"
+    "a per-step table (ms, GFLOP/s); --cam-only runs Grad-CAM predicts only (a soak).\n";
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -215,6 +218,7 @@ int cli_bench(int argc, char **argv)
     const char *model = NULL, *image = NULL;
     long runs = 30, warmup = 5, threads = 1;
     int gradcam = 0, cam_only = 0, layers = 0, json = 0, load_only = 0;
+    ec_session_options o = ec_session_options_default();
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -227,7 +231,9 @@ int cli_bench(int argc, char **argv)
         else if (!strcmp(a, "--cam-only")) gradcam = cam_only = 1;   /* soak: Grad-CAM predicts only */
         else if (!strcmp(a, "--layers")) layers = 1;
         else if (!strcmp(a, "--load-only")) load_only = 1;
-        else if (!strcmp(a, "--runs") && more) {
+        else if (!strcmp(a, "--resize") && more) {
+            if (cli_filter("--resize", argv[++i], &o.resize)) goto usage;
+        } else if (!strcmp(a, "--runs") && more) {
             if (cli_int(argv[++i], 1, 1000000, &runs)) { cli_err(NULL, "--runs takes 1..1000000"); goto usage; }
         } else if (!strcmp(a, "--warmup") && more) {
             if (cli_int(argv[++i], 0, 1000000, &warmup)) { cli_err(NULL, "--warmup takes 0..1000000"); goto usage; }
@@ -243,7 +249,6 @@ int cli_bench(int argc, char **argv)
     double t_start = cli_now();
     ec_model *m = NULL;
     if (!(m = cli_load_model(model))) return 2;
-    ec_session_options o = ec_session_options_default();
     o.threads = (int)threads;
     ec_session *s0 = NULL, *s1 = NULL;   /* plain (not with --cam-only), Grad-CAM */
     if (!cam_only && ec_session_new(m, &o, &s0) != EC_OK) { cli_err(model, "%s", ec_last_error()); ec_model_free(m); return 2; }

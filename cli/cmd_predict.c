@@ -22,7 +22,8 @@
 static const char usage[] =
     "usage: effcam predict MODEL.ecm IMAGE|DIR... [--from FILE] [--top-k N] [--json] [--threads N]\n"
     "                      [--jobs N] [--cam OUT] [--cam-layer NAME] [--class INDEX|LABEL]\n"
-    "                      [--cam-score prob|logit] [--base64] [--max-pixels N] [--stats]\n"
+    "                      [--cam-score prob|logit] [--base64] [--resize FILTER] [--overlay-resize FILTER]\n"
+    "                      [--max-pixels N] [--stats]\n"
     "Top-k classes per image, as the app reports them. A DIR stands for the images in it\n"
     "(.jpg .jpeg .png .bmp .gif .tga .ppm .pgm, sorted by name); --from FILE reads one path per line.\n"
     "  --json            one JSON object per image per line (README: the result fields)\n"
@@ -31,6 +32,9 @@ static const char usage[] =
     "  --class C         the class to explain (default: the top class); --cam-score logit|prob\n"
     "  --base64          the overlay PNG in the JSON (\"overlay_base64\"); needs --json\n"
     "  --threads N       threads per session (1..64); --jobs N: N sessions over one model\n"
+    "  --resize FILTER   Pillow's filter for the model input: lanczos (the app's, default), bicubic,\n"
+    "                    bilinear, hamming, box, nearest; --overlay-resize FILTER: for the overlay's\n"
+    "                    base picture (default bicubic, the app's)\n"
     "  --max-pixels N    largest image accepted (default 50000000)\n"
     "  --stats           time, peak memory and the moment the first answer was out, on stderr\n";
 
@@ -152,7 +156,7 @@ static int add_list(paths *l, const char *file)
 typedef struct {
     const ec_model *m;
     const char *cam_out;          /* --cam */
-    int cam_into_dir;             /* --cam names a directory */
+    char **cam_paths;             /* --cam DIR: each image's overlay path, else NULL */
     int json, b64, topk;
 } run_opts;
 
@@ -165,14 +169,60 @@ typedef struct {
     int done;
 } item;
 
-/* "dir/photo.v2.jpg" -> "photo.v2" */
-static void stem_of(const char *path, char *out, size_t cap)
+/* ---- overlay file names ------------------------------------------------------------
+ * --cam DIR: "DIR/photo.cam.png" for "x/photo.jpg". Two inputs with the same
+ * stem (photo.jpg and photo.png, or two folders' photo.jpg) would overwrite
+ * each other's overlay, so a later one takes its whole file name
+ * ("photo.png.cam.png") and then a number ("photo-2.cam.png"). Names are fixed
+ * in input order before any image runs, so --jobs does not change them. */
+
+static uint64_t name_hash(const char *s)
 {
-    const char *s = strrchr(path, '/');
-    s = s ? s + 1 : path;
-    snprintf(out, cap, "%s", s);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out) *dot = 0;
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+typedef struct {
+    char **slot;                  /* open addressing, names owned by the caller */
+    size_t cap;
+} name_set;
+
+static int name_set_add(name_set *ns, char *name)   /* 1 added, 0 present */
+{
+    size_t i = name_hash(name) & (ns->cap - 1);
+    while (ns->slot[i]) {
+        if (!strcmp(ns->slot[i], name)) return 0;
+        i = (i + 1) & (ns->cap - 1);
+    }
+    ns->slot[i] = name;
+    return 1;
+}
+
+/* names[i] = the overlay path of image i; -1 when out of memory */
+static int overlay_names(const char *dir, const paths *imgs, char **names)
+{
+    name_set ns = { NULL, 16 };
+    while (ns.cap < 2 * (size_t)imgs->n) ns.cap *= 2;
+    if (!(ns.slot = calloc(ns.cap, sizeof *ns.slot))) return -1;
+    int rc = 0;
+    for (int i = 0; i < imgs->n && rc == 0; i++) {
+        const char *base = strrchr(imgs->p[i], '/');
+        base = base ? base + 1 : imgs->p[i];
+        const char *dot = strrchr(base, '.');
+        int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+        size_t n = strlen(dir) + strlen(base) + 40;
+        char *p = malloc(n);
+        if (!p) { rc = -1; break; }
+        snprintf(p, n, "%s/%.*s.cam.png", dir, stem, base);
+        if (!name_set_add(&ns, p)) {
+            snprintf(p, n, "%s/%s.cam.png", dir, base);
+            for (int k = 2; !name_set_add(&ns, p); k++) snprintf(p, n, "%s/%.*s-%d.cam.png", dir, stem, base, k);
+        }
+        names[i] = p;
+    }
+    free(ns.slot);
+    return rc;
 }
 
 static void set_err(item *it, const char *file, const char *msg)
@@ -182,7 +232,7 @@ static void set_err(item *it, const char *file, const char *msg)
     if (it->err) snprintf(it->err, n, "effcam: %s%s%s", file ? file : "", file ? ": " : "", msg);
 }
 
-static void run_one(const run_opts *o, ec_session *s, int *order, const char *img, item *it)
+static void run_one(const run_opts *o, ec_session *s, int *order, const char *img, const char *cam_path, item *it)
 {
     ec_result r;
     ec_status st = ec_session_predict_file(s, img, &r);
@@ -213,13 +263,7 @@ static void run_one(const run_opts *o, ec_session *s, int *order, const char *im
         }
     }
     if (o->cam_out && png) {
-        char path[4096], stem[1024];
-        if (o->cam_into_dir) {
-            stem_of(img, stem, sizeof stem);
-            snprintf(path, sizeof path, "%s/%s.cam.png", o->cam_out, stem);
-        } else {
-            snprintf(path, sizeof path, "%s", o->cam_out);
-        }
+        const char *path = cam_path ? cam_path : o->cam_out;
         /* the overlay through the library's atomic writer (a temporary renamed
          * into place; a target that is a device or a FIFO is refused) */
         cli_signals_hold();
@@ -264,7 +308,7 @@ static void *job_main(void *arg)
     int *order = malloc((size_t)k * sizeof *order);
     for (int i; order && !atomic_load(&q->stop) && (i = atomic_fetch_add(&q->next, 1)) < q->imgs->n;) {
         item *it = &q->items[i];
-        run_one(q->o, q->sessions[w->index], order, q->imgs->p[i], it);
+        run_one(q->o, q->sessions[w->index], order, q->imgs->p[i], q->o->cam_paths ? q->o->cam_paths[i] : NULL, it);
         if (it->model_bad) atomic_store(&q->stop, 1);
         pthread_mutex_lock(&q->mu);
         it->done = 1;
@@ -327,6 +371,10 @@ int cli_predict(int argc, char **argv)
             else if (!strcmp(s, "logit")) o.cam_logit = 1;
             else { cli_err(NULL, "--cam-score takes prob or logit"); goto usage; }
             o.gradcam = 1;
+        } else if (!strcmp(a, "--resize") && more) {
+            if (cli_filter("--resize", argv[++i], &o.resize)) goto usage;
+        } else if (!strcmp(a, "--overlay-resize") && more) {
+            if (cli_filter("--overlay-resize", argv[++i], &o.overlay_resize)) goto usage;
         } else if (!strcmp(a, "--max-pixels") && more) {
             if (cli_int(argv[++i], 1, 1L << 40, &v)) { cli_err(NULL, "--max-pixels takes a positive number"); goto usage; }
             o.max_pixels = v;
@@ -373,6 +421,7 @@ int cli_predict(int argc, char **argv)
             return 2;
         }
     }
+    char **cam_paths = NULL;
     ec_session **sessions = calloc((size_t)n_sessions, sizeof *sessions);
     item *items = calloc((size_t)imgs.n, sizeof *items);
     int *order = malloc((size_t)k * sizeof *order);
@@ -389,7 +438,12 @@ int cli_predict(int argc, char **argv)
         }
     if (topk > k) topk = k;
     t_loaded = cli_now();
-    run_opts ro = { m, cam_out, cam_into_dir, json, b64, (int)topk };
+    if (cam_into_dir && (!(cam_paths = calloc((size_t)imgs.n, sizeof *cam_paths)) || overlay_names(cam_out, &imgs, cam_paths))) {
+        cli_err(NULL, "out of memory");
+        rc = 2;
+        goto out;
+    }
+    run_opts ro = { m, cam_out, cam_paths, json, b64, (int)topk };
     const int show = imgs.n > 1 && isatty(STDERR_FILENO);
     int failed = 0, write_failed = 0, model_bad = 0, out_bad = 0;
 
@@ -409,7 +463,7 @@ int cli_predict(int argc, char **argv)
         item *it = &items[i];
         if (jobs == 1) {
             if (model_bad) break;
-            run_one(&ro, sessions[0], order, imgs.p[i], it);
+            run_one(&ro, sessions[0], order, imgs.p[i], cam_paths ? cam_paths[i] : NULL, it);
             it->done = 1;
         } else {
             pthread_mutex_lock(&q.mu);
@@ -464,6 +518,8 @@ int cli_predict(int argc, char **argv)
         rc = write_failed || model_bad ? 2 : failed ? 1 : 0;
     }
 out:
+    for (int i = 0; cam_paths && i < imgs.n; i++) free(cam_paths[i]);
+    free(cam_paths);
     if (items)
         for (int i = 0; i < imgs.n; i++) {
             js_buf_free(&items[i].out);

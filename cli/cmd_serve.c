@@ -43,10 +43,11 @@
 #define KEEP_BYTES ((size_t)8 << 20)  /* reusable buffers above this are freed after the request */
 
 static const char usage_serve[] =
-    "usage: effcam serve MODEL.ecm [--threads N] [--max-pixels N]\n"
+    "usage: effcam serve MODEL.ecm [--threads N] [--max-pixels N] [--resize FILTER]\n"
     "A resident worker: one JSON request per line on stdin, one JSON answer per line on stdout\n"
     "(README and docs/django.md describe the protocol). Memory stays flat; errors are answered.\n"
-    "  request: {\"id\": ANY, \"image\": PATH | \"image_base64\": DATA, \"cam\": BOOL, \"top_k\": N}\n";
+    "  request: {\"id\": ANY, \"image\": PATH | \"image_base64\": DATA, \"cam\": BOOL, \"top_k\": N,\n"
+    "            \"resize\": FILTER (lanczos, the default, bicubic, bilinear, hamming, box, nearest)}\n";
 
 /* ---- input: bounded lines from a raw descriptor ---------------------------------- */
 
@@ -261,9 +262,13 @@ static void serve_line(server *sv, const char *line, size_t len)
     id = rq.id;
     int cam = rq.cam;
     long topk = rq.top_k;
-    if (rq.resize || rq.cam_method || rq.cam_layer) {
-        put_error(b, id, rq.resize ? "\"resize\" is not supported by this worker yet"
-                                   : "\"cam_method\" and \"cam_layer\" are not supported by this worker yet");
+    ec_resize_filter filter = sv->opt.resize;
+    if (rq.resize && ec_resize_filter_parse(rq.resize, &filter) != EC_OK) {
+        put_error(b, id, "\"resize\" must be nearest, box, bilinear, hamming, bicubic or lanczos");
+        goto done;
+    }
+    if (rq.cam_method || rq.cam_layer) {
+        put_error(b, id, "\"cam_method\" and \"cam_layer\" are not supported by this worker yet");
         goto done;
     }
     file_id now;
@@ -285,6 +290,7 @@ static void serve_line(server *sv, const char *line, size_t len)
 
     ec_result r;
     ec_status st;
+    ec_session_set_resize(sv->s, filter);   /* this request's; the worker's default again below */
     if (rq.image) {
         st = ec_session_predict_file(sv->s, rq.image, &r);
     } else {
@@ -294,6 +300,7 @@ static void serve_line(server *sv, const char *line, size_t len)
         }
         st = ec_session_predict_encoded(sv->s, sv->bin, sv->bin_len, &r);
     }
+    ec_session_set_resize(sv->s, sv->opt.resize);
     if (st != EC_OK) {
         put_error(b, id, ec_last_error());
         goto done;
@@ -341,6 +348,7 @@ int cli_serve(int argc, char **argv)
 {
     const char *model = NULL;
     long threads = 1, maxpx = 0;
+    ec_resize_filter resize = EC_RESIZE_LANCZOS;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -349,6 +357,8 @@ int cli_serve(int argc, char **argv)
         }
         if (!strcmp(a, "--threads") && i + 1 < argc) {
             if (cli_int(argv[++i], 1, 64, &threads)) { cli_err(NULL, "--threads takes 1..64"); goto usage; }
+        } else if (!strcmp(a, "--resize") && i + 1 < argc) {
+            if (cli_filter("--resize", argv[++i], &resize)) goto usage;
         } else if (!strcmp(a, "--max-pixels") && i + 1 < argc) {
             if (cli_int(argv[++i], 1, 1L << 40, &maxpx)) { cli_err(NULL, "--max-pixels takes a positive number"); goto usage; }
         } else if (a[0] == '-' && a[1]) { cli_err(NULL, "serve: unknown option %s", a); goto usage; }
@@ -363,6 +373,7 @@ int cli_serve(int argc, char **argv)
     sv.opt = ec_session_options_default();
     sv.opt.threads = (int)threads;
     if (maxpx) sv.opt.max_pixels = maxpx;
+    sv.opt.resize = resize;
     if (server_load(&sv) != 0) {
         cli_lib_err();   /* the loader's message starts with the path */
         return 2;

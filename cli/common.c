@@ -37,6 +37,13 @@ int cli_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+int cli_filter(const char *opt, const char *name, ec_resize_filter *out)
+{
+    if (name && ec_resize_filter_parse(name, out) == EC_OK) return 0;
+    cli_err(NULL, "%s takes nearest, box, bilinear, hamming, bicubic or lanczos, not %s", opt, name ? name : "nothing");
+    return -1;
+}
+
 int cli_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
 double cli_now(void)

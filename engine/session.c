@@ -10,8 +10,8 @@
 #include <sys/mman.h>
 
 #include "../image/image.h"
+#include "../image/reader.h"
 #include "../kernels/kernels.h"
-#include "../kernels/resize.h"
 #include "engine.h"
 #include "error.h"
 #include "internal.h"
@@ -32,8 +32,8 @@ struct ec_session {
     float *col;                   /* [threads][plan.col_floats] im2col tiles */
     float *wide;                  /* [max_f16_elems] one layer's kernel widened from fp16 */
     uint8_t *rgb;                 /* [H * W * 3] the resized input the model saw */
-    void *rs_scratch;             /* resize scratch, grown to the largest source seen */
-    size_t rs_cap;
+    uint8_t *base;                /* [H * W * 3] the overlay's base picture (Grad-CAM sessions), or NULL */
+    ec_input_scratch in;          /* the resamplers and a batch of decoded rows */
     size_t scratch_bytes;
     /* Grad-CAM: gradients, temporaries and the overlay live in the arena's dead
      * space after the forward pass (ec_plan_append_after) */
@@ -107,6 +107,8 @@ ec_session_options ec_session_options_default(void)
     o.threads = 1;
     o.cam_class = -1;
     o.max_pixels = 50000000;
+    o.resize = EC_RESIZE_LANCZOS;          /* the app's model input */
+    o.overlay_resize = EC_RESIZE_BICUBIC;  /* Pillow's default: the app's overlay base */
     return o;
 }
 
@@ -129,6 +131,8 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
     ec_session_options o = opt ? *opt : ec_session_options_default();
     if (o.threads < 1 || o.threads > 256) return ec_fail(EC_ERR_ARG, "threads = %d (1..256)", o.threads);
     if (o.max_pixels <= 0) return ec_fail(EC_ERR_ARG, "max_pixels = %lld must be positive", (long long)o.max_pixels);
+    if ((unsigned)o.resize > EC_RESIZE_LANCZOS || (unsigned)o.overlay_resize > EC_RESIZE_LANCZOS)
+        return ec_fail(EC_ERR_ARG, "resize filter %d / %d (0..%d)", (int)o.resize, (int)o.overlay_resize, EC_RESIZE_LANCZOS);
     if (o.gradcam && (o.cam_class < -1 || o.cam_class >= m->n_labels))
         return ec_fail(EC_ERR_ARG, "cam_class = %d (the model has %d classes)", o.cam_class, m->n_labels);
     ec_blas_init();
@@ -178,7 +182,8 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
     s->col = ec_alloc(s->col_bytes, &scratch);
     s->wide = ec_alloc(s->wide_bytes, &scratch);
     s->rgb = ec_alloc((size_t)vi->h * vi->w * 3, &scratch);
-    if (!s->arena || !s->col || !s->wide || !s->rgb) { st = ec_fail(EC_ERR_NOMEM, "out of memory (arena %zu bytes)", s->plan.arena_bytes); goto fail; }
+    if (s->gradcam) s->base = ec_alloc((size_t)vi->h * vi->w * 3, &scratch);
+    if (!s->arena || !s->col || !s->wide || !s->rgb || (s->gradcam && !s->base)) { st = ec_fail(EC_ERR_NOMEM, "out of memory (arena %zu bytes)", s->plan.arena_bytes); goto fail; }
     for (int v = 0; v < nv; v++)
         s->vptr[v] = s->plan.vbuf[v] >= 0 ? (float *)(s->arena + s->plan.bufs[s->plan.vbuf[v]].offset) : NULL;
 
@@ -221,7 +226,8 @@ void ec_session_free(ec_session *s)
     free(s->col);
     free(s->wide);
     free(s->rgb);
-    free(s->rs_scratch);
+    free(s->base);
+    ec_input_scratch_free(&s->in);
     free(s->gptr);
     free(s->cam);
     free(s->prof);
@@ -232,7 +238,7 @@ void ec_session_free(ec_session *s)
 
 size_t ec_session_arena_bytes(const ec_session *s) { return s ? s->plan.arena_bytes : 0; }
 size_t ec_session_pinned_bytes(const ec_session *s) { return s ? s->plan.pinned_bytes : 0; }
-size_t ec_session_scratch_bytes(const ec_session *s) { return s ? s->scratch_bytes + s->rs_cap : 0; }
+size_t ec_session_scratch_bytes(const ec_session *s) { return s ? s->scratch_bytes + s->in.cap + s->in.rows_cap : 0; }
 
 int ec_session_check_plan(const ec_session *s, char *msg, size_t cap)
 {
@@ -283,37 +289,21 @@ const float *ec_session_layer_output(const ec_session *s, const char *layer, int
 
 /* ---- predict ------------------------------------------------------------------------------ */
 
-/* The input stage: checks and resizes the caller's pixels into s->rgb. */
-static ec_status ec_session_set_input(ec_session *s, const uint8_t *rgb, int width, int height)
+/* The input stage: an image's rows (from the reader im, or the caller's pixels)
+ * resampled into s->rgb, the model's input, and, for the overlay, into s->base. */
+static ec_status ec_session_set_input(ec_session *s, ec_img *im, const uint8_t *rgb, int width, int height)
 {
-    if (width <= 0 || height <= 0) return ec_fail(EC_ERR_ARG, "image %dx%d: empty", width, height);
-    if ((int64_t)width * height > s->opt.max_pixels)
-        return ec_fail(EC_ERR_LIMIT, "image %dx%d exceeds max_pixels (%lld)", width, height, (long long)s->opt.max_pixels);
     s->have_result = 0;
     double t_in = s->step_times ? ec_clock() : 0.0;
-    const ec_model *m = s->m;
-    const ec_value *vi = &m->values[m->input];
-    int H = vi->h, W = vi->w;
-    if (width == W && height == H) {
-        memcpy(s->rgb, rgb, (size_t)H * W * 3);
-    } else {
-        size_t need = ec_u8_resize_scratch_bytes(width, height, W, H, 3);
-        if (need > s->rs_cap) {
-            /* grows only when a larger source arrives; steady state allocates nothing */
-            void *p = realloc(s->rs_scratch, need);
-            if (!p) return ec_fail(EC_ERR_NOMEM, "out of memory (%zu bytes of resize scratch)", need);
-            s->rs_scratch = p;
-            s->rs_cap = need;
-        }
-        if (ec_u8_resize_bilinear(rgb, width, height, 3, s->rgb, W, H, s->rs_scratch) != 0)
-            return ec_fail(EC_ERR_ARG, "cannot resize a %dx%d image to %dx%d", width, height, W, H);
-    }
+    const ec_value *vi = &s->m->values[s->m->input];
+    ec_input_spec sp = { vi->w, vi->h, s->opt.resize, s->rgb, s->opt.overlay_resize, s->base, s->opt.max_pixels };
+    ec_status st = ec_input_run(&sp, im, rgb, width, height, &s->in);
     if (s->step_times) {
         double dt = ec_clock() - t_in;
         s->step_times[s->plan.n_steps] += dt;
         s->step_times[s->plan.n_steps + 2] += dt;
     }
-    return EC_OK;
+    return st;
 }
 
 /* Maps the whole pages of [p, p + n) in one call: the forward pass touches
@@ -400,32 +390,40 @@ static ec_status ec_session_run(ec_session *s, ec_result *out)
 ec_status ec_session_predict_rgb(ec_session *s, const uint8_t *rgb, int width, int height, ec_result *out)
 {
     if (!s || !rgb || !out) return ec_fail(EC_ERR_ARG, "ec_session_predict_rgb: NULL argument");
-    ec_status st = ec_session_set_input(s, rgb, width, height);
+    ec_status st = ec_session_set_input(s, NULL, rgb, width, height);
     return st ? st : ec_session_run(s, out);
 }
 
 ec_status ec_session_predict_file(ec_session *s, const char *path, ec_result *out)
 {
     if (!s || !path || !out) return ec_fail(EC_ERR_ARG, "ec_session_predict_file: NULL argument");
-    uint8_t *rgb = NULL;
-    int w = 0, h = 0;
-    ec_status st = ec_image_decode_file(path, s->opt.max_pixels, &rgb, &w, &h);
+    ec_img *im;
+    s->have_result = 0;
+    ec_status st = ec_img_open_file(path, s->opt.max_pixels, &im);   /* the header only */
     if (st) return st;
-    st = ec_session_set_input(s, rgb, w, h);
-    free(rgb);   /* a 12-megapixel photo is 36 MB: gone before the forward pass */
+    st = ec_session_set_input(s, im, NULL, 0, 0);   /* rows stream through: the photo is never held */
+    ec_img_close(im);
     return st ? st : ec_session_run(s, out);
 }
 
 ec_status ec_session_predict_encoded(ec_session *s, const void *data, size_t len, ec_result *out)
 {
     if (!s || (!data && len) || !out) return ec_fail(EC_ERR_ARG, "ec_session_predict_encoded: NULL argument");
-    uint8_t *rgb = NULL;
-    int w = 0, h = 0;
-    ec_status st = ec_image_decode_mem(data, len, s->opt.max_pixels, &rgb, &w, &h);
+    ec_img *im;
+    s->have_result = 0;
+    ec_status st = ec_img_open_mem(data, len, s->opt.max_pixels, &im);
     if (st) return st;
-    st = ec_session_set_input(s, rgb, w, h);
-    free(rgb);
+    st = ec_session_set_input(s, im, NULL, 0, 0);
+    ec_img_close(im);
     return st ? st : ec_session_run(s, out);
+}
+
+ec_status ec_session_set_resize(ec_session *s, ec_resize_filter filter)
+{
+    if (!s) return ec_fail(EC_ERR_ARG, "ec_session_set_resize: NULL session");
+    if ((unsigned)filter > EC_RESIZE_LANCZOS) return ec_fail(EC_ERR_ARG, "resize filter %d (0..%d)", (int)filter, EC_RESIZE_LANCZOS);
+    s->opt.resize = filter;
+    return EC_OK;
 }
 
 /* ---- the overlay ------------------------------------------------------------------------ */
@@ -435,8 +433,7 @@ static ec_status ec_session_overlay(ec_session *s)
     if (!s->gradcam) return ec_fail(EC_ERR_STATE, "overlay needs a session created with gradcam = 1");
     if (!s->have_result) return ec_fail(EC_ERR_STATE, "overlay before a successful predict");
     const ec_value *vi = &s->m->values[s->m->input];
-    ec_overlay_rgba(s->cam, s->res.cam_height, s->res.cam_width, s->rgb, vi->h, vi->w, s->ov_scratch, s->rgba);
-    return EC_OK;
+    return ec_overlay_rgba(s->cam, s->res.cam_height, s->res.cam_width, s->base, vi->h, vi->w, s->ov_scratch, s->rgba);
 }
 
 ec_status ec_session_overlay_png(ec_session *s, uint8_t **png, size_t *len)
@@ -469,26 +466,22 @@ ec_status ec_image_load(const char *path, int64_t max_pixels, uint8_t **rgb, int
     return ec_image_decode_file(path, max_pixels, rgb, width, height);
 }
 
-ec_status ec_image_load_resized(const char *path, int width, int height, int64_t max_pixels, uint8_t *rgb)
+ec_status ec_image_load_resized(const char *path, int width, int height, ec_resize_filter filter,
+                                int64_t max_pixels, uint8_t *rgb)
 {
     if (!path || !rgb) return ec_fail(EC_ERR_ARG, "ec_image_load_resized: NULL argument");
     if (width <= 0 || height <= 0 || width > EC_MAX_DIM || height > EC_MAX_DIM)
         return ec_fail(EC_ERR_ARG, "ec_image_load_resized: bad size %dx%d", width, height);
-    uint8_t *src = NULL;
-    int w = 0, h = 0;
-    ec_status st = ec_image_decode_file(path, max_pixels, &src, &w, &h);
+    if ((unsigned)filter > EC_RESIZE_LANCZOS) return ec_fail(EC_ERR_ARG, "resize filter %d (0..%d)", (int)filter, EC_RESIZE_LANCZOS);
+    if (max_pixels <= 0) return ec_fail(EC_ERR_ARG, "max_pixels = %lld must be positive", (long long)max_pixels);
+    ec_img *im;
+    ec_status st = ec_img_open_file(path, max_pixels, &im);
     if (st) return st;
-    if (w == width && h == height) {
-        memcpy(rgb, src, (size_t)w * h * 3);
-        free(src);
-        return EC_OK;
-    }
-    void *scratch = malloc(ec_u8_resize_scratch_bytes(w, h, width, height, 3) + 1);
-    if (!scratch) st = ec_fail(EC_ERR_NOMEM, "out of memory");
-    else if (ec_u8_resize_bilinear(src, w, h, 3, rgb, width, height, scratch))
-        st = ec_fail(EC_ERR_ARG, "cannot resize a %dx%d image to %dx%d", w, h, width, height);
-    free(scratch);
-    free(src);
+    ec_input_scratch sc = { 0 };
+    ec_input_spec sp = { width, height, filter, rgb, filter, NULL, max_pixels };
+    st = ec_input_run(&sp, im, NULL, 0, 0, &sc);
+    ec_input_scratch_free(&sc);
+    ec_img_close(im);
     return st;
 }
 

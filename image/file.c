@@ -38,11 +38,11 @@ const char *ec_path_clean(const char *s, char *out, size_t cap)
 
 /* ---- reading ------------------------------------------------------------------ */
 
-ec_status ec_file_read(const char *path, size_t max_bytes, uint8_t **buf, size_t *len)
+ec_status ec_file_open_regular(const char *path, uint64_t max_bytes, int *fdp, uint64_t *size)
 {
-    if (!path || !buf || !len) return ec_fail(EC_ERR_ARG, "ec_file_read: NULL argument");
-    *buf = NULL;
-    *len = 0;
+    if (!path || !fdp || !size) return ec_fail(EC_ERR_ARG, "ec_file_open_regular: NULL argument");
+    *fdp = -1;
+    *size = 0;
     char pn[256];
     ec_path_clean(path, pn, sizeof pn);
     struct stat sb;
@@ -59,11 +59,27 @@ ec_status ec_file_read(const char *path, size_t max_bytes, uint8_t **buf, size_t
     }
     if ((uint64_t)sb.st_size > max_bytes) {
         close(fd);
-        return ec_fail(EC_ERR_LIMIT, "%s: %lld bytes, over the %zu MiB limit", pn, (long long)sb.st_size,
-                       max_bytes >> 20);
+        return ec_fail(EC_ERR_LIMIT, "%s: %lld bytes, over the %llu MiB limit", pn, (long long)sb.st_size,
+                       (unsigned long long)(max_bytes >> 20));
     }
+    *fdp = fd;
+    *size = (uint64_t)sb.st_size;
+    return EC_OK;
+}
+
+ec_status ec_file_read(const char *path, size_t max_bytes, uint8_t **buf, size_t *len)
+{
+    if (!path || !buf || !len) return ec_fail(EC_ERR_ARG, "ec_file_read: NULL argument");
+    *buf = NULL;
+    *len = 0;
+    int fd;
+    uint64_t size;
+    ec_status st = ec_file_open_regular(path, max_bytes, &fd, &size);
+    if (st != EC_OK) return st;
+    char pn[256];
+    ec_path_clean(path, pn, sizeof pn);
     /* one read of the known size; one byte more to notice a file that grew */
-    size_t cap = (size_t)sb.st_size + 1, n = 0;
+    size_t cap = (size_t)size + 1, n = 0;
     uint8_t *b = malloc(cap);
     if (!b) {
         close(fd);

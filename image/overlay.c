@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../kernels/resize.h"
+#include "../engine/error.h"
 #include "image.h"
+#include "resample.h"
 
 
 /* matplotlib's "jet" segment data (_cm.py): per channel, rows of
@@ -69,17 +70,19 @@ static int im_overlay_sizes_ok(int ch, int cw, int h, int w)
 size_t ec_overlay_scratch_bytes(int ch, int cw, int h, int w)
 {
     if (!im_overlay_sizes_ok(ch, cw, h, w)) return 0;
-    return im_align16((size_t)ch * (size_t)cw) + im_align16((size_t)h * (size_t)w) +
-           ec_u8_resize_scratch_bytes(cw, ch, w, h, 1);
+    size_t rs = ec_resampler_bytes(EC_RESIZE_BILINEAR, cw, ch, w, h, 1);
+    return rs ? im_align16((size_t)ch * (size_t)cw) + im_align16((size_t)h * (size_t)w) + rs : 0;
 }
 
-void ec_overlay_rgba(const float *cam, int ch, int cw, const uint8_t *rgb, int h, int w,
-                     void *scratch, uint8_t *rgba)
+ec_status ec_overlay_rgba(const float *cam, int ch, int cw, const uint8_t *rgb, int h, int w,
+                          void *scratch, uint8_t *rgba)
 {
-    if (!cam || !rgb || !scratch || !rgba || !im_overlay_sizes_ok(ch, cw, h, w)) return;
+    size_t sb = ec_overlay_scratch_bytes(ch, cw, h, w);
+    if (!cam || !rgb || !scratch || !rgba || !sb)
+        return ec_fail(EC_ERR_ARG, "overlay of a %dx%d map on a %dx%d image: bad arguments", ch, cw, h, w);
     uint8_t *heat = scratch;                                               /* [ch][cw] */
     uint8_t *up = heat + im_align16((size_t)ch * (size_t)cw);             /* [h][w] */
-    uint8_t *rs_scratch = up + im_align16((size_t)h * (size_t)w);
+    uint8_t *rs_mem = up + im_align16((size_t)h * (size_t)w);
 
     /* 1. np.uint8(255 * cam): cam is float32 and numpy keeps the product in
      * float32, then truncates. Out-of-range and NaN inputs are clamped. */
@@ -87,8 +90,11 @@ void ec_overlay_rgba(const float *cam, int ch, int cw, const uint8_t *rgb, int h
         float p = 255.0f * cam[i];
         heat[i] = p > 0.0f ? (p >= 255.0f ? 255 : (uint8_t)p) : 0;
     }
-    /* 2. Image.fromarray(heat).resize((w, h), BILINEAR). */
-    ec_u8_resize_bilinear(heat, cw, ch, 1, up, w, h, rs_scratch);
+    /* 2. Image.fromarray(heat).resize((w, h), BILINEAR), in the scratch. */
+    ec_resampler *r;
+    ec_status st = ec_resampler_init(rs_mem, sb - (size_t)(rs_mem - heat), EC_RESIZE_BILINEAR, cw, ch, w, h, 1, up, &r);
+    for (int y = 0; st == EC_OK && y < ch; y++) st = ec_resampler_push(r, heat + (size_t)y * cw);
+    if (st != EC_OK) return st;
 
     /* 3. jet colours, one per heat byte. */
     uint8_t col[256][3];
@@ -106,4 +112,5 @@ void ec_overlay_rgba(const float *cam, int ch, int cw, const uint8_t *rgb, int h
         for (int c = 0; c < 3; c++) o[c] = (uint8_t)((float)in1[c] + prod[in2[c] - in1[c] + 255]);
         o[3] = 255;                                       /* 255 + 0.4 * (255 - 255) */
     }
+    return EC_OK;
 }

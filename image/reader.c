@@ -53,14 +53,6 @@ static ec_status rd_named(const ec_img *im, ec_status st)
     return ec_fail(st, "%s: %s", im->name, why);
 }
 
-static void rd_clean(const char *path, char *out, size_t cap)
-{
-    size_t i = 0, j = 0;
-    for (; path[i] && j + 4 < cap; i++) out[j++] = (unsigned char)path[i] < 0x20 || path[i] == 0x7f ? '?' : path[i];
-    if (path[i]) out[j++] = '.', out[j++] = '.', out[j++] = '.';
-    out[j] = 0;
-}
-
 static ec_img *rd_new(void)
 {
     ec_img *im = calloc(1, sizeof *im);
@@ -90,37 +82,25 @@ static ec_status rd_from_png(ec_img *im, const uint8_t *buf, size_t len, int64_t
     return EC_OK;
 }
 
-/* The rest of fd after the n bytes already in head, appended: a malloc'd copy
- * of the whole file in *out (*len bytes). Regular files are read at their
- * size, others grow to RD_MAX_FILE_BYTES. */
-static ec_status rd_slurp(ec_img *im, int fd, const uint8_t *head, size_t n, uint8_t **out, size_t *len)
+/* The rest of a regular file of `size` bytes after the n already in head: a
+ * malloc'd copy of the whole file in *out (*len bytes). */
+static ec_status rd_slurp(ec_img *im, int fd, uint64_t size, const uint8_t *head, size_t n, uint8_t **out, size_t *len)
 {
-    struct stat sb;
-    size_t cap = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size >= n ? (size_t)sb.st_size + 1 : 1 << 16;
-    uint8_t *b = malloc(cap);
-    if (!b) return ec_fail(EC_ERR_NOMEM, "out of memory reading '%s'", im->name);
+    size_t cap = (size_t)size + 1;   /* one byte more to notice a file that grew */
+    uint8_t *b = malloc(cap > n ? cap : n + 1);
+    if (!b) return ec_fail(EC_ERR_NOMEM, "%s: out of memory reading %zu bytes", im->name, cap);
     memcpy(b, head, n);
     for (;;) {
-        if (n == cap) {
-            if (cap > RD_MAX_FILE_BYTES) {
-                free(b);
-                return ec_fail(EC_ERR_LIMIT, "'%s' is over the %llu MiB image limit", im->name,
-                               (unsigned long long)(RD_MAX_FILE_BYTES >> 20));
-            }
-            size_t nc = cap * 2 > RD_MAX_FILE_BYTES + 1 ? (size_t)RD_MAX_FILE_BYTES + 1 : cap * 2;
-            uint8_t *nb = realloc(b, nc);
-            if (!nb) {
-                free(b);
-                return ec_fail(EC_ERR_NOMEM, "out of memory reading '%s'", im->name);
-            }
-            b = nb, cap = nc;
+        if (n >= cap) {
+            free(b);
+            return ec_fail(EC_ERR_IO, "%s: the file grew while it was read", im->name);
         }
         ssize_t r = read(fd, b + n, cap - n);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
             int e = errno;
             free(b);
-            return ec_fail(EC_ERR_IO, "cannot read '%s': %s", im->name, strerror(e));
+            return ec_fail(EC_ERR_IO, "%s: cannot read: %s", im->name, strerror(e));
         }
         if (r == 0) break;
         n += (size_t)r;
@@ -161,34 +141,28 @@ ec_status ec_img_open_file(const char *path, int64_t max_pixels, ec_img **out)
     if (!path || !out) return ec_fail(EC_ERR_ARG, "ec_img_open_file: NULL argument");
     *out = NULL;
     if (max_pixels <= 0) return ec_fail(EC_ERR_ARG, "ec_img_open_file: max_pixels must be positive");
+    /* regular files only: a FIFO or a device would block or never end */
+    int fd;
+    uint64_t size;
+    ec_status st = ec_file_open_regular(path, RD_MAX_FILE_BYTES, &fd, &size);
+    if (st != EC_OK) return st;
     ec_img *im = rd_new();
-    if (!im) return ec_fail(EC_ERR_NOMEM, "out of memory opening an image");
-    rd_clean(path, im->name, sizeof im->name);
-    ec_status st = EC_OK;
+    if (!im) {
+        close(fd);
+        return ec_fail(EC_ERR_NOMEM, "out of memory opening an image");
+    }
+    ec_path_clean(path, im->name, sizeof im->name);
     uint8_t head[16];
     size_t n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0) {
-        st = ec_fail(EC_ERR_IO, "cannot open '%s': %s", im->name, strerror(errno));
-    } else if (fstat(fd, &sb) != 0) {
-        st = ec_fail(EC_ERR_IO, "cannot stat '%s': %s", im->name, strerror(errno));
-    } else if (S_ISDIR(sb.st_mode)) {
-        st = ec_fail(EC_ERR_IO, "cannot read '%s': is a directory", im->name);
-    } else if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > RD_MAX_FILE_BYTES) {
-        st = ec_fail(EC_ERR_LIMIT, "'%s' is %lld bytes, over the %llu MiB image limit", im->name,
-                     (long long)sb.st_size, (unsigned long long)(RD_MAX_FILE_BYTES >> 20));
-    } else {
-        while (n < sizeof head) {
-            ssize_t r = read(fd, head + n, sizeof head - n);
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) {
-                st = ec_fail(EC_ERR_IO, "cannot read '%s': %s", im->name, strerror(errno));
-                break;
-            }
-            if (r == 0) break;
-            n += (size_t)r;
+    while (n < sizeof head) {
+        ssize_t r = read(fd, head + n, sizeof head - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            st = ec_fail(EC_ERR_IO, "%s: cannot read: %s", im->name, strerror(errno));
+            break;
         }
+        if (r == 0) break;
+        n += (size_t)r;
     }
     if (st == EC_OK && rd_is_jpeg(head, n)) {
         /* Streamed: the descriptor stays open and is read as rows are asked for. */
@@ -201,19 +175,20 @@ ec_status ec_img_open_file(const char *path, int64_t max_pixels, ec_img **out)
         } else {
             st = rd_named(im, st);
         }
-    } else if (st == EC_OK && rd_is_png(head, n)) {
-        /* Decoded row by row from the file's bytes in memory. */
-        size_t len = 0;
-        st = rd_slurp(im, fd, head, n, &im->file, &len);
-        if (st == EC_OK) st = rd_named(im, rd_from_png(im, im->file, len, max_pixels));
     } else if (st == EC_OK) {
-        /* Whole-image formats: the decoder reads the file itself (it reads
-         * pipes, caps the size and names the file in its messages). */
-        close(fd);
-        fd = -1;
-        im->kind = RD_WHOLE;
-        im->format = n ? rd_format(head, n) : "empty";
-        st = ec_image_decode_file(path, max_pixels, &im->rgb, &im->w, &im->h);
+        /* PNG: decoded row by row from the file's bytes in memory; the others
+         * whole, from the same bytes */
+        size_t len = 0;
+        st = rd_slurp(im, fd, size, head, n, &im->file, &len);
+        if (st == EC_OK && rd_is_png(head, n)) {
+            st = rd_named(im, rd_from_png(im, im->file, len, max_pixels));
+        } else if (st == EC_OK) {
+            im->kind = RD_WHOLE;
+            im->format = len ? rd_format(head, n) : "empty";
+            st = rd_named(im, ec_image_decode_mem(im->file, len, max_pixels, &im->rgb, &im->w, &im->h));
+            free(im->file);
+            im->file = NULL;
+        }
     }
     if (fd >= 0) close(fd);
     if (st != EC_OK) {

@@ -1,5 +1,5 @@
 /* resample.h - Pillow's Image.resize for 8-bit interleaved images, bit for bit,
- * streamed (semantics.md section 3).
+ * streamed (docs/semantics.md 3).
  *
  *   uint8_t in[300 * 300 * 3];                    // dst, the caller's
  *   ec_resampler *r;
@@ -34,22 +34,13 @@
 
 #include "../effcam.h"
 
-typedef enum {
-    EC_RESIZE_NEAREST,
-    EC_RESIZE_BOX,
-    EC_RESIZE_BILINEAR,
-    EC_RESIZE_HAMMING,
-    EC_RESIZE_BICUBIC,
-    EC_RESIZE_LANCZOS
-} ec_resize_filter;
+/* ec_resize_filter is in effcam.h (public: the session options choose it). */
 
 #define EC_RESAMPLE_MAX_BYTES ((size_t)64 << 20)
 
 typedef struct ec_resampler ec_resampler;
 
-/* "nearest", "box", "bilinear", "hamming", "bicubic", "lanczos", any case. */
-ec_status ec_resize_filter_parse(const char *name, ec_resize_filter *out);
-const char *ec_resize_filter_name(ec_resize_filter f);   /* lower case; "?" if invalid */
+/* (ec_resize_filter_parse and _name, effcam.h, are defined in resample.c) */
 
 /* Bytes ec_resampler_init needs; 0 for invalid arguments or over the limit. */
 size_t ec_resampler_bytes(ec_resize_filter f, int src_w, int src_h, int dst_w, int dst_h, int channels);

@@ -29,6 +29,17 @@ typedef struct {
  * be NULL. Every value is freed after its last use. 0, or -1 with a message. */
 int ec_ref_forward(cv_graph *g, int batch, const float *input, const ec_ref_hooks *hooks, float *output, cv_err *e);
 
+/* The same in double precision (hooks see double values): a float32
+ * computation's own rounding error is its distance from this. */
+typedef struct {
+    int (*before)(void *ctx, cv_graph *g, int node, double *const *values, int batch, cv_err *e);
+    int (*after)(void *ctx, cv_graph *g, int node, double *const *values, int batch, cv_err *e);
+    void *ctx;
+    int last_node;
+} ec_ref_hooks_f64;
+int ec_ref_forward_f64(cv_graph *g, int batch, const float *input, const ec_ref_hooks_f64 *hooks, double *output,
+                       cv_err *e);
+
 /* The tensor's values as float32 in a malloc'd array (its data, or the graph's
  * loader), or NULL with a message. */
 float *ec_ref_tensor(const cv_graph *g, int t, cv_err *e);
