@@ -1,11 +1,13 @@
 /* decode.c - the app's image front end (docs/semantics.md section 1).
  *
  *   decode:  sniff the format from its magic bytes, refuse what we do not
- *            decode, check the container is complete (truncated PNG/BMP/GIF
- *            files are errors in PIL, while stb_image would quietly pad them),
- *            read the header size, refuse it over max_pixels, then decode with
- *            stb_image (binary PNM with our own reader, which scales maxval
- *            the way PIL does) and convert like PIL's convert("RGB").
+ *            decode; JPEG and PNG through the row decoders (jpeg.c: libjpeg-
+ *            turbo, pngdec.c: PIL's PNG rules), binary PNM with our own reader
+ *            (which scales maxval the way PIL does), GIF, BMP and TGA with
+ *            stb_image after checking the container is complete (truncated
+ *            BMP/GIF files are errors in PIL, while stb_image would quietly pad
+ *            them) and the header size against max_pixels; all converted like
+ *            PIL's convert("RGB").
  */
 #include <limits.h>
 #include <math.h>
@@ -18,6 +20,7 @@
 
 #include "../engine/error.h"
 #include "image.h"
+#include "reader.h"
 
 /* Defined in stb_image_impl.c: per-thread cap on any single allocation stb
  * makes, and whether that cap refused one. */
@@ -28,29 +31,11 @@ extern _Thread_local int ec_stbi_cap_hit;
  * as JPEG, ~150 MB as an uncompressed BMP). */
 #define IM_MAX_FILE_BYTES ((size_t)256 << 20)
 
-static uint32_t im_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 static uint32_t im_le32(const uint8_t *p)
 {
     return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 static uint32_t im_le16(const uint8_t *p) { return (uint32_t)p[1] << 8 | p[0]; }
-
-/* Error messages are one line: untrusted text (chunk tags) goes through this,
- * control bytes and the rest of a long name replaced. */
-static const char *im_clean(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t i = 0, j = 0;
-    for (; i < n && s[i] && j + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[j++] = c < 0x20 || c == 0x7F ? '?' : (char)c;
-    }
-    if (i < n && s[i]) out[j++] = '.', out[j++] = '.', out[j++] = '.';   /* cut short */
-    out[j] = 0;
-    return out;
-}
 
 /* ---- format sniffing ------------------------------------------------------ */
 
@@ -86,71 +71,6 @@ static im_format im_sniff(const uint8_t *b, size_t n, const char **name)
 }
 
 /* ---- container checks: completeness before stb sees the bytes ------------- */
-
-/* Walks the chunk list to IEND. stb stops at IEND but reads zeros past the end
- * of a truncated file and then reports a confusing "unknown chunk type". */
-static ec_status im_check_png(const uint8_t *b, size_t n)
-{
-    size_t pos = 8;
-    for (;;) {
-        if (n - pos < 12)
-            return ec_fail(EC_ERR_IMAGE, "truncated PNG (file ends at byte %zu, before IEND)", n);
-        uint32_t len = im_be32(b + pos);
-        if (len > 0x7FFFFFFFu)
-            return ec_fail(EC_ERR_IMAGE, "corrupt PNG (chunk length %u at byte %zu)", len, pos);
-        if ((size_t)len > n - pos - 12) {
-            char tag[8];
-            return ec_fail(EC_ERR_IMAGE, "truncated PNG (chunk '%s' at byte %zu needs %u bytes, file has %zu)",
-                           im_clean((const char *)b + pos + 4, 4, tag, sizeof tag), pos, len, n - pos - 12);
-        }
-        if (memcmp(b + pos + 4, "IEND", 4) == 0) return EC_OK;
-        pos += 12 + (size_t)len;
-    }
-}
-
-/* stb_image 2.27 (the system's libstb-dev) trusts the 16 code counts of a
- * JPEG Huffman table: a DHT declaring more than 256 codes overruns its 257-
- * and 256-entry tables (fixed upstream in 2.28). Walk the markers the way stb
- * reaches them - resync over stray bytes, skip segments by length, skip
- * entropy-coded data up to the next FF xx that is not a stuffed byte or a
- * restart - and refuse any DHT stb would read with such a table. This visits
- * every DHT stb can parse (and a few more), and a valid JPEG never has one. */
-static ec_status im_check_jpeg(const uint8_t *b, size_t n)
-{
-    size_t pos = 2;                                       /* after SOI */
-    while (pos < n) {
-        if (b[pos] != 0xFF) { pos++; continue; }          /* stb resyncs byte by byte */
-        while (pos < n && b[pos] == 0xFF) pos++;          /* fill bytes */
-        if (pos >= n) break;
-        uint8_t m = b[pos++];
-        if (m == 0xD9) break;                             /* EOI */
-        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;   /* no length */
-        if (n - pos < 2) break;
-        size_t L = (size_t)b[pos] << 8 | b[pos + 1], seg = pos + 2;
-        if (m == 0xC4) {
-            /* stb reads whole tables while bytes remain in the segment, even
-             * past its end (zeros past the end of the file). */
-            long left = (long)L - 2;
-            size_t t = seg;
-            while (left > 0) {
-                unsigned codes = 0;
-                for (size_t i = 1; i <= 16; i++) codes += t + i < n ? b[t + i] : 0;
-                if (codes > 256)
-                    return ec_fail(EC_ERR_IMAGE, "corrupt JPEG (Huffman table at byte %zu declares %u codes, at most 256)",
-                                   t, codes);
-                left -= 17 + (long)codes;
-                t += 17 + codes;
-            }
-        }
-        pos = L >= 2 ? pos + L : pos + 2;
-        if (m == 0xDA) {                                  /* SOS: skip entropy-coded data */
-            while (pos + 1 < n && !(b[pos] == 0xFF && b[pos + 1] != 0x00 && b[pos + 1] != 0xFF &&
-                                    !(b[pos + 1] >= 0xD0 && b[pos + 1] <= 0xD7)))
-                pos++;
-        }
-    }
-    return EC_OK;
-}
 
 /* Uncompressed BMPs must hold offset + stride * rows bytes; stb would pad a
  * short file with zeros where PIL raises "image file is truncated". */
@@ -313,6 +233,31 @@ static ec_status im_pnm_decode(const uint8_t *b, size_t n, int64_t max_pixels, u
     return EC_OK;
 }
 
+/* ---- JPEG and PNG: the row decoders, whole -------------------------------------
+ * One decoder per format: the streamed pipeline's (image/jpeg.c: libjpeg-turbo
+ * as PIL; image/pngdec.c: PIL's PNG rules), its rows gathered here. */
+static ec_status im_decode_rows(const uint8_t *buf, size_t len, int64_t max_pixels, uint8_t **rgb, int *wo, int *ho)
+{
+    ec_img *im;
+    ec_status st = ec_img_open_mem(buf, len, max_pixels, &im);
+    if (st != EC_OK) return st;
+    int w, h, got = 0;
+    ec_img_size(im, &w, &h);
+    uint8_t *out = malloc((size_t)w * (size_t)h * 3);
+    if (!out) st = ec_fail(EC_ERR_NOMEM, "out of memory decoding a %dx%d image", w, h);
+    for (int y = 0; st == EC_OK && y < h; y += got) {
+        st = ec_img_read_rows(im, out + (size_t)y * w * 3, h - y, &got);
+        if (st == EC_OK && got == 0) st = ec_fail(EC_ERR_IMAGE, "the image ended after %d of its %d rows", y, h);
+    }
+    ec_img_close(im);
+    if (st != EC_OK) {
+        free(out);
+        return st;
+    }
+    *rgb = out, *wo = w, *ho = h;
+    return EC_OK;
+}
+
 /* ---- decode ---------------------------------------------------------------- */
 
 ec_status ec_image_decode_mem(const uint8_t *buf, size_t len, int64_t max_pixels,
@@ -331,20 +276,10 @@ ec_status ec_image_decode_mem(const uint8_t *buf, size_t len, int64_t max_pixels
     if (fmt == FMT_REFUSED)
         return ec_fail(EC_ERR_UNSUPPORTED, "unsupported image format: %s (JPEG, PNG, GIF, BMP, TGA and binary PNM are)", name);
     if (fmt == FMT_PNM) return im_pnm_decode(buf, len, max_pixels, rgb, w, h);
+    if (fmt == FMT_JPEG || fmt == FMT_PNG) return im_decode_rows(buf, len, max_pixels, rgb, w, h);
 
     ec_status st = EC_OK;
-    if (fmt == FMT_PNG && len >= 24 && !memcmp(buf + 12, "IHDR", 4)) {
-        /* stb's header scan refuses images over 2^30 bytes as "corrupt"; read
-         * the IHDR size ourselves so an oversized PNG is reported as a limit. */
-        uint32_t pw = im_be32(buf + 16), ph = im_be32(buf + 20);
-        if (pw == 0 || ph == 0) return ec_fail(EC_ERR_IMAGE, "PNG has a zero dimension (%ux%u)", pw, ph);
-        if ((uint64_t)pw * ph > (uint64_t)max_pixels)
-            return ec_fail(EC_ERR_LIMIT, "image is %ux%u = %llu pixels, over the limit of %lld", pw, ph,
-                           (unsigned long long)pw * ph, (long long)max_pixels);
-    }
-    if (fmt == FMT_JPEG) st = im_check_jpeg(buf, len);
-    else if (fmt == FMT_PNG) st = im_check_png(buf, len);
-    else if (fmt == FMT_BMP) st = im_check_bmp(buf, len);
+    if (fmt == FMT_BMP) st = im_check_bmp(buf, len);
     else if (fmt == FMT_GIF) st = im_check_gif(buf, len);
     if (st != EC_OK) return st;
 
@@ -373,30 +308,9 @@ ec_status ec_image_decode_mem(const uint8_t *buf, size_t len, int64_t max_pixels
 
     int ow = 0, oh = 0, ocomp = 0;
     uint8_t *out = NULL;
-    if (fmt == FMT_PNG && icomp == 1 && stbi_is_16_bit_from_memory(buf, (int)len)) {
-        /* 16-bit gray: PIL holds it as "I;16" and convert("RGB") clips values
-         * above 255 (it does not keep the high byte, unlike 16-bit colour). */
-        uint16_t *g = stbi_load_16_from_memory(buf, (int)len, &ow, &oh, &ocomp, 1);
-        if (g) {
-            out = malloc((size_t)ow * (size_t)oh * 3);
-            if (out)
-                for (size_t i = 0; i < (size_t)ow * (size_t)oh; i++)
-                    out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = (uint8_t)(g[i] > 255 ? 255 : g[i]);
-            stbi_image_free(g);
-            if (!out) {
-                ec_stbi_alloc_cap = SIZE_MAX;
-                return ec_fail(EC_ERR_NOMEM, "out of memory decoding a %dx%d PNG", ow, oh);
-            }
-        }
-    } else {
-        /* Asking stb for 3 channels is exactly convert("RGB") for what stb
-         * reads: gray replicated, alpha dropped, palettes applied, 16-bit
-         * colour reduced to its high byte (stbi__convert_16_to_8: v >> 8, as
-         * PIL's "RGB;16B"/"RGBA;16B" unpackers do). It also sidesteps stb's
-         * req_comp = 0 quirk of reporting fewer channels than it returns for
-         * PNGs with a tRNS chunk. */
-        out = stbi_load_from_memory(buf, (int)len, &ow, &oh, &ocomp, 3);
-    }
+    /* Asking stb for 3 channels is exactly convert("RGB") for what stb reads
+     * here (GIF, BMP, TGA): palettes applied, alpha dropped, gray replicated. */
+    out = stbi_load_from_memory(buf, (int)len, &ow, &oh, &ocomp, 3);
     ec_stbi_alloc_cap = SIZE_MAX;
     if (!out) {
         const char *why = stbi_failure_reason();

@@ -45,6 +45,9 @@ static void *ec_stbi_realloc(void *p, size_t n)
 #define STBI_NO_PSD
 #define STBI_NO_PIC
 #define STBI_NO_PNM          /* image/decode.c parses PNM itself, with PIL's maxval scaling */
+#define STBI_NO_JPEG         /* image/jpeg.c: libjpeg-turbo, PIL's own decoder */
+/* PNG stays compiled: the library decodes PNG with image/pngdec.c, and the
+ * tests check that against stb_image's independent decoder */
 #define STBI_FAILURE_USERMSG
 #define STBI_MAX_DIMENSIONS (1 << 24)
 #include <stb/stb_image.h>

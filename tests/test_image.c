@@ -24,7 +24,7 @@
 #include "convert/json.h"
 #include "effcam.h"
 #include "image/image.h"
-#include "kernels/resize.h"
+#include "image/resample.h"
 #include "tests/harness.h"
 
 #define MAXPX ((int64_t)50000000)
@@ -58,15 +58,12 @@ static uint8_t *decode_resized(const char *path, int w, int h, char *why, size_t
         snprintf(why, whylen, "%s: %s", ec_status_str(st), ec_last_error());
         return NULL;
     }
-    size_t sb = ec_u8_resize_scratch_bytes(iw, ih, w, h, 3);
-    void *scratch = malloc(sb ? sb : 1);
     out = malloc((size_t)w * h * 3);
-    if (!scratch || !out || ec_u8_resize_bilinear(rgb, iw, ih, 3, out, w, h, scratch) != 0) {
+    if (!out || ec_u8_resize(EC_RESIZE_BILINEAR, rgb, iw, ih, 3, out, w, h) != EC_OK) {
         snprintf(why, whylen, "resize %dx%d -> %dx%d failed", iw, ih, w, h);
         free(out);
         out = NULL;
     }
-    free(scratch);
     free(rgb);
     return out;
 }
@@ -259,18 +256,21 @@ static uint8_t rnd8(void)
     return (uint8_t)(rng >> 16);
 }
 
-/* Resizes with exactly ec_u8_resize_scratch_bytes of scratch (so ASan sees
- * any overrun); returns malloc'd output. */
+/* BILINEAR with a resampler built in exactly ec_resampler_bytes of memory (so
+ * ASan sees any overrun); returns malloc'd output. */
 static uint8_t *resize_alloc(const uint8_t *src, int sw, int sh, int c, int dw, int dh)
 {
-    size_t sb = ec_u8_resize_scratch_bytes(sw, sh, dw, dh, c);
-    void *scratch = sb ? malloc(sb) : NULL;
+    size_t sb = ec_resampler_bytes(EC_RESIZE_BILINEAR, sw, sh, dw, dh, c);
+    void *mem = sb ? malloc(sb) : NULL;
     uint8_t *out = malloc((size_t)dw * dh * c);
-    if (ec_u8_resize_bilinear(src, sw, sh, c, out, dw, dh, scratch) != 0) {
+    ec_resampler *r;
+    ec_status st = mem && out ? ec_resampler_init(mem, sb, EC_RESIZE_BILINEAR, sw, sh, dw, dh, c, out, &r) : EC_ERR_NOMEM;
+    for (int y = 0; st == EC_OK && y < sh; y++) st = ec_resampler_push(r, src + (size_t)y * sw * c);
+    if (st != EC_OK) {
         free(out);
         out = NULL;
     }
-    free(scratch);
+    free(mem);
     return out;
 }
 
@@ -307,11 +307,11 @@ static void test_resize_properties(void)
     }
     T_CHECK("resize/channels 1..4 equal per-channel resizes", bad == 0, "%d mismatches, e.g. %s", bad, what);
 
-    /* Identity: untouched bytes, no scratch needed. */
+    /* Identity: untouched bytes. */
     uint8_t src[6 * 4 * 3], dst[6 * 4 * 3];
     for (size_t i = 0; i < sizeof src; i++) src[i] = rnd8();
-    T_CHECK("resize/identity copies", ec_u8_resize_scratch_bytes(6, 4, 6, 4, 3) == 0 &&
-            ec_u8_resize_bilinear(src, 6, 4, 3, dst, 6, 4, NULL) == 0 && !memcmp(src, dst, sizeof src), "differs");
+    T_CHECK("resize/identity copies", ec_u8_resize(EC_RESIZE_BILINEAR, src, 6, 4, 3, dst, 6, 4) == EC_OK &&
+            !memcmp(src, dst, sizeof src), "differs");
 
     /* Upscaling a constant image keeps it constant (weights sum to 2^22 after rounding). */
     uint8_t flat[3 * 2], *up;
@@ -324,18 +324,16 @@ static void test_resize_properties(void)
 
     /* A case worked by hand from the PIL formulas: 4 -> 2, scale 2, support 2. */
     uint8_t row[4] = {0, 100, 200, 40}, two[2];
-    void *sc = malloc(ec_u8_resize_scratch_bytes(4, 1, 2, 1, 1));
-    ec_u8_resize_bilinear(row, 4, 1, 1, two, 2, 1, sc);
-    free(sc);
+    ec_u8_resize(EC_RESIZE_BILINEAR, row, 4, 1, 1, two, 2, 1);
     /* out0: centre 1, taps 0..2 (xmin = (int)-0.5 = 0, xmax = 3):
      * x=0: tri(-0.25)=0.75, x=1: tri(0.25)=0.75, x=2: tri(0.75)=0.25 -> sum 1.75
      * -> (0*0.75 + 100*0.75 + 200*0.25)/1.75 = 71.43 -> 71.
      * out1: centre 3, taps 1..3: x=1 0.25, x=2 0.75, x=3 0.75 -> (25 + 150 + 30)/1.75 = 117.14 -> 117. */
     T_CHECK("resize/hand-computed 4->2", two[0] == 71 && two[1] == 117, "got %d %d, want 71 117", two[0], two[1]);
 
-    T_CHECK("resize/rejects bad sizes", ec_u8_resize_bilinear(src, 0, 4, 3, dst, 6, 4, NULL) == -1 &&
-            ec_u8_resize_bilinear(src, 6, 4, 5, dst, 6, 4, NULL) == -1 &&
-            ec_u8_resize_bilinear(src, 6, 4, 3, dst, -1, 4, NULL) == -1, "accepted");
+    T_CHECK("resize/rejects bad sizes", ec_u8_resize(EC_RESIZE_BILINEAR, src, 0, 4, 3, dst, 6, 4) != EC_OK &&
+            ec_u8_resize(EC_RESIZE_BILINEAR, src, 6, 4, 5, dst, 6, 4) != EC_OK &&
+            ec_u8_resize(EC_RESIZE_BILINEAR, src, 6, 4, 3, dst, -1, 4) != EC_OK, "accepted");
 }
 
 /* ---- hand-built PNGs, GIF, BMP, PNM ------------------------------------------------ */

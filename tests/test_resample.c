@@ -26,7 +26,6 @@
 #include "image/resample.h"
 #include "image/resample_kernels.h"
 #include "kernels/kernels.h"
-#include "kernels/resize.h"
 #include "tests/harness.h"
 
 /* ---- the reference: Pillow's Resample.c / Geometry.c, whole image ---------- */
@@ -303,30 +302,6 @@ static void test_app_sizes(void)
             "%d differ, first %s", bad, first);
 }
 
-/* The engine's BILINEAR (kernels/resize.c) matches the Keras fixtures; the two
- * implementations must agree. */
-static void test_vs_bilinear_kernel(void)
-{
-    int cases = 0, bad = 0;
-    char first[160] = "";
-    for (int it = 0; it < 600; it++) {
-        int sw = 1 + (int)(rnd() % 700), sh = 1 + (int)(rnd() % 50), dw = rand_dim(sw), dh = rand_dim(sh);
-        int C = 1 + (int)(rnd() % 4);
-        uint8_t *src = malloc((size_t)sw * sh * C), *a = malloc((size_t)dw * dh * C), *b = malloc((size_t)dw * dh * C);
-        fill(src, sw, sh, C);
-        size_t sb = ec_u8_resize_scratch_bytes(sw, sh, dw, dh, C);
-        void *scratch = malloc(sb ? sb : 1);
-        int ok = ec_u8_resize_bilinear(src, sw, sh, C, a, dw, dh, scratch) == 0 &&
-                 ec_u8_resize(EC_RESIZE_BILINEAR, src, sw, sh, C, b, dw, dh) == EC_OK;
-        cases++;
-        if (!ok || memcmp(a, b, (size_t)dw * dh * C))
-            if (!bad++) snprintf(first, sizeof first, "%dx%d -> %dx%d x%d", sw, sh, dw, dh, C);
-        free(src), free(a), free(b), free(scratch);
-    }
-    char name[80];
-    snprintf(name, sizeof name, "resample: BILINEAR == kernels/resize.c over %d random sizes", cases);
-    T_CHECK(name, bad == 0, "%d differ, first %s", bad, first);
-}
 
 
 /* ---- the AVX2 passes against their scalar twins -------------------------------- */
@@ -489,7 +464,6 @@ int main(void)
     test_names();
     test_random();
     test_app_sizes();
-    test_vs_bilinear_kernel();
     test_kernel_twins();
     test_memory_and_limits();
     return t_failed;

@@ -19,17 +19,13 @@
 
 #include "effcam.h"
 #include "image/image.h"
-#include "kernels/resize.h"
+#include "image/resample.h"
 
 #define FUZZ_MAX_PIXELS (1 << 16)   /* 256 x 256: parsers, not megapixel memsets */
 
 static void resize_to(const uint8_t *rgb, int w, int h, int dw, int dh, uint8_t *out)
 {
-    size_t sb = ec_u8_resize_scratch_bytes(w, h, dw, dh, 3);
-    void *scratch = sb ? malloc(sb) : NULL;
-    if (sb && !scratch) return;
-    if (ec_u8_resize_bilinear(rgb, w, h, 3, out, dw, dh, scratch) != 0) abort();
-    free(scratch);
+    if (ec_u8_resize(EC_RESIZE_BILINEAR, rgb, w, h, 3, out, dw, dh) != EC_OK) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
