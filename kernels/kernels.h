@@ -2,8 +2,9 @@
  *
  * kernels/ knows nothing of graphs or files. Each optimized kernel has a scalar
  * reference twin (suffix __ref) that tests compare it with; the unsuffixed name
- * dispatches at run time (__builtin_cpu_supports) to the best variant this CPU
- * has. Row ranges [y0, y1) let the engine split work across threads.
+ * dispatches at run time to the best variant this CPU has: __avx512 when
+ * ec_cpu_has_avx512(), else __avx2 when ec_cpu_has_avx2(), else __ref (cpu.c).
+ * Row ranges [y0, y1) let the engine split work across threads.
  */
 #ifndef EFFCAM_KERNELS_H
 #define EFFCAM_KERNELS_H
@@ -240,5 +241,22 @@ void ec_f32_mul__ref(const float *a, const float *b, float *out, size_t n);
 void ec_f32_mul__avx2(const float *a, const float *b, float *out, size_t n);
 void ec_f32_mul_bcast__ref(const float *x, const float *s, float *out, size_t hw, int c);
 void ec_f32_mul_bcast__avx2(const float *x, const float *s, float *out, size_t hw, int c);
+
+
+/* ---- AVX-512 variants ---------------------------------------------------------
+ * AVX-512 F/BW/DQ/VL twins, picked by the dispatchers above when
+ * ec_cpu_has_avx512() (cpu.c: the hardware and OS support it, a 512-bit FMA
+ * runs at full width or the CPU is AMD, and EFFCAM_NO_AVX512 is not set). Call
+ * one only when ec_cpu_has_avx512() is true. Unlike the AVX2 twins they take
+ * any channel count (tails under k-masks). */
+int ec_cpu_has_avx512(void);
+/* FMA throughput probes: iters x 24 zmm (iters x 12 ymm) independent-chain
+ * FMAs; the result only keeps the work alive. cpu.c times them once; the peak
+ * probe of bench/kbench.c too. */
+float ec_cpu_fma_probe__avx512(long iters, float seed);
+float ec_cpu_fma_probe__avx2(long iters, float seed);
+void ec_pack_b__avx512(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
+void ec_gemm_packed__avx512(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
+                            int act, float *C, int ldc, int m0, int m1, int p0, int p1);
 
 #endif

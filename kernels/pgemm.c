@@ -57,7 +57,9 @@ void ec_gemm_packed__ref(int M, int N, int K, const float *A, int lda, const flo
 
 void ec_pack_b(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp)
 {
-    if (ec_cpu_has_avx2())
+    if (ec_cpu_has_avx512())
+        ec_pack_b__avx512(w, w_f16, scale, K, N, p0, p1, bp);
+    else if (ec_cpu_has_avx2())
         ec_pack_b__avx2(w, w_f16, scale, K, N, p0, p1, bp);
     else
         ec_pack_b__ref(w, w_f16, scale, K, N, p0, p1, bp);
@@ -66,7 +68,9 @@ void ec_pack_b(const void *w, int w_f16, const float *scale, int K, int N, int p
 void ec_gemm_packed(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift, int act,
                     float *C, int ldc, int m0, int m1, int p0, int p1)
 {
-    if (ec_cpu_has_avx2())
+    if (ec_cpu_has_avx512())
+        ec_gemm_packed__avx512(M, N, K, A, lda, Bp, shift, act, C, ldc, m0, m1, p0, p1);
+    else if (ec_cpu_has_avx2())
         ec_gemm_packed__avx2(M, N, K, A, lda, Bp, shift, act, C, ldc, m0, m1, p0, p1);
     else
         ec_gemm_packed__ref(M, N, K, A, lda, Bp, shift, act, C, ldc, m0, m1, p0, p1);

@@ -336,20 +336,35 @@ static const int sizes[][2] = {{1, 1}, {1, 5}, {5, 1}, {2, 3}, {7, 7}, {9, 6}, {
 
 /* ---- im2col ------------------------------------------------------------------ */
 
-/* Packed GEMM (kernels/pgemm.c): the AVX2 kernel against the scalar twin over
- * awkward sizes - rows around the 6-row micro tile and the 96-row block, columns
- * around the 16-column panel, K around the 256 k block (partial sums kept in C
- * between blocks), padded strides, every activation, with and without a shift -
- * computed in row and panel pieces to show that the split does not change a bit.
- * The packers (fp32 and fp16, with and without scale) equal each other bitwise. */
+/* Packed GEMM (kernels/pgemm.c): the AVX2 and AVX-512 kernels against the
+ * scalar twin over awkward sizes - rows around the 6-row (AVX2) and 9/14-row
+ * (AVX-512) micro tiles and the 96/112-row blocks, columns around the 16-column
+ * panel and the 2- and 3-panel groups, K around the 128/256 k blocks (partial
+ * sums kept in C between blocks), padded strides, every activation, with and
+ * without a shift - each also computed in row and panel pieces to show that
+ * the split does not change a bit. The packers (fp32 and fp16, with and without
+ * scale) equal the scalar one bitwise. Before the activation both kernels are
+ * the same FMA chain per element, so for the activations they compute alike
+ * (all but sigmoid and swish, whose reciprocal estimates differ) AVX-512 must
+ * equal AVX2 bit for bit. */
+typedef void pgemm_fn(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift, int act,
+                      float *C, int ldc, int m0, int m1, int p0, int p1);
+typedef void packb_fn(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
+
 static void test_pgemm(void)
 {
-    static const int Ms[] = {1, 5, 6, 7, 13, 97, 200};
-    static const int Ns[] = {1, 7, 16, 17, 40, 48};
-    static const int Ks[] = {0, 1, 3, 31, 256, 257, 600};
-    double worst = 0;
-    int fail = 0, packfail = 0, splitfail = 0, runs = 0, counter = 0;
-    char where[240] = "", pwhere[160] = "", swhere[160] = "";
+    static const int Ms[] = {1, 5, 6, 7, 13, 14, 15, 29, 97, 113, 200};
+    static const int Ns[] = {1, 7, 15, 16, 17, 31, 32, 33, 48, 80};
+    static const int Ks[] = {0, 1, 3, 31, 129, 257, 600};
+    enum { NV = 2 };
+    static const char *vname[NV] = {"avx2", "avx512"};
+    pgemm_fn *const gem[NV] = {ec_gemm_packed__avx2, ec_gemm_packed__avx512};
+    packb_fn *const pack[NV] = {ec_pack_b__avx2, ec_pack_b__avx512};
+    const int have[NV] = {ec_cpu_has_avx2(), ec_cpu_has_avx512()};
+    double worst[NV] = {0, 0};
+    int fail[NV] = {0, 0}, packfail[NV] = {0, 0}, splitfail[NV] = {0, 0}, xfail = 0, xruns = 0, runs = 0;
+    int counter = 0, dfail = 0;
+    char where[NV][240] = {"", ""}, pwhere[NV][160] = {"", ""}, swhere[NV][160] = {"", ""}, xwhere[160] = "";
     for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
         for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
             for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
@@ -357,10 +372,10 @@ static void test_pgemm(void)
                 const int act = elementwise_acts[counter % NACT], f16 = counter % 2, sv = counter % 3;
                 counter++;
                 const int np = (N + EC_PG_NR - 1) / EC_PG_NR;
-                const size_t nb = ec_pack_b_floats(K, N);
+                const size_t nb = ec_pack_b_floats(K, N), nc = (size_t)M * ldc;
                 float *A = fmalloc((size_t)M * lda), *B = fmalloc((size_t)K * N), *sc = fmalloc((size_t)N);
-                float *sh = fmalloc((size_t)N), *bp1 = fmalloc(nb), *bp2 = fmalloc(nb);
-                float *C1 = fmalloc((size_t)M * ldc), *C2 = fmalloc((size_t)M * ldc), *C3 = fmalloc((size_t)M * ldc);
+                float *sh = fmalloc((size_t)N), *bp1 = fmalloc(nb), *bp2 = fmalloc(nb), *mag = fmalloc(nc);
+                float *C1 = fmalloc(nc), *C2[NV] = {fmalloc(nc), fmalloc(nc)}, *C3 = fmalloc(nc);
                 uint16_t *B16 = malloc(((size_t)K * N + 1) * sizeof *B16);
                 fill(A, (size_t)M * lda, -1, 1);
                 fill(B, (size_t)K * N, -1, 1);
@@ -370,59 +385,101 @@ static void test_pgemm(void)
                 const void *W = f16 ? (const void *)B16 : (const void *)B;
                 const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
                 ec_pack_b__ref(W, f16, S, K, N, 0, np, bp1);
-                if (ec_cpu_has_avx2()) {
-                    /* two calls, panels [0, 1) and [1, np) */
-                    ec_pack_b__avx2(W, f16, S, K, N, 0, 1, bp2);
-                    ec_pack_b__avx2(W, f16, S, K, N, 1, np, bp2);
-                    if (memcmp(bp1, bp2, nb * sizeof *bp1) && !packfail) {
-                        packfail = 1;
-                        snprintf(pwhere, sizeof pwhere, "K=%d N=%d f16=%d scale=%d", K, N, f16, S != NULL);
-                    }
-                }
-                for (size_t i = 0; i < (size_t)M * ldc; i++) C1[i] = C2[i] = C3[i] = NAN;
+                for (size_t i = 0; i < nc; i++) C1[i] = NAN;
                 ec_gemm_packed__ref(M, N, K, A, lda, bp1, H, act, C1, ldc, 0, M, 0, np);
-                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C2, ldc, 0, M, 0, np);
-                /* pieces: rows [0, r) x all panels, rows [r, M) x panel 0, then the other panels */
-                const int r = M / 3;
-                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, 0, r, 0, np);
-                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, r, M, 0, 1);
-                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, r, M, 1, np);
-                for (int i = 0; i < M; i++)
-                    for (int j = 0; j < ldc; j++) {
-                        const size_t e = (size_t)i * ldc + j;
-                        if (j >= N) {   /* the padding of each row stays untouched */
-                            if ((!isnan(C2[e]) || !isnan(C3[e])) && !fail) {
-                                fail = 1;
-                                snprintf(where, sizeof where, "M=%d N=%d K=%d: wrote past column N at (%d,%d)", M,
-                                         N, K, i, j);
+                for (int i = 0; i < M; i++)             /* sum |a b| + |shift|: the error scale */
+                    for (int j = 0; j < N; j++) {
+                        double m = H ? fabs(H[j]) : 0;
+                        for (int k = 0; k < K; k++)
+                            m += fabs(A[(size_t)i * lda + k] * bp1[((size_t)(j / 16) * K + k) * 16 + j % 16]);
+                        mag[(size_t)i * ldc + j] = (float)m;
+                    }
+                for (int v = 0; v < NV; v++) {
+                    if (!have[v]) continue;
+                    /* two calls, panels [0, 1) and [1, np) */
+                    pack[v](W, f16, S, K, N, 0, 1, bp2);
+                    pack[v](W, f16, S, K, N, 1, np, bp2);
+                    if (memcmp(bp1, bp2, nb * sizeof *bp1) && !packfail[v]) {
+                        packfail[v] = 1;
+                        snprintf(pwhere[v], sizeof pwhere[v], "K=%d N=%d f16=%d scale=%d", K, N, f16, S != NULL);
+                    }
+                    for (size_t i = 0; i < nc; i++) C2[v][i] = C3[i] = NAN;
+                    gem[v](M, N, K, A, lda, bp1, H, act, C2[v], ldc, 0, M, 0, np);
+                    /* pieces: rows [0, r) x all panels, rows [r, M) x panel 0, then the other panels */
+                    const int r = M / 3;
+                    gem[v](M, N, K, A, lda, bp1, H, act, C3, ldc, 0, r, 0, np);
+                    gem[v](M, N, K, A, lda, bp1, H, act, C3, ldc, r, M, 0, 1);
+                    gem[v](M, N, K, A, lda, bp1, H, act, C3, ldc, r, M, 1, np);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < ldc; j++) {
+                            const size_t e = (size_t)i * ldc + j;
+                            if (j >= N) {   /* the padding of each row stays untouched */
+                                if ((!isnan(C2[v][e]) || !isnan(C3[e])) && !fail[v]) {
+                                    fail[v] = 1;
+                                    snprintf(where[v], sizeof where[v], "M=%d N=%d K=%d: wrote past column N at (%d,%d)",
+                                             M, N, K, i, j);
+                                }
+                                continue;
                             }
-                            continue;
+                            const double tol = 2.0 * (K + 2) * FLT_EPSILON * mag[e] + 4e-6 * fabs(C1[e]) + 1e-7;
+                            const double d = fabs((double)C1[e] - C2[v][e]);
+                            if (d > worst[v] || isnan(d)) worst[v] = d;
+                            if (!(d <= tol) && !fail[v]) {
+                                fail[v] = 1;
+                                snprintf(where[v], sizeof where[v],
+                                         "M=%d N=%d K=%d act=%s shift=%d: (%d,%d) %.9g vs ref %.9g", M, N, K,
+                                         act_name(act), H != NULL, i, j, C2[v][e], C1[e]);
+                            }
+                            if (fbits(C2[v][e]) != fbits(C3[e]) && !splitfail[v]) {
+                                splitfail[v] = 1;
+                                snprintf(swhere[v], sizeof swhere[v], "M=%d N=%d K=%d: (%d,%d) %a whole vs %a in pieces",
+                                         M, N, K, i, j, C2[v][e], C3[e]);
+                            }
                         }
-                        double mag = H ? fabs(H[j]) : 0;
-                        for (int k = 0; k < K; k++) mag += fabs(A[(size_t)i * lda + k] * bp1[((size_t)(j / 16) * K + k) * 16 + j % 16]);
-                        const double tol = 2.0 * (K + 2) * FLT_EPSILON * mag + 4e-6 * fabs(C1[e]) + 1e-7;
-                        const double d = fabs((double)C1[e] - C2[e]);
-                        if (d > worst || isnan(d)) worst = d;
-                        if (!(d <= tol) && !fail) {
-                            fail = 1;
-                            snprintf(where, sizeof where, "M=%d N=%d K=%d act=%s shift=%d: (%d,%d) %.9g vs ref %.9g",
-                                     M, N, K, act_name(act), H != NULL, i, j, C2[e], C1[e]);
-                        }
-                        if (fbits(C2[e]) != fbits(C3[e]) && !splitfail) {
-                            splitfail = 1;
-                            snprintf(swhere, sizeof swhere, "M=%d N=%d K=%d: (%d,%d) %a whole vs %a in pieces", M, N,
-                                     K, i, j, C2[e], C3[e]);
-                        }
+                }
+                if (have[0] && have[1] && act != EC_ACT_SIGMOID && act != EC_ACT_SWISH) {
+                    xruns++;
+                    for (int i = 0; i < M && !xfail; i++)
+                        for (int j = 0; j < N && !xfail; j++)
+                            if (fbits(C2[0][(size_t)i * ldc + j]) != fbits(C2[1][(size_t)i * ldc + j])) {
+                                xfail = 1;
+                                snprintf(xwhere, sizeof xwhere, "M=%d N=%d K=%d act=%s: (%d,%d) %a vs %a", M, N, K,
+                                         act_name(act), i, j, C2[1][(size_t)i * ldc + j], C2[0][(size_t)i * ldc + j]);
+                            }
+                }
+                /* the dispatcher reaches one of them */
+                for (size_t i = 0; i < nc; i++) C3[i] = NAN;
+                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, 0, M, 0, np);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        const size_t e = (size_t)i * ldc + j;
+                        dfail |= !(fabs((double)C1[e] - C3[e]) <= 2.0 * (K + 2) * FLT_EPSILON * mag[e] + 4e-6 * fabs(C1[e]) + 1e-7);
                     }
                 runs++;
-                free(A); free(B); free(sc); free(sh); free(bp1); free(bp2); free(C1); free(C2); free(C3); free(B16);
+                free(A); free(B); free(sc); free(sh); free(bp1); free(bp2); free(mag); free(C1); free(C2[0]);
+                free(C2[1]); free(C3); free(B16);
             }
-    T_CHECK("pgemm_vs_ref", !fail, "%d shapes, tol 2*(K+2)*eps*sum|ab| + 4e-6|ref|: %s (max abs diff %.3g)", runs,
-            where, worst);
-    if (!fail) printf("  pgemm max abs diff %.3g over %d shapes\n", worst, runs);
-    T_CHECK("pgemm_split_bit_identical", !splitfail, "%s", swhere);
-    if (ec_cpu_has_avx2()) T_CHECK("pack_b_avx2_vs_ref_bitwise", !packfail, "%s", pwhere);
-    else t_skip("pack_b_avx2_vs_ref_bitwise", "no AVX2 on this CPU");
+    for (int v = 0; v < NV; v++) {
+        char name[64];
+        if (!have[v]) {
+            snprintf(name, sizeof name, "pgemm_%s_vs_ref", vname[v]);
+            t_skip(name, v ? "no AVX-512 on this CPU (or EFFCAM_NO_AVX512)" : "no AVX2 on this CPU");
+            continue;
+        }
+        snprintf(name, sizeof name, "pgemm_%s_vs_ref", vname[v]);
+        T_CHECK(name, !fail[v], "%d shapes, tol 2*(K+2)*eps*sum|ab| + 4e-6|ref|: %s (max abs diff %.3g)", runs,
+                where[v], worst[v]);
+        if (!fail[v]) printf("  %s max abs diff %.3g over %d shapes\n", name, worst[v], runs);
+        snprintf(name, sizeof name, "pgemm_%s_split_bit_identical", vname[v]);
+        T_CHECK(name, !splitfail[v], "%s", swhere[v]);
+        snprintf(name, sizeof name, "pack_b_%s_vs_ref_bitwise", vname[v]);
+        T_CHECK(name, !packfail[v], "%s", pwhere[v]);
+    }
+    T_CHECK("pgemm_dispatch_vs_ref", !dfail, "the dispatcher's result is off");
+    if (have[0] && have[1])
+        T_CHECK("pgemm_avx512_vs_avx2_bitwise", !xfail && xruns > 0, "%d runs (exact activations): %s", xruns, xwhere);
+    else
+        t_skip("pgemm_avx512_vs_avx2_bitwise", "no AVX-512 on this CPU (or EFFCAM_NO_AVX512)");
 }
 
 static void test_im2col(void)
