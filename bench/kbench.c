@@ -182,6 +182,102 @@ static void bench_gemm(void)
     }
 }
 
+/* ---- depthwise ------------------------------------------------------------- */
+
+typedef struct {
+    ec_dwconv_params p;
+    const float *x, *w, *scale, *shift;
+    float *out;
+    int isa;
+} dw_ctx;
+
+static void dw_run(void *c)
+{
+    const dw_ctx *d = c;
+    if (d->isa) ec_f32_dwconv__avx512(&d->p, d->x, d->w, d->scale, d->shift, d->out, 0, d->p.g.out_h);
+    else ec_f32_dwconv__avx2(&d->p, d->x, d->w, d->scale, d->shift, d->out, 0, d->p.g.out_h);
+}
+
+/* EfficientNetV2-S at 300x300: its depthwise convs (3x3, swish, BN folded) */
+static const int dw_shapes[][4] = {   /* in h = w, c, stride, count in the model */
+    {38, 256, 2, 1}, {19, 512, 1, 5}, {19, 768, 1, 1}, {19, 960, 1, 8}, {19, 960, 2, 1}, {10, 1536, 1, 14},
+    {10, 256, 1, 0}, {19, 128, 1, 0},
+};
+
+static void bench_dw(void)
+{
+    printf("\n%-22s %9s %9s %7s %7s   (GFLOP/s of the taps; x count in the model)\n", "dwconv in x c s", "avx2",
+           "avx512", "ratio", "%zpeak");
+    for (size_t s = 0; s < sizeof dw_shapes / sizeof *dw_shapes; s++) {
+        const int h = dw_shapes[s][0], c = dw_shapes[s][1], st = dw_shapes[s][2];
+        dw_ctx d;
+        memset(&d, 0, sizeof d);
+        ec_conv_geom *g = &d.p.g;
+        g->in_h = g->in_w = h, g->c = c, g->kh = g->kw = 3, g->sh = g->sw = st;
+        g->out_h = g->out_w = (h + st - 1) / st;
+        const int pad = (g->out_h - 1) * st + 3 - h;
+        g->pad_t = g->pad_l = pad / 2;
+        d.p.mult = 1, d.p.act = getenv("KB_ACT") ? atoi(getenv("KB_ACT")) : EC_ACT_SWISH;
+        float *x = falloc((size_t)h * h * c, 1), *w = falloc((size_t)9 * c, 1), *sc = falloc((size_t)c, 1);
+        float *sh = falloc((size_t)c, 1), *o = falloc((size_t)g->out_h * g->out_w * c, 0);
+        d.x = x, d.w = w, d.scale = sc, d.shift = sh, d.out = o;
+        dw_ctx d2 = d;
+        d2.isa = 1;
+        bench_fn *fns[2] = {ec_cpu_has_avx2() ? dw_run : NULL, ec_cpu_has_avx512() ? dw_run : NULL};
+        void *ctxs[2] = {&d, &d2};
+        double t[2], r[2];
+        best_times(2, fns, ctxs, t);
+        const double flops = 2.0 * 9 * g->out_h * g->out_w * c;
+        for (int i = 0; i < 2; i++) r[i] = t[i] > 0 ? flops / t[i] * 1e-9 : 0;
+        char name[40];
+        snprintf(name, sizeof name, "%dx%d s%d x%d", h, c, st, dw_shapes[s][3]);
+        printf("%-22s %9.1f %9.1f %7.2f %6.0f%%\n", name, r[0], r[1], r[0] > 0 ? r[1] / r[0] : 0,
+               peak_z > 0 ? 100 * r[1] / peak_z : 0);
+        free(x); free(w); free(sc); free(sh); free(o);
+    }
+}
+
+/* ---- activations ------------------------------------------------------------ */
+
+typedef struct { float *x; const float *sc, *sh; size_t rows; int c, act, isa, affine; } act_ctx;
+
+static void act_run(void *c)
+{
+    const act_ctx *a = c;
+    if (a->affine) {
+        if (a->isa) ec_f32_affine_act__avx512(a->x, a->rows, a->c, a->sc, a->sh, a->act);
+        else ec_f32_affine_act__avx2(a->x, a->rows, a->c, a->sc, a->sh, a->act);
+    } else {
+        if (a->isa) ec_f32_act__avx512(a->x, a->x, a->rows, a->c, a->act);
+        else ec_f32_act__avx2(a->x, a->x, a->rows, a->c, a->act);
+    }
+}
+
+static void bench_act(void)
+{
+    printf("\n%-22s %9s %9s %7s   (G elements/s, in place, 19 x 19 x 160 = 226 KB)\n", "activation", "avx2",
+           "avx512", "ratio");
+    static const int acts[] = {EC_ACT_SWISH, EC_ACT_SIGMOID, EC_ACT_RELU, EC_ACT_TANH};
+    const size_t rows = 361;
+    const int c = 160;
+    for (int affine = 0; affine < 2; affine++)
+        for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
+            float *x = falloc(rows * c, 1), *sc = falloc((size_t)c, 1), *sh = falloc((size_t)c, 1);
+            act_ctx a = {x, sc, sh, rows, c, acts[i], 0, affine}, b = a;
+            b.isa = 1;
+            bench_fn *fns[2] = {ec_cpu_has_avx2() ? act_run : NULL, ec_cpu_has_avx512() ? act_run : NULL};
+            void *ctxs[2] = {&a, &b};
+            double t[2], r[2];
+            best_times(2, fns, ctxs, t);
+            for (int v = 0; v < 2; v++) r[v] = t[v] > 0 ? rows * c / t[v] * 1e-9 : 0;
+            static const char *nm[] = {"linear", "relu", "relu6", "sigmoid", "softmax", "swish", "tanh", "gelu"};
+            char name[40];
+            snprintf(name, sizeof name, "%s%s", affine ? "affine+" : "", nm[acts[i]]);
+            printf("%-22s %9.2f %9.2f %7.2f\n", name, r[0], r[1], r[0] > 0 ? r[1] / r[0] : 0);
+            free(x); free(sc); free(sh);
+        }
+}
+
 int main(int argc, char **argv)
 {
     const char *what = "all";
@@ -192,6 +288,8 @@ int main(int argc, char **argv)
     loadavg("at start");
     bench_peak();
     if (!strcmp(what, "all") || !strcmp(what, "gemm")) bench_gemm();
+    if (!strcmp(what, "all") || !strcmp(what, "dw")) bench_dw();
+    if (!strcmp(what, "all") || !strcmp(what, "act")) bench_act();
     loadavg("at end");
     return 0;
 }

@@ -98,6 +98,17 @@ void ec_f32_dwconv(const ec_dwconv_params *p, const float *x, const float *w,
 void ec_f32_dwconv__ref(const ec_dwconv_params *p, const float *x, const float *w,
                         const float *scale, const float *shift, float *out, int y0, int y1);
 
+/* The same, plus the SE squeeze fused: rowsum (out_h, c * mult) gets, for each
+ * row written, the sum over ox (in ox order, in float) of the activated
+ * outputs; ec_f32_rowsum_mean then gives the per-channel mean over all rows
+ * (rows added in order), independent of how rows were split. Accuracy: about
+ * (out_w + out_h) ulp of the mean of |out| (ec_f32_gap: 64 + hw / 64). */
+void ec_f32_dwconv_rowsum(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                          const float *shift, float *out, float *rowsum, int y0, int y1);
+void ec_f32_dwconv_rowsum__ref(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                               const float *shift, float *out, float *rowsum, int y0, int y1);
+void ec_f32_rowsum_mean(const float *rowsum, int rows, int c, size_t hw, float *s);
+
 /* ---- direct convolution (few output channels) -------------------------------
  * out(out_h, out_w, cout) rows [y0, y1) = act(conv(x, w) * scale + shift), w is
  * (kh, kw, cin, cout) HWIO float32, scale/shift per output channel or NULL. For
@@ -255,6 +266,13 @@ int ec_cpu_has_avx512(void);
  * probe of bench/kbench.c too. */
 float ec_cpu_fma_probe__avx512(long iters, float seed);
 float ec_cpu_fma_probe__avx2(long iters, float seed);
+void ec_f32_act__avx512(const float *x, float *y, size_t rows, int c, int act);
+void ec_f32_affine_act__avx512(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
+void ec_f32_act_backward__avx512(const float *x, const float *dy, float *dx, size_t n, int act);   /* not softmax */
+void ec_f32_dwconv__avx512(const ec_dwconv_params *p, const float *x, const float *w,
+                           const float *scale, const float *shift, float *out, int y0, int y1);
+void ec_f32_dwconv_rowsum__avx512(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                                  const float *shift, float *out, float *rowsum, int y0, int y1);
 void ec_pack_b__avx512(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
 void ec_gemm_packed__avx512(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                             int act, float *C, int ldc, int m0, int m1, int p0, int p1);

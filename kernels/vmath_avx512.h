@@ -51,6 +51,12 @@ EC_V16_INLINE __m512 ec_v16_pow2i(__m512 n)
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
 }
 
+/* p * 2^n for integral n: one VSCALEFPS instead of building 2^n (convert, add,
+ * shift) and multiplying. Both are exact while the result is normal, the only
+ * case the callers keep (below FLT_MIN they flush), so the bits are those of
+ * p * ec_v16_pow2i(n) and of the AVX2 twin. */
+EC_V16_INLINE __m512 ec_v16_ldexp(__m512 p, __m512 n) { return _mm512_scalef_ps(p, n); }
+
 /* e^x for x <= 0: Taylor to degree 7 on |r| <= 0.347 (truncation < 0.05 ulp);
  * results below FLT_MIN flush to 0 (that mask also drops the garbage exponent
  * of very negative or infinite x); NaN fails the compare and survives. */
@@ -66,7 +72,7 @@ EC_V16_INLINE __m512 ec_v16_exp_le0(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    const __m512 y = _mm512_mul_ps(p, ec_v16_pow2i(n));
+    const __m512 y = ec_v16_ldexp(p, n);
     const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365447f), _CMP_LT_OQ);
     return _mm512_maskz_mov_ps((__mmask16)~tiny, y);
 }
@@ -87,7 +93,7 @@ EC_V16_INLINE __m512 ec_v16_expm1_le0(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
     const __m512 q = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
-    const __m512 s = ec_v16_pow2i(n);
+    const __m512 s = ec_v16_ldexp(_mm512_set1_ps(1.0f), n);   /* 2^n, n >= -126 */
     return _mm512_fmadd_ps(s, q, _mm512_sub_ps(s, _mm512_set1_ps(1.0f)));
 }
 
@@ -99,11 +105,11 @@ EC_V16_INLINE __m512 ec_v16_sigmoid(__m512 x)
 {
     const __m512 e = ec_v16_exp_le0(_mm512_or_ps(x, _mm512_set1_ps(-0.0f)));   /* e^-|x| */
     const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(x));
-    const __m512 num = _mm512_mask_blend_ps(neg, _mm512_set1_ps(1.0f), e);
     const __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
     const __m512 r0 = _mm512_rcp14_ps(den);
     const __m512 r1 = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(den, r0, _mm512_set1_ps(1.0f)), r0);
-    return _mm512_mul_ps(num, r1);
+    /* num * r1 with num = e where x < 0, else 1: a masked multiply (1 * r1 is r1) */
+    return _mm512_mask_mul_ps(r1, neg, e, r1);
 }
 
 EC_V16_INLINE __m512 ec_v16_swish(__m512 x) { return _mm512_mul_ps(x, ec_v16_sigmoid(x)); }

@@ -1,7 +1,8 @@
 /* test_kernels.c - kernels/ against their references, math and finite differences.
  *
  * Every optimized kernel is compared with its __ref twin over awkward sizes
- * (channels 1, 7, 8, 9, 15, 16, 17, 33 around the 8-lane tile; odd H/W down to 1;
+ * (channels 1, 7, 8, 9, 15, 16, 17, 31, 32, 33 around the 8- and 16-lane tiles;
+ * odd H/W down to 1;
  * kernels 1/3/5, strides 1/2, SAME/VALID/asymmetric/oversized padding,
  * multiplier 1 and 2, row ranges split in parts). Activations are also measured
  * against double-precision libm, f16 is checked exhaustively, and every backward
@@ -52,7 +53,7 @@ static const char *act_name(int act)
     return act >= 0 && act < 8 ? names[act] : "?";
 }
 
-static const int channels[] = {1, 7, 8, 9, 15, 16, 17, 33};
+static const int channels[] = {1, 7, 8, 9, 15, 16, 17, 31, 32, 33};
 #define NCH (int)(sizeof channels / sizeof channels[0])
 static const int elementwise_acts[] = {EC_ACT_LINEAR, EC_ACT_RELU, EC_ACT_RELU6, EC_ACT_SIGMOID,
                                        EC_ACT_SWISH, EC_ACT_TANH, EC_ACT_GELU};
@@ -71,6 +72,18 @@ static double act_double(double x, int act)
     default:             return x;
     }
 }
+
+/* The SIMD tiers: index 0 AVX2, 1 AVX-512; each is tested where the CPU has it
+ * and prints SKIP where it does not. */
+enum { NVAR = 2 };
+static const char *const var_name[NVAR] = {"avx2", "avx512"};
+static int var_have(int v) { return v ? ec_cpu_has_avx512() : ec_cpu_has_avx2(); }
+static const char *var_why(int v) { return v ? "no AVX-512 on this CPU (or EFFCAM_NO_AVX512)" : "no AVX2 on this CPU"; }
+
+typedef void act_fn(const float *x, float *y, size_t rows, int c, int act);
+static act_fn *const act_var[NVAR] = {ec_f32_act__avx2, ec_f32_act__avx512};
+typedef void affine_fn(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
+static affine_fn *const affine_var[NVAR] = {ec_f32_affine_act__avx2, ec_f32_affine_act__avx512};
 
 /* ---- f16 -------------------------------------------------------------------- */
 
@@ -559,10 +572,12 @@ static void test_act_accuracy(void)
     }
     for (int ai = 1; ai < NACT; ai++) {
         const int act = elementwise_acts[ai];
-        for (int v = 0; v < 2; v++) {
-            if (v == 1 && !ec_cpu_has_avx2()) { t_skip("act_accuracy_avx2", "no AVX2"); continue; }
+        for (int v = 0; v <= NVAR; v++) {
+            char name[64];
+            snprintf(name, sizeof name, "act_accuracy_%s_%s", v ? var_name[v - 1] : "ref", act_name(act));
+            if (v && !var_have(v - 1)) { t_skip(name, var_why(v - 1)); continue; }
             if (v == 0) ec_f32_act__ref(x, y, 1, (int)n, act);
-            else ec_f32_act__avx2(x, y, 1, (int)n, act);
+            else act_var[v - 1](x, y, 1, (int)n, act);
             double worst = 0;
             size_t wi = 0;
             for (size_t j = 0; j < n; j++) {
@@ -570,8 +585,6 @@ static void test_act_accuracy(void)
                 double e = rel_err(y[j], yd);
                 if (!(e <= worst)) { worst = e; wi = j; }
             }
-            char name[64];
-            snprintf(name, sizeof name, "act_accuracy_%s_%s", v ? "avx2" : "ref", act_name(act));
             T_CHECK(name, worst <= 1e-6, "max rel err %.3g > 1e-6 at x=%a (y=%a, want %.9g)",
                     worst, x[wi], y[wi], act_double(x[wi], act));
             if (worst <= 1e-6) printf("  %s max rel err %.3g (%.2f ulp)\n", name, worst, worst / FLT_EPSILON);
@@ -584,8 +597,9 @@ static void test_act_accuracy(void)
     for (int ai = 1; ai < NACT; ai++) {
         ec_f32_act__ref(nanv, out, 1, 9, elementwise_acts[ai]);
         for (int j = 0; j < 9; j++) ok &= isnan(out[j]);
-        if (ec_cpu_has_avx2()) {
-            ec_f32_act__avx2(nanv, out, 1, 9, elementwise_acts[ai]);
+        for (int v = 0; v < NVAR; v++) {
+            if (!var_have(v)) continue;
+            act_var[v](nanv, out, 1, 9, elementwise_acts[ai]);
             for (int j = 0; j < 9; j++) ok &= isnan(out[j]);
         }
     }
@@ -598,18 +612,18 @@ static void test_act_accuracy(void)
  * subtraction), absolute below 1e-30 as above. */
 static void test_softmax(void)
 {
-    static const int cs[] = {1, 2, 7, 8, 9, 33, 1000};
-    double worst[2] = {0, 0};
+    static const int cs[] = {1, 2, 7, 8, 9, 15, 16, 17, 33, 1000};
+    double worst[1 + NVAR] = {0, 0, 0};
     int fail = 0;
     char where[128] = "";
     for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
         const int c = cs[ci], rows = 3;
         float *x = fmalloc((size_t)rows * c), *y = fmalloc((size_t)rows * c);
         fill(x, (size_t)rows * c, -50, 50);
-        for (int v = 0; v < 2; v++) {
-            if (v == 1 && !ec_cpu_has_avx2()) continue;
+        for (int v = 0; v <= NVAR; v++) {
+            if (v && !var_have(v - 1)) continue;
             if (v == 0) ec_f32_act__ref(x, y, rows, c, EC_ACT_SOFTMAX);
-            else ec_f32_act__avx2(x, y, rows, c, EC_ACT_SOFTMAX);
+            else act_var[v - 1](x, y, rows, c, EC_ACT_SOFTMAX);
             for (int r = 0; r < rows; r++) {
                 const float *xr = x + (size_t)r * c;
                 double m = -INFINITY, z = 0;
@@ -624,27 +638,26 @@ static void test_softmax(void)
                     if (!(e <= 1) && !fail) {
                         fail = 1;
                         snprintf(where, sizeof where, "%s c=%d row %d col %d err/tol %.3g",
-                                 v ? "avx2" : "ref", c, r, j, e);
+                                 v ? var_name[v - 1] : "ref", c, r, j, e);
                     }
                 }
             }
-        }
-        /* In place must equal out of place. */
-        if (ec_cpu_has_avx2()) {
-            float *z = fmalloc((size_t)rows * c);
-            memcpy(z, x, (size_t)rows * c * sizeof *z);
-            ec_f32_act__avx2(x, y, rows, c, EC_ACT_SOFTMAX);
-            ec_f32_act__avx2(z, z, rows, c, EC_ACT_SOFTMAX);
-            if (memcmp(z, y, (size_t)rows * c * sizeof *z) && !fail) {
-                fail = 1;
-                snprintf(where, sizeof where, "in-place differs, c=%d", c);
+            /* In place must equal out of place. */
+            if (v) {
+                float *z = fmalloc((size_t)rows * c);
+                memcpy(z, x, (size_t)rows * c * sizeof *z);
+                act_var[v - 1](z, z, rows, c, EC_ACT_SOFTMAX);
+                if (memcmp(z, y, (size_t)rows * c * sizeof *z) && !fail) {
+                    fail = 1;
+                    snprintf(where, sizeof where, "%s in-place differs, c=%d", var_name[v - 1], c);
+                }
+                free(z);
             }
-            free(z);
         }
         free(x); free(y);
     }
     T_CHECK("softmax_vs_double", !fail, "tol rel 1e-6 + |x-max| eps/2: %s", where);
-    if (!fail) printf("  softmax max err / tol: ref %.3g avx2 %.3g\n", worst[0], worst[1]);
+    if (!fail) printf("  softmax max err / tol: ref %.3g avx2 %.3g avx512 %.3g\n", worst[0], worst[1], worst[2]);
 }
 
 /* __avx2 vs __ref for act and affine_act over channel counts, rows, NULL
@@ -653,9 +666,12 @@ static void test_softmax(void)
  * activation input by <= 1 ulp (every activation's slope is <= 1.13). */
 static void test_act_vs_ref(void)
 {
-    if (!ec_cpu_has_avx2()) { t_skip("act_avx2_vs_ref", "no AVX2"); t_skip("affine_act_avx2_vs_ref", "no AVX2"); return; }
     static const int rowsv[] = {1, 3, 5};
+    for (int v = 0; v < NVAR; v++)
     for (int affine = 0; affine < 2; affine++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s_%s_vs_ref", affine ? "affine_act" : "act", var_name[v]);
+        if (!var_have(v)) { t_skip(name, var_why(v)); continue; }
         double worst = 0;
         int fail = 0;
         char where[160] = "";
@@ -678,11 +694,11 @@ static void test_act_vs_ref(void)
                             memcpy(a, x, n * sizeof *x);
                             memcpy(b, x, n * sizeof *x);
                             ec_f32_affine_act__ref(a, rows, c, S, H, act);
-                            ec_f32_affine_act__avx2(b, rows, c, S, H, act);
+                            affine_var[v](b, rows, c, S, H, act);
                         } else {
                             ec_f32_act__ref(x, a, rows, c, act);
                             memcpy(b, x, n * sizeof *x);
-                            ec_f32_act__avx2(b, b, rows, c, act);     /* in place */
+                            act_var[v](b, b, rows, c, act);     /* in place */
                         }
                         for (size_t i = 0; i < n; i++) {
                             double d = fabs((double)a[i] - b[i]);
@@ -695,7 +711,6 @@ static void test_act_vs_ref(void)
                         }
                         free(x); free(a); free(b); free(sc); free(sh);
                     }
-        const char *name = affine ? "affine_act_avx2_vs_ref" : "act_avx2_vs_ref";
         T_CHECK(name, !fail, "tol 2e-6|ref|+1e-7: %s (max abs diff %.3g)", where, worst);
         if (!fail) printf("  %s max abs diff %.3g\n", name, worst);
     }
@@ -711,73 +726,173 @@ static void test_act_vs_ref(void)
 
 /* ---- depthwise convolution ---------------------------------------------------- */
 
+typedef void dw_fn(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                   const float *shift, float *out, int y0, int y1);
+
 static void test_dwconv(void)
 {
-    if (!ec_cpu_has_avx2()) { t_skip("dwconv_avx2_vs_ref", "no AVX2"); return; }
     static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID,
                                EC_ACT_RELU, EC_ACT_TANH, EC_ACT_GELU};
+    dw_fn *const var[NVAR] = {ec_f32_dwconv__avx2, ec_f32_dwconv__avx512};
+    /* sizes up to 21 wide: interior runs of 8- and 4-pixel groups plus leftovers */
+    static const int dsizes[][2] = {{1, 1}, {1, 5}, {5, 1}, {2, 3}, {7, 7}, {9, 6}, {13, 11}, {6, 21}};
+    const int ndsize = (int)(sizeof dsizes / sizeof *dsizes);
     int counter = 0;
-    for (int k = 1; k <= 5; k += 2)
-        for (int s = 1; s <= 2; s++)
-            for (int mult = 1; mult <= 2; mult++) {
-                double worst = 0;
-                int fail = 0, runs = 0;
-                char where[200] = "";
-                for (int si = 0; si < NSIZE; si++)
-                    for (int pad = 0; pad < NPAD; pad++)
-                        for (int ci = 0; ci < NCH; ci++) {
+    for (int v = 0; v < NVAR; v++) {
+        if (!var_have(v)) {
+            char name[64];
+            snprintf(name, sizeof name, "dwconv_%s_vs_ref", var_name[v]);
+            t_skip(name, var_why(v));
+            continue;
+        }
+        int splitfail = 0;
+        char swhere[160] = "";
+        for (int k = 1; k <= 5; k += 2)
+            for (int s = 1; s <= 2; s++)
+                for (int mult = 1; mult <= 2; mult++) {
+                    double worst = 0;
+                    int fail = 0, runs = 0;
+                    char where[200] = "";
+                    for (int si = 0; si < ndsize; si++)
+                        for (int pad = 0; pad < NPAD; pad++)
+                            for (int ci = 0; ci < NCH; ci++) {
+                                ec_dwconv_params p;
+                                if (!make_geom(&p.g, dsizes[si][0], dsizes[si][1], channels[ci], k, s, pad)) continue;
+                                p.mult = mult;
+                                p.act = acts[counter % 7];
+                                const int sv = counter++ % 3;      /* scale+shift, none, shift only */
+                                const ec_conv_geom *g = &p.g;
+                                const int C = g->c * mult, oh = g->out_h;
+                                const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * C;
+                                const size_t no = (size_t)oh * g->out_w * C;
+                                float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
+                                float *o1 = fmalloc(no), *o2 = fmalloc(no), *o3 = fmalloc(no), *mag = fmalloc(no);
+                                fill(x, nx, -1, 1);
+                                fill(w, nw, -1, 1);
+                                fill(sc, (size_t)C, 0.5f, 1.5f);
+                                fill(sh, (size_t)C, -0.5f, 0.5f);
+                                const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
+                                for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
+                                ec_f32_dwconv__ref(&p, x, w, S, H, o1, 0, oh);
+                                /* Row ranges in three parts (one possibly empty), and whole */
+                                const int c1 = oh / 3, c2 = oh / 3 + (oh > 1);
+                                var[v](&p, x, w, S, H, o2, 0, c1);
+                                var[v](&p, x, w, S, H, o2, c1, c2);
+                                var[v](&p, x, w, S, H, o2, c2, oh);
+                                var[v](&p, x, w, S, H, o3, 0, oh);
+                                if (memcmp(o2, o3, no * sizeof *o2) && !splitfail) {
+                                    splitfail = 1;
+                                    snprintf(swhere, sizeof swhere, "in %dx%d c=%d k=%d s=%d mult=%d pad=%s", g->in_h,
+                                             g->in_w, g->c, k, s, mult, pad_name[pad]);
+                                }
+                                /* Error bound of a k*k-term float sum: k*k*eps*sum|x w| * |scale|
+                                 * (computed by the reference on absolute values), plus the
+                                 * activation's ~2 ulp; activation slopes are <= 1.13. */
+                                for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
+                                for (size_t i = 0; i < nw; i++) w[i] = fabsf(w[i]);
+                                ec_dwconv_params pm = p;
+                                pm.act = EC_ACT_LINEAR;
+                                ec_f32_dwconv__ref(&pm, x, w, S, NULL, mag, 0, oh);
+                                for (size_t i = 0; i < no; i++) {
+                                    const double tol = 1.2 * (k * k + 2) * FLT_EPSILON * fabs(mag[i]) + 2e-6 * fabs(o1[i]) + 1e-7;
+                                    const double d = fabs((double)o1[i] - o2[i]);
+                                    if (d > worst || isnan(d)) worst = d;
+                                    if (!(d <= tol) && !fail) {
+                                        fail = 1;
+                                        const size_t px = i / C;
+                                        snprintf(where, sizeof where,
+                                                 "in %dx%d c=%d pad=%s(t%d,l%d) act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs ref %.9g",
+                                                 g->in_h, g->in_w, g->c, pad_name[pad], g->pad_t, g->pad_l,
+                                                 act_name(p.act), sv, px / g->out_w, px % g->out_w, i % C, o2[i], o1[i]);
+                                    }
+                                }
+                                runs++;
+                                free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(o3); free(mag);
+                            }
+                    char name[64];
+                    snprintf(name, sizeof name, "dwconv_%s_vs_ref_k%d_s%d_m%d", var_name[v], k, s, mult);
+                    T_CHECK(name, !fail, "tol k*k*eps*sum|xw| + 2e-6|ref|: %s (max abs diff %.3g)", where, worst);
+                    if (!fail) printf("  %s: %d shapes, max abs diff %.3g\n", name, runs, worst);
+                }
+        char name[64];
+        snprintf(name, sizeof name, "dwconv_%s_split_bit_identical", var_name[v]);
+        T_CHECK(name, !splitfail, "rows in 3 parts != whole: %s", swhere);
+    }
+
+    /* SE squeeze fused into the depthwise conv: for each variant (ref, the
+     * dispatcher, AVX-512) the row sums equal, bit for bit, the sums of that
+     * variant's own output taken in ox order, whatever the row split; the
+     * squeeze mean is within (out_w + out_h + 2) eps of the double mean of the
+     * same outputs; and the outputs equal ec_f32_dwconv's. */
+    {
+        typedef void dwrs_fn(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                             const float *shift, float *out, float *rowsum, int y0, int y1);
+        dwrs_fn *const rsv[3] = {ec_f32_dwconv_rowsum__ref, ec_f32_dwconv_rowsum, ec_f32_dwconv_rowsum__avx512};
+        static const char *rsname[3] = {"ref", "dispatch", "avx512"};
+        static const int rsizes[][2] = {{1, 1}, {5, 3}, {9, 6}, {13, 11}, {19, 19}, {6, 21}};
+        for (int v = 0; v < 3; v++) {
+            char name[64];
+            snprintf(name, sizeof name, "dwconv_rowsum_%s", rsname[v]);
+            if (v == 2 && !ec_cpu_has_avx512()) { t_skip(name, var_why(1)); continue; }
+            int fail = 0, runs = 0;
+            double worst = 0;
+            char where[200] = "";
+            for (size_t si = 0; si < sizeof rsizes / sizeof *rsizes; si++)
+                for (int ci = 0; ci < NCH; ci++)
+                    for (int k = 3; k <= 5; k += 2)
+                        for (int s = 1; s <= 2; s++) {
                             ec_dwconv_params p;
-                            if (!make_geom(&p.g, sizes[si][0], sizes[si][1], channels[ci], k, s, pad)) continue;
-                            p.mult = mult;
-                            p.act = acts[counter % 7];
-                            const int sv = counter++ % 3;      /* scale+shift, none, shift only */
+                            if (!make_geom(&p.g, rsizes[si][0], rsizes[si][1], channels[ci], k, s, PAD_SAME)) continue;
+                            p.mult = 1;
+                            p.act = (ci & 1) ? EC_ACT_SWISH : EC_ACT_RELU6;
                             const ec_conv_geom *g = &p.g;
-                            const int C = g->c * mult, oh = g->out_h;
-                            const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * C;
-                            const size_t no = (size_t)oh * g->out_w * C;
-                            float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
-                            float *o1 = fmalloc(no), *o2 = fmalloc(no), *mag = fmalloc(no);
+                            const int C = g->c, oh = g->out_h, ow = g->out_w;
+                            const size_t nx = (size_t)g->in_h * g->in_w * C, no = (size_t)oh * ow * C;
+                            float *x = fmalloc(nx), *w = fmalloc((size_t)k * k * C), *sh = fmalloc((size_t)C);
+                            float *o = fmalloc(no), *o2 = fmalloc(no), *rs = fmalloc((size_t)oh * C), *m = fmalloc((size_t)C);
                             fill(x, nx, -1, 1);
-                            fill(w, nw, -1, 1);
-                            fill(sc, (size_t)C, 0.5f, 1.5f);
+                            fill(w, (size_t)k * k * C, -1, 1);
                             fill(sh, (size_t)C, -0.5f, 0.5f);
-                            const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
-                            for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
-                            ec_f32_dwconv__ref(&p, x, w, S, H, o1, 0, oh);
-                            /* Row ranges in three parts (one possibly empty). */
-                            const int c1 = oh / 3, c2 = oh / 3 + (oh > 1);
-                            ec_f32_dwconv__avx2(&p, x, w, S, H, o2, 0, c1);
-                            ec_f32_dwconv__avx2(&p, x, w, S, H, o2, c1, c2);
-                            ec_f32_dwconv__avx2(&p, x, w, S, H, o2, c2, oh);
-                            /* Error bound of a k*k-term float sum: k*k*eps*sum|x w| * |scale|
-                             * (computed by the reference on absolute values), plus the
-                             * activation's ~2 ulp; activation slopes are <= 1.13. */
-                            for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
-                            for (size_t i = 0; i < nw; i++) w[i] = fabsf(w[i]);
-                            ec_dwconv_params pm = p;
-                            pm.act = EC_ACT_LINEAR;
-                            ec_f32_dwconv__ref(&pm, x, w, S, NULL, mag, 0, oh);
-                            for (size_t i = 0; i < no; i++) {
-                                const double tol = 1.2 * (k * k + 2) * FLT_EPSILON * fabs(mag[i]) + 2e-6 * fabs(o1[i]) + 1e-7;
-                                const double d = fabs((double)o1[i] - o2[i]);
-                                if (d > worst || isnan(d)) worst = d;
-                                if (!(d <= tol) && !fail) {
+                            const int c1 = oh / 2;
+                            rsv[v](&p, x, w, NULL, sh, o, rs, 0, c1);
+                            rsv[v](&p, x, w, NULL, sh, o, rs, c1, oh);
+                            if (v == 2) ec_f32_dwconv__avx512(&p, x, w, NULL, sh, o2, 0, oh);
+                            else if (v == 1) ec_f32_dwconv(&p, x, w, NULL, sh, o2, 0, oh);
+                            else ec_f32_dwconv__ref(&p, x, w, NULL, sh, o2, 0, oh);
+                            if (memcmp(o, o2, no * sizeof *o) && !fail) {
+                                fail = 1;
+                                snprintf(where, sizeof where, "%dx%d c=%d k=%d s=%d: outputs differ from dwconv's",
+                                         g->in_h, g->in_w, C, k, s);
+                            }
+                            for (int oy = 0; oy < oh && !fail; oy++)
+                                for (int j = 0; j < C; j++) {
+                                    float t = 0.0f;
+                                    for (int ox = 0; ox < ow; ox++) t += o[((size_t)oy * ow + ox) * C + j];
+                                    if (fbits(t) != fbits(rs[(size_t)oy * C + j]) && !fail) {
+                                        fail = 1;
+                                        snprintf(where, sizeof where, "%dx%d c=%d k=%d s=%d: row %d ch %d sum %a vs %a",
+                                                 g->in_h, g->in_w, C, k, s, oy, j, rs[(size_t)oy * C + j], t);
+                                    }
+                                }
+                            ec_f32_rowsum_mean(rs, oh, C, (size_t)oh * ow, m);
+                            for (int j = 0; j < C; j++) {
+                                double t = 0, ta = 0;
+                                for (size_t q = 0; q < (size_t)oh * ow; q++) t += o[q * C + j], ta += fabs(o[q * C + j]);
+                                const double e = fabs(m[j] - t / (oh * ow));
+                                if (e > worst) worst = e;
+                                if (!(e <= (ow + oh + 2) * FLT_EPSILON * ta / (oh * ow) + 1e-30) && !fail) {
                                     fail = 1;
-                                    const size_t px = i / C;
-                                    snprintf(where, sizeof where,
-                                             "in %dx%d c=%d pad=%s(t%d,l%d) act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs ref %.9g",
-                                             g->in_h, g->in_w, g->c, pad_name[pad], g->pad_t, g->pad_l,
-                                             act_name(p.act), sv, px / g->out_w, px % g->out_w, i % C, o2[i], o1[i]);
+                                    snprintf(where, sizeof where, "%dx%d c=%d: mean ch %d %.9g vs %.9g", g->in_h, g->in_w,
+                                             C, j, m[j], t / (oh * ow));
                                 }
                             }
                             runs++;
-                            free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(mag);
+                            free(x); free(w); free(sh); free(o); free(o2); free(rs); free(m);
                         }
-                char name[64];
-                snprintf(name, sizeof name, "dwconv_avx2_vs_ref_k%d_s%d_m%d", k, s, mult);
-                T_CHECK(name, !fail, "tol k*k*eps*sum|xw| + 2e-6|ref|: %s (max abs diff %.3g)", where, worst);
-                if (!fail) printf("  %s: %d shapes, max abs diff %.3g\n", name, runs, worst);
-            }
+            T_CHECK(name, !fail, "%s", where);
+            if (!fail) printf("  %s: %d shapes, mean max abs diff %.3g\n", name, runs, worst);
+        }
+    }
 
     /* A partial row range writes exactly its rows, nothing else. An
      * EfficientNet-like shape through the dispatcher, rows [3, 7) of 10. */
@@ -1220,42 +1335,50 @@ static void test_backward(void)
         T_CHECK(name, !fail, "max |analytic - numeric| %.3g at x=%g (dx=%g)", worst, x[wi], dx[wi]);
     }
 
-    /* the AVX2 twin (sigmoid, swish, relu, relu6) against the double-precision
-     * reference over [-90, 90] (both tails, where 1 - s must not cancel), lengths
-     * with a masked tail */
-    if (!ec_cpu_has_avx2()) t_skip("act_backward_avx2_vs_ref", "no AVX2");
-    else {
-        static const int bacts[] = {EC_ACT_SIGMOID, EC_ACT_SWISH, EC_ACT_RELU, EC_ACT_RELU6};
-        const size_t n = 4099;
-        float *x = fmalloc(n), *dy = fmalloc(n), *d1 = fmalloc(n), *d2 = fmalloc(n);
+    /* the AVX2 and AVX-512 twins (sigmoid, swish, relu, relu6) against the
+     * double-precision reference over [-90, 90] (both tails, where 1 - s must not
+     * cancel), lengths with a masked tail */
+    typedef void bwd_fn(const float *x, const float *dy, float *dx, size_t n, int act);
+    bwd_fn *const bwd[NVAR] = {ec_f32_act_backward__avx2, ec_f32_act_backward__avx512};
+    for (int v = 0; v < NVAR; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "act_backward_%s_vs_ref", var_name[v]);
+        if (!var_have(v)) { t_skip(name, var_why(v)); continue; }
+        static const int bacts[] = {EC_ACT_SIGMOID, EC_ACT_SWISH, EC_ACT_RELU, EC_ACT_RELU6, EC_ACT_LINEAR};
+        static const size_t lens[] = {1, 15, 17, 31, 4099};
         double worst = 0;
         int fail = 0;
         char where[160] = "";
-        for (size_t ai = 0; ai < sizeof bacts / sizeof *bacts; ai++) {
-            for (size_t i = 0; i < n; i++) {
-                x[i] = i % 3 ? rng_uniform(-8, 8) : rng_uniform(-90, 90);
-                dy[i] = rng_uniform(-1, 1);
-            }
-            x[0] = 0.0f, x[1] = 6.0f, x[2] = -0.0f;
-            ec_f32_act_backward__ref(x, dy, d1, 1, (int)n, bacts[ai]);
-            ec_f32_act_backward__avx2(x, dy, d2, n, bacts[ai]);
-            for (size_t i = 0; i < n; i++) {
-                /* relative to the terms' size: swish' = s + x s (1 - s) crosses 0
-                 * near x = -1.28, where the sum cancels; and the double reference
-                 * rounds 1 - s to 0 past |x| ~ 37 (the absolute floor) */
-                const double sg = 1.0 / (1.0 + exp(-(double)x[i]));
-                const double mag = fabs(dy[i]) * (sg + fabs((double)x[i]) * sg * (1.0 - sg) + 1.0);
-                const double e = fabs((double)d1[i] - d2[i]);
-                if (e > worst) worst = e;
-                if (!(e <= 1e-6 * mag + 1e-12) && !fail) {
-                    fail = 1;
-                    snprintf(where, sizeof where, "%s x=%a dy=%g: %a vs ref %a", act_name(bacts[ai]), x[i], dy[i],
-                             d2[i], d1[i]);
+        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+            const size_t n = lens[li];
+            float *x = fmalloc(n), *dy = fmalloc(n), *d1 = fmalloc(n), *d2 = fmalloc(n);
+            for (size_t ai = 0; ai < sizeof bacts / sizeof *bacts; ai++) {
+                for (size_t i = 0; i < n; i++) {
+                    x[i] = i % 3 ? rng_uniform(-8, 8) : rng_uniform(-90, 90);
+                    dy[i] = rng_uniform(-1, 1);
+                }
+                if (n > 2) x[0] = 0.0f, x[1] = 6.0f, x[2] = -0.0f;
+                ec_f32_act_backward__ref(x, dy, d1, 1, (int)n, bacts[ai]);
+                bwd[v](x, dy, d2, n, bacts[ai]);
+                for (size_t i = 0; i < n; i++) {
+                    /* relative to the terms' size: swish' = s + x s (1 - s) crosses 0
+                     * near x = -1.28, where the sum cancels; and the double reference
+                     * rounds 1 - s to 0 past |x| ~ 37 (the absolute floor) */
+                    const double sg = 1.0 / (1.0 + exp(-(double)x[i]));
+                    const double mag = fabs(dy[i]) * (sg + fabs((double)x[i]) * sg * (1.0 - sg) + 1.0);
+                    const double e = fabs((double)d1[i] - d2[i]);
+                    if (e > worst) worst = e;
+                    if (!(e <= 1e-6 * mag + 1e-12) && !fail) {
+                        fail = 1;
+                        snprintf(where, sizeof where, "n=%zu %s x=%a dy=%g: %a vs ref %a", n, act_name(bacts[ai]),
+                                 x[i], dy[i], d2[i], d1[i]);
+                    }
                 }
             }
+            free(x); free(dy); free(d1); free(d2);
         }
-        T_CHECK("act_backward_avx2_vs_ref", !fail, "tol 1e-6 |dy| (s + |x| s (1 - s) + 1) + 1e-12: %s (max abs diff %.3g)", where, worst);
-        free(x); free(dy); free(d1); free(d2);
+        T_CHECK(name, !fail, "tol 1e-6 |dy| (s + |x| s (1 - s) + 1) + 1e-12: %s (max abs diff %.3g)", where, worst);
+        if (!fail) printf("  %s max abs diff %.3g\n", name, worst);
     }
 
     /* softmax_backward, also through act_backward's softmax path. */
