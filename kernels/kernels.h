@@ -273,6 +273,16 @@ void ec_f32_dwconv__avx512(const ec_dwconv_params *p, const float *x, const floa
                            const float *scale, const float *shift, float *out, int y0, int y1);
 void ec_f32_dwconv_rowsum__avx512(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
                                   const float *shift, float *out, float *rowsum, int y0, int y1);
+void ec_wino23_weights__avx512(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                               size_t u_stride, float *u);
+void ec_wino23_input__avx512(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
+void ec_wino23_output__avx512(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
+                              int act, float *y);
+void ec_wino43_weights__avx512(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                               size_t u_stride, float *u);
+void ec_wino43_input__avx512(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
+void ec_wino43_output__avx512(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
+                              int act, float *y);
 void ec_pack_b__avx512(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
 void ec_gemm_packed__avx512(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                             int act, float *C, int ldc, int m0, int m1, int p0, int p1);

@@ -1015,15 +1015,17 @@ static void test_conv_direct(void)
 /* ---- Winograd F(2x2, 3x3) and F(4x4, 3x3) ---------------------------------------- */
 
 /* The whole Winograd conv the way the engine runs it, F(4x4, 3x3) if f43 else
- * F(2x2, 3x3), tile ranges [0, a), [a, b), [b, n) as three tasks; avx2 != 0
- * uses the AVX2 transforms; packed != 0 runs the GEMMs on U packed in panels
- * (the engine's path with AVX2), else sgemm. */
-static void wino_weights(int f43, int avx2, const void *w, int w_f16, const float *scale, int cin, int cout, int c0,
+ * F(2x2, 3x3), tile ranges [0, a), [a, b), [b, n) as three tasks; var picks
+ * the transforms (0 scalar, 1 AVX2, 2 AVX-512); packed != 0 runs the GEMMs on
+ * U packed in panels (the engine's path with AVX2), else sgemm. */
+static void wino_weights(int f43, int var, const void *w, int w_f16, const float *scale, int cin, int cout, int c0,
                          int c1, size_t u_stride, float *tmp, float *u)
 {
-    if (f43 && avx2) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    if (f43 && var == 2) ec_wino43_weights__avx512(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    else if (f43 && var == 1) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
     else if (f43) ec_wino43_weights__ref(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
-    else if (avx2) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    else if (var == 2) ec_wino23_weights__avx512(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    else if (var == 1) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
     else ec_wino23_weights__ref(w, w_f16, scale, cin, cout, c0, c1, u_stride, tmp, u);
 }
 
@@ -1032,7 +1034,7 @@ static void wino_weights(int f43, int avx2, const void *w, int w_f16, const floa
 static int wino_packed_u_bad, wino_packed_u_runs;
 
 static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16, const float *scale,
-                      const float *shift, const float *x, float *out, int avx2, int packed)
+                      const float *shift, const float *x, float *out, int var, int packed)
 {
     const ec_conv_geom *g = &p->g;
     const int nxi = f43 ? 36 : 16, cin = g->c, cout = p->cout, np = (cout + EC_PG_NR - 1) / EC_PG_NR;
@@ -1040,12 +1042,12 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
     const size_t ps = ec_pack_b_floats(cin, cout);
     float *u = fmalloc((size_t)nxi * cin * cout), *tmp = fmalloc((size_t)9 * cout), *up = fmalloc(nxi * ps);
     float *up2 = fmalloc(nxi * ps);
-    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, 0, cin, 0, tmp, u);
+    wino_weights(f43, var, w, w_f16, scale, cin, cout, 0, cin, 0, tmp, u);
     for (size_t i = 0; i < nxi * ps; i++) up[i] = NAN;               /* unwritten padding shows */
     const int c1 = cin / 3, c2 = c1 + (cin - c1) / 2;
-    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, 0, c1, ps, tmp, up);
-    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, c1, c2, ps, tmp, up);
-    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, c2, cin, ps, tmp, up);
+    wino_weights(f43, var, w, w_f16, scale, cin, cout, 0, c1, ps, tmp, up);
+    wino_weights(f43, var, w, w_f16, scale, cin, cout, c1, c2, ps, tmp, up);
+    wino_weights(f43, var, w, w_f16, scale, cin, cout, c2, cin, ps, tmp, up);
     for (int xi = 0; xi < nxi; xi++) ec_pack_b(u + (size_t)xi * cin * cout, 0, NULL, cin, cout, 0, np, up2 + xi * ps);
     wino_packed_u_bad += memcmp(up, up2, nxi * ps * sizeof *up) != 0;
     wino_packed_u_runs++;
@@ -1055,9 +1057,11 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
         const int t0 = cuts[c], t1 = cuts[c + 1], nt = t1 - t0;
         if (nt <= 0) continue;
         float *v = fmalloc((size_t)nxi * nt * cin), *m = fmalloc((size_t)nxi * nt * cout);
-        if (f43 && avx2) ec_wino43_input__avx2(g, x, t0, t1, v);
+        if (f43 && var == 2) ec_wino43_input__avx512(g, x, t0, t1, v);
+        else if (f43 && var == 1) ec_wino43_input__avx2(g, x, t0, t1, v);
         else if (f43) ec_wino43_input__ref(g, x, t0, t1, v);
-        else if (avx2) ec_wino23_input__avx2(g, x, t0, t1, v);
+        else if (var == 2) ec_wino23_input__avx512(g, x, t0, t1, v);
+        else if (var == 1) ec_wino23_input__avx2(g, x, t0, t1, v);
         else ec_wino23_input__ref(g, x, t0, t1, v);
         for (int xi = 0; xi < nxi; xi++) {
             if (packed)
@@ -1067,9 +1071,11 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
                 ec_gemm(nt, cout, cin, v + (size_t)xi * nt * cin, cin, u + (size_t)xi * cin * cout, cout, 0.0f,
                         m + (size_t)xi * nt * cout, cout);
         }
-        if (f43 && avx2) ec_wino43_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
+        if (f43 && var == 2) ec_wino43_output__avx512(g, cout, m, t0, t1, shift, p->act, out);
+        else if (f43 && var == 1) ec_wino43_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
         else if (f43) ec_wino43_output__ref(g, cout, m, t0, t1, shift, p->act, out);
-        else if (avx2) ec_wino23_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
+        else if (var == 2) ec_wino23_output__avx512(g, cout, m, t0, t1, shift, p->act, out);
+        else if (var == 1) ec_wino23_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
         else ec_wino23_output__ref(g, cout, m, t0, t1, shift, p->act, out);
         free(v); free(m);
     }
@@ -1077,8 +1083,8 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
 }
 
 /* Against the direct conv (scalar transforms; sgemm and packed GEMM), and the
- * AVX2 transforms against their scalar twins bit for bit (channel counts that
- * are multiples of 8, fp32 and fp16 weights).
+ * AVX2 (channel counts that are multiples of 8) and AVX-512 (any) transforms
+ * against their scalar twins bit for bit, fp32 and fp16 weights.
  * Tolerance: the transforms add up to nxi terms of |x| and 9 of |w| per product,
  * so the direct form's bound grows by them; F(4x4)'s coefficients (up to 8, and
  * 1/6, 1/24 in G) get 4x the allowance of F(2x2)'s, and its 6x6 patch mixes in
@@ -1086,15 +1092,15 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
  * scale <= 1.5): a floor of 4 eps per term. */
 static void test_winograd_kind(int f43)
 {
-    static const int cins[] = {1, 3, 8, 17, 48};
-    static const int couts[] = {1, 8, 16, 25, 40};
+    static const int cins[] = {1, 3, 8, 17, 32, 48};
+    static const int couts[] = {1, 8, 16, 25, 33, 40};
     static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID, EC_ACT_RELU};
     const char *kind = f43 ? "winograd43" : "winograd";
     const double k_eps = f43 ? 32.0 : 8.0, floor_eps = f43 ? 4.0 : 0.0;
     const int nxi = f43 ? 36 : 16;
-    int counter = 0, fail = 0, bitfail = 0, runs = 0, bitruns = 0;
+    int counter = 0, fail = 0, bitfail[NVAR] = {0, 0}, runs = 0, bitruns[NVAR] = {0, 0};
     double worst = 0, worst_rel = 0;
-    char where[240] = "", bitwhere[200] = "", name[64];
+    char where[240] = "", bitwhere[NVAR][200] = {"", ""}, name[64];
     for (int si = 0; si < NSIZE; si++)
         for (int pad = 0; pad < NPAD; pad++)
             for (size_t ii = 0; ii < sizeof cins / sizeof *cins; ii++)
@@ -1146,19 +1152,28 @@ static void test_winograd_kind(int f43)
                         }
                     }
                     runs++;
-                    if (ec_cpu_has_avx2() && g->c % 8 == 0 && C % 8 == 0) {
+                    /* the SIMD transforms vs the scalar ones, bit for bit: the scalar
+                     * output transform applies its activation through the
+                     * dispatcher, so it runs linear here and the variant's own
+                     * activation follows (each fused one is that same function) */
+                    for (int v = 0; v < NVAR; v++) {
+                        if (!var_have(v) || (v == 0 && (g->c % 8 || C % 8))) continue;
                         ec_f32_to_f16_n(w, w16, nw);
+                        ec_conv_params pl = p;
+                        pl.act = EC_ACT_LINEAR;
                         for (int f16 = 0; f16 < 2; f16++) {
                             const void *wv = f16 ? (const void *)w16 : (const void *)w;
-                            wino_conv(f43, &p, wv, f16, S, H, x, o2, 0, 1);
-                            wino_conv(f43, &p, wv, f16, S, H, x, o3, 1, 1);
-                            for (size_t i = 0; i < no && !bitfail; i++)
+                            wino_conv(f43, &pl, wv, f16, S, H, x, o2, 0, 1);
+                            act_var[v](o2, o2, (size_t)oh * g->out_w, C, p.act);
+                            wino_conv(f43, &p, wv, f16, S, H, x, o3, v + 1, 1);
+                            for (size_t i = 0; i < no && !bitfail[v]; i++)
                                 if (fbits(o2[i]) != fbits(o3[i])) {
-                                    bitfail = 1;
-                                    snprintf(bitwhere, sizeof bitwhere, "in %dx%d cin=%d cout=%d pad=%s f16=%d: %zu: %.9g vs %.9g",
-                                             g->in_h, g->in_w, g->c, C, pad_name[pad], f16, i, o3[i], o2[i]);
+                                    bitfail[v] = 1;
+                                    snprintf(bitwhere[v], sizeof bitwhere[v],
+                                             "in %dx%d cin=%d cout=%d pad=%s act=%s f16=%d: %zu: %.9g vs %.9g", g->in_h,
+                                             g->in_w, g->c, C, pad_name[pad], act_name(p.act), f16, i, o3[i], o2[i]);
                                 }
-                            bitruns++;
+                            bitruns[v]++;
                         }
                     }
                     free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(o3); free(mag); free(w16);
@@ -1172,9 +1187,11 @@ static void test_winograd_kind(int f43)
             "%d of %d runs: U written in panels over 3 channel ranges != ec_pack_b(plain U)", wino_packed_u_bad,
             wino_packed_u_runs);
     wino_packed_u_bad = wino_packed_u_runs = 0;
-    snprintf(name, sizeof name, "%s_avx2_bit_identical", kind);
-    if (!ec_cpu_has_avx2()) t_skip(name, "no AVX2");
-    else T_CHECK(name, !bitfail && bitruns > 0, "%d runs: %s", bitruns, bitwhere);
+    for (int v = 0; v < NVAR; v++) {
+        snprintf(name, sizeof name, "%s_%s_bit_identical", kind, var_name[v]);
+        if (!var_have(v)) t_skip(name, var_why(v));
+        else T_CHECK(name, !bitfail[v] && bitruns[v] > 0, "%d runs: %s", bitruns[v], bitwhere[v]);
+    }
 }
 
 static void test_winograd(void)
