@@ -283,6 +283,15 @@ void ec_wino43_weights__avx512(const void *w, int w_f16, const float *scale, int
 void ec_wino43_input__avx512(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
 void ec_wino43_output__avx512(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
                               int act, float *y);
+void ec_f32_conv_direct__avx512(const ec_conv_params *p, const float *x, const float *w,
+                                const float *scale, const float *shift, float *out, int y0, int y1);
+void ec_f16_to_f32_n__avx512(const uint16_t *src, float *dst, size_t n);
+void ec_f32_to_f16_n__avx512(const float *src, uint16_t *dst, size_t n);
+void ec_f16_to_f32_scale_cols__avx512(const uint16_t *src, float *dst, size_t rows, int cols, const float *scale);
+void ec_f32_gap__avx512(const float *x, size_t hw, int c, size_t ldx, float *out);
+void ec_f32_add__avx512(const float *a, const float *b, float *out, size_t n);
+void ec_f32_mul__avx512(const float *a, const float *b, float *out, size_t n);
+void ec_f32_mul_bcast__avx512(const float *x, const float *s, float *out, size_t hw, int c);
 void ec_pack_b__avx512(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
 void ec_gemm_packed__avx512(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                             int act, float *C, int ldc, int m0, int m1, int p0, int p1);

@@ -192,6 +192,27 @@ static void test_f16(void)
         }
         T_CHECK("f32_to_f16_bulk_vs_ref", first == nf, "element %zu: %a -> 0x%04x, ref 0x%04x", first,
                 first < nf ? src[first] : 0.0f, first < nf ? hb[first] : 0, first < nf ? ha[first] : 0);
+        /* each SIMD tier directly, tails 0..33 with a guard after the end */
+        typedef void f2h_fn(const float *src, uint16_t *dst, size_t n);
+        f2h_fn *const f2h[NVAR] = {ec_f32_to_f16_n__avx2, ec_f32_to_f16_n__avx512};
+        for (int v = 0; v < NVAR; v++) {
+            char name[64];
+            snprintf(name, sizeof name, "f32_to_f16_n_%s_vs_ref_bitwise", var_name[v]);
+            if (!var_have(v)) { t_skip(name, var_why(v)); continue; }
+            f2h[v](src, hb, nf);
+            size_t bad16 = nf;
+            for (size_t i = 0; i < nf && bad16 == nf; i++)
+                if (ha[i] != hb[i] && !((ha[i] & 0x7c00) == 0x7c00 && (ha[i] & 0x3ff) && (hb[i] & 0x7c00) == 0x7c00 && (hb[i] & 0x3ff)))
+                    bad16 = i;
+            for (size_t n = 0; n <= 33 && bad16 == nf; n++) {
+                hb[n] = 0xabcd;
+                f2h[v](src + 1000, hb, n);
+                for (size_t i = 0; i < n; i++)
+                    if (hb[i] != ha[1000 + i]) bad16 = 1000 + i;
+                if (hb[n] != 0xabcd) bad16 = nf - 1;
+            }
+            T_CHECK(name, bad16 == nf, "element %zu differs (or a tail wrote past n)", bad16);
+        }
         free(src);
         free(ha);
         free(hb);
@@ -215,22 +236,34 @@ static void test_f16(void)
         free(t);
     }
     T_CHECK("f16_to_f32_n_dispatch_vs_ref_bitwise", bad < 0, "half 0x%04x differs", bad);
-    if (ec_cpu_has_avx2()) {
-        ec_f16_to_f32_n__avx2(hs, fb, 65536);
+    typedef void h2f_fn(const uint16_t *src, float *dst, size_t n);
+    h2f_fn *const h2f[NVAR] = {ec_f16_to_f32_n__avx2, ec_f16_to_f32_n__avx512};
+    for (int v = 0; v < NVAR; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "f16_to_f32_n_%s_vs_ref_bitwise", var_name[v]);
+        if (!var_have(v)) { t_skip(name, var_why(v)); continue; }
+        h2f[v](hs, fb, 65536);
         bad = -1;
         for (uint32_t h = 0; h < 65536 && bad < 0; h++)
             if (fbits(fa[h]) != fbits(fb[h])) bad = (int)h;
-        T_CHECK("f16_to_f32_n_avx2_vs_ref_bitwise", bad < 0, "half 0x%04x: %08x vs %08x", bad,
-                bad < 0 ? 0 : fbits(fb[bad]), bad < 0 ? 0 : fbits(fa[bad]));
-    } else {
-        t_skip("f16_to_f32_n_avx2_vs_ref_bitwise", "no AVX2/F16C");
+        for (size_t n = 0; n <= 33 && bad < 0; n++) {   /* every tail, nothing written past n */
+            float *t = fmalloc(n + 1);
+            t[n] = 12345.0f;
+            h2f[v](hs + 0x3c00 - 3, t, n);
+            for (size_t i = 0; i < n; i++)
+                if (fbits(t[i]) != fbits(fa[0x3c00 - 3 + i])) bad = (int)(0x3c00 - 3 + i);
+            if (t[n] != 12345.0f) bad = 0x10000;
+            free(t);
+        }
+        T_CHECK(name, bad < 0, "half 0x%04x: %08x vs %08x (0x10000: wrote past n)", bad,
+                bad < 0 || bad > 0xffff ? 0 : fbits(fb[bad]), bad < 0 || bad > 0xffff ? 0 : fbits(fa[bad]));
     }
 
-    /* Widening with a per-column scale (BN folded into a conv kernel): __avx2 and
-     * the dispatcher vs __ref bitwise, awkward column counts, scale or NULL, every
+    /* Widening with a per-column scale (BN folded into a conv kernel): __avx2,
+     * __avx512 and the dispatcher vs __ref bitwise, awkward column counts, scale or NULL, every
      * half value somewhere, and nothing written past the matrix. */
     {
-        static const int cols_set[] = {1, 7, 8, 9, 15, 16, 17, 24, 33, 192};
+        static const int cols_set[] = {1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 192};
         int sc_ok = 1;
         char sc_where[128] = "";
         for (size_t ci = 0; ci < sizeof cols_set / sizeof *cols_set && sc_ok; ci++)
@@ -244,15 +277,16 @@ static void test_f16(void)
                     fill(sc, (size_t)cols, -3.0f, 3.0f);
                     ra[n] = rb[n] = 12345.0f;
                     ec_f16_to_f32_scale_cols__ref(src, ra, (size_t)rows, cols, with_scale ? sc : NULL);
-                    for (int v = 0; v < 2 && sc_ok; v++) {
-                        if (v == 1 && !ec_cpu_has_avx2()) break;
+                    for (int v = 0; v <= NVAR && sc_ok; v++) {
+                        if (v && !var_have(v - 1)) continue;
                         if (v == 0) ec_f16_to_f32_scale_cols(src, rb, (size_t)rows, cols, with_scale ? sc : NULL);
-                        else ec_f16_to_f32_scale_cols__avx2(src, rb, (size_t)rows, cols, with_scale ? sc : NULL);
+                        else if (v == 1) ec_f16_to_f32_scale_cols__avx2(src, rb, (size_t)rows, cols, with_scale ? sc : NULL);
+                        else ec_f16_to_f32_scale_cols__avx512(src, rb, (size_t)rows, cols, with_scale ? sc : NULL);
                         for (size_t i = 0; i < n && sc_ok; i++)
                             if (fbits(ra[i]) != fbits(rb[i]) && !(isnan(ra[i]) && isnan(rb[i]))) {
                                 sc_ok = 0;
                                 snprintf(sc_where, sizeof sc_where, "%s rows %d cols %d scale %d elem %zu",
-                                         v ? "avx2" : "dispatch", rows, cols, with_scale, i);
+                                         v ? var_name[v - 1] : "dispatch", rows, cols, with_scale, i);
                             }
                         if (sc_ok && rb[n] != 12345.0f) {
                             sc_ok = 0;
@@ -919,76 +953,107 @@ static void test_dwconv(void)
 
 /* ---- direct convolution (few output channels) ------------------------------- */
 
-/* __avx2 vs __ref over awkward sizes: cin 1..25, cout across the 8-lane groups
- * and the 24-channel register groups (1, 7, 8, 9, 16, 17, 24, 25, 33), k 1/3/5,
+/* __avx2 and __avx512 vs __ref over awkward sizes: cin 1..25, cout across the
+ * 8- and 16-lane vectors and the 24- and 48-channel register groups, k 1/3/5,
  * both strides, every padding case, row ranges split in three; and a partial row
  * range writes exactly its rows. */
+typedef void conv_fn(const ec_conv_params *p, const float *x, const float *w, const float *scale,
+                     const float *shift, float *out, int y0, int y1);
+
 static void test_conv_direct(void)
 {
-    if (!ec_cpu_has_avx2()) { t_skip("conv_direct_avx2_vs_ref", "no AVX2"); return; }
     static const int cins[] = {1, 3, 8, 24, 25};
-    static const int couts[] = {1, 7, 8, 9, 16, 17, 24, 25, 33};
+    static const int couts[] = {1, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 49};
     static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID, EC_ACT_RELU};
-    int counter = 0;
-    for (int k = 1; k <= 5; k += 2)
-        for (int s = 1; s <= 2; s++) {
-            double worst = 0;
-            int fail = 0, runs = 0;
-            char where[220] = "";
-            for (int si = 0; si < NSIZE; si++)
-                for (int pad = 0; pad < NPAD; pad++)
-                    for (size_t ii = 0; ii < sizeof cins / sizeof *cins; ii++)
-                        for (size_t oi = 0; oi < sizeof couts / sizeof *couts; oi++) {
-                            ec_conv_params p;
-                            if (!make_geom(&p.g, sizes[si][0], sizes[si][1], cins[ii], k, s, pad)) continue;
-                            p.cout = couts[oi];
-                            p.act = acts[counter % 5];
-                            const int sv = counter++ % 3;      /* scale+shift, none, shift only */
-                            const ec_conv_geom *g = &p.g;
-                            const int C = p.cout, oh = g->out_h;
-                            const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * g->c * C;
-                            const size_t no = (size_t)oh * g->out_w * C;
-                            float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
-                            float *o1 = fmalloc(no), *o2 = fmalloc(no), *mag = fmalloc(no);
-                            fill(x, nx, -1, 1);
-                            fill(w, nw, -1, 1);
-                            fill(sc, (size_t)C, 0.5f, 1.5f);
-                            fill(sh, (size_t)C, -0.5f, 0.5f);
-                            const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
-                            for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
-                            ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
-                            const int c1 = oh / 3, c2 = oh / 3 + (oh > 1);
-                            ec_f32_conv_direct__avx2(&p, x, w, S, H, o2, 0, c1);
-                            ec_f32_conv_direct__avx2(&p, x, w, S, H, o2, c1, c2);
-                            ec_f32_conv_direct__avx2(&p, x, w, S, H, o2, c2, oh);
-                            /* k*k*cin-term float sums (fused vs separate multiply-add) */
-                            for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
-                            for (size_t i = 0; i < nw; i++) w[i] = fabsf(w[i]);
-                            ec_conv_params pm = p;
-                            pm.act = EC_ACT_LINEAR;
-                            ec_f32_conv_direct__ref(&pm, x, w, S, NULL, mag, 0, oh);
-                            const int terms = k * k * g->c;
-                            for (size_t i = 0; i < no; i++) {
-                                const double tol = 1.2 * (terms + 2) * FLT_EPSILON * fabs(mag[i]) + 2e-6 * fabs(o1[i]) + 1e-7;
-                                const double d = fabs((double)o1[i] - o2[i]);
-                                if (d > worst || isnan(d)) worst = d;
-                                if (!(d <= tol) && !fail) {
-                                    fail = 1;
-                                    const size_t px = i / C;
-                                    snprintf(where, sizeof where,
-                                             "in %dx%d cin=%d cout=%d pad=%s act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs ref %.9g",
-                                             g->in_h, g->in_w, g->c, C, pad_name[pad], act_name(p.act), sv,
-                                             px / g->out_w, px % g->out_w, i % C, o2[i], o1[i]);
-                                }
-                            }
-                            runs++;
-                            free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(mag);
-                        }
+    conv_fn *const var[NVAR] = {ec_f32_conv_direct__avx2, ec_f32_conv_direct__avx512};
+    /* up to 21 wide: 8- and 4-pixel blocks and single pixels */
+    static const int csizes[][2] = {{1, 1}, {1, 5}, {5, 1}, {2, 3}, {7, 7}, {9, 6}, {13, 11}, {3, 21}};
+    int counter = 0, xfail = 0, xruns = 0;
+    char xwhere[160] = "";
+    for (int v = 0; v < NVAR; v++) {
+        if (!var_have(v)) {
             char name[64];
-            snprintf(name, sizeof name, "conv_direct_avx2_vs_ref_k%d_s%d", k, s);
-            T_CHECK(name, !fail, "tol k*k*cin*eps*sum|xw| + 2e-6|ref|: %s (max abs diff %.3g)", where, worst);
-            if (!fail) printf("  %s: %d shapes, max abs diff %.3g\n", name, runs, worst);
+            snprintf(name, sizeof name, "conv_direct_%s_vs_ref", var_name[v]);
+            t_skip(name, var_why(v));
+            continue;
         }
+        for (int k = 1; k <= 5; k += 2)
+            for (int s = 1; s <= 2; s++) {
+                double worst = 0;
+                int fail = 0, runs = 0;
+                char where[220] = "";
+                for (size_t si = 0; si < sizeof csizes / sizeof *csizes; si++)
+                    for (int pad = 0; pad < NPAD; pad++)
+                        for (size_t ii = 0; ii < sizeof cins / sizeof *cins; ii++)
+                            for (size_t oi = 0; oi < sizeof couts / sizeof *couts; oi++) {
+                                ec_conv_params p;
+                                if (!make_geom(&p.g, csizes[si][0], csizes[si][1], cins[ii], k, s, pad)) continue;
+                                p.cout = couts[oi];
+                                p.act = acts[counter % 5];
+                                const int sv = counter++ % 3;      /* scale+shift, none, shift only */
+                                const ec_conv_geom *g = &p.g;
+                                const int C = p.cout, oh = g->out_h;
+                                const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * g->c * C;
+                                const size_t no = (size_t)oh * g->out_w * C;
+                                float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
+                                float *o1 = fmalloc(no), *o2 = fmalloc(no), *mag = fmalloc(no);
+                                fill(x, nx, -1, 1);
+                                fill(w, nw, -1, 1);
+                                fill(sc, (size_t)C, 0.5f, 1.5f);
+                                fill(sh, (size_t)C, -0.5f, 0.5f);
+                                const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
+                                for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
+                                ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
+                                const int c1 = oh / 3, c2 = oh / 3 + (oh > 1);
+                                var[v](&p, x, w, S, H, o2, 0, c1);
+                                var[v](&p, x, w, S, H, o2, c1, c2);
+                                var[v](&p, x, w, S, H, o2, c2, oh);
+                                /* both SIMD tiers are one FMA chain per output in the same
+                                 * order: the same bits for the exact activations */
+                                if (v == 1 && var_have(0) && p.act != EC_ACT_SWISH && p.act != EC_ACT_SIGMOID) {
+                                    float *o3 = fmalloc(no);
+                                    var[0](&p, x, w, S, H, o3, 0, oh);
+                                    if (memcmp(o2, o3, no * sizeof *o2) && !xfail) {
+                                        xfail = 1;
+                                        snprintf(xwhere, sizeof xwhere, "in %dx%d cin=%d cout=%d k=%d s=%d pad=%s act=%s",
+                                                 g->in_h, g->in_w, g->c, C, k, s, pad_name[pad], act_name(p.act));
+                                    }
+                                    xruns++;
+                                    free(o3);
+                                }
+                                /* k*k*cin-term float sums (fused vs separate multiply-add) */
+                                for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
+                                for (size_t i = 0; i < nw; i++) w[i] = fabsf(w[i]);
+                                ec_conv_params pm = p;
+                                pm.act = EC_ACT_LINEAR;
+                                ec_f32_conv_direct__ref(&pm, x, w, S, NULL, mag, 0, oh);
+                                const int terms = k * k * g->c;
+                                for (size_t i = 0; i < no; i++) {
+                                    const double tol = 1.2 * (terms + 2) * FLT_EPSILON * fabs(mag[i]) + 2e-6 * fabs(o1[i]) + 1e-7;
+                                    const double d = fabs((double)o1[i] - o2[i]);
+                                    if (d > worst || isnan(d)) worst = d;
+                                    if (!(d <= tol) && !fail) {
+                                        fail = 1;
+                                        const size_t px = i / C;
+                                        snprintf(where, sizeof where,
+                                                 "in %dx%d cin=%d cout=%d pad=%s act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs ref %.9g",
+                                                 g->in_h, g->in_w, g->c, C, pad_name[pad], act_name(p.act), sv,
+                                                 px / g->out_w, px % g->out_w, i % C, o2[i], o1[i]);
+                                    }
+                                }
+                                runs++;
+                                free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(mag);
+                            }
+                char name[64];
+                snprintf(name, sizeof name, "conv_direct_%s_vs_ref_k%d_s%d", var_name[v], k, s);
+                T_CHECK(name, !fail, "tol k*k*cin*eps*sum|xw| + 2e-6|ref|: %s (max abs diff %.3g)", where, worst);
+                if (!fail) printf("  %s: %d shapes, max abs diff %.3g\n", name, runs, worst);
+            }
+    }
+    if (var_have(0) && var_have(1))
+        T_CHECK("conv_direct_avx512_vs_avx2_bitwise", !xfail && xruns > 0, "%d runs (exact activations): %s", xruns, xwhere);
+    else
+        t_skip("conv_direct_avx512_vs_avx2_bitwise", var_why(1));
 
     /* rows [3, 7) of an EfficientNetV2 stage-1 like shape through the dispatcher */
     ec_conv_params p;
@@ -1202,30 +1267,41 @@ static void test_winograd(void)
 
 /* ---- pooling and elementwise ------------------------------------------------------ */
 
+typedef void gap_fn(const float *x, size_t hw, int c, size_t ldx, float *out);
+typedef void bin_fn(const float *a, const float *b, float *out, size_t n);
+typedef void bcast_fn(const float *x, const float *s, float *out, size_t hw, int c);
+
 static void test_eltwise(void)
 {
-    const int have = ec_cpu_has_avx2();
-    /* GAP: identical blocking in both variants -> bitwise equal; and within
+    gap_fn *const gapv[1 + NVAR] = {ec_f32_gap__ref, ec_f32_gap__avx2, ec_f32_gap__avx512};
+    bin_fn *const addv[1 + NVAR] = {ec_f32_add__ref, ec_f32_add__avx2, ec_f32_add__avx512};
+    bin_fn *const mulv[1 + NVAR] = {ec_f32_mul__ref, ec_f32_mul__avx2, ec_f32_mul__avx512};
+    bcast_fn *const bcv[1 + NVAR] = {ec_f32_mul_bcast__ref, ec_f32_mul_bcast__avx2, ec_f32_mul_bcast__avx512};
+    /* GAP: identical blocking in every variant -> bitwise equal; and within
      * (64 + hw/64 + 2) eps of the double mean (sum of |x| bounds the terms). */
     static const size_t hws[] = {1, 7, 63, 64, 65, 200, 4097};
-    int ok_bits = 1, ok_acc = 1, ok_split = 1;
+    int ok_bits[NVAR] = {1, 1}, ok_acc = 1, ok_split = 1;
     double worst = 0;
     for (size_t hi = 0; hi < sizeof hws / sizeof hws[0]; hi++)
         for (int ci = 0; ci < NCH; ci++) {
             const size_t hw = hws[hi];
             const int c = channels[ci] + (hi & 1) * 32;        /* also 33..65 wide */
-            float *x = fmalloc(hw * c), *a = fmalloc((size_t)c), *b = fmalloc((size_t)c);
+            float *x = fmalloc(hw * c), *a = fmalloc((size_t)c), *b = fmalloc((size_t)c + 1);
             fill(x, hw * c, -1, 3);
             ec_f32_gap__ref(x, hw, c, (size_t)c, a);
-            if (have) ec_f32_gap__avx2(x, hw, c, (size_t)c, b);
-            else ec_f32_gap(x, hw, c, (size_t)c, b);
-            ok_bits &= memcmp(a, b, (size_t)c * sizeof *a) == 0;
+            for (int v = 0; v < NVAR; v++) {
+                if (!var_have(v)) continue;
+                b[c] = 12345.0f;
+                gapv[1 + v](x, hw, c, (size_t)c, b);
+                ok_bits[v] &= memcmp(a, b, (size_t)c * sizeof *a) == 0 && b[c] == 12345.0f;
+            }
             /* channel ranges [0, 8), [8, c0), [c0, c) of the same rows, as the
              * engine splits them between threads: the same bits */
             const int c0 = c > 40 ? 40 : c;
             float *r = fmalloc((size_t)c);
-            for (int v = 0; v < 2; v++) {
-                void (*g)(const float *, size_t, int, size_t, float *) = v && have ? ec_f32_gap__avx2 : ec_f32_gap__ref;
+            for (int v = 0; v <= NVAR; v++) {
+                if (v && !var_have(v - 1)) continue;
+                gap_fn *g = gapv[v];
                 if (c >= 8) g(x, hw, 8, (size_t)c, r);
                 if (c0 > 8) g(x + 8, hw, c0 - 8, (size_t)c, r + 8);
                 if (c < 8) g(x, hw, c, (size_t)c, r);
@@ -1242,33 +1318,42 @@ static void test_eltwise(void)
             }
             free(x); free(a); free(b);
         }
-    T_CHECK("gap_avx2_vs_ref_bitwise", ok_bits, "GAP variants differ");
+    for (int v = 0; v < NVAR; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "gap_%s_vs_ref_bitwise", var_name[v]);
+        if (!var_have(v)) t_skip(name, var_why(v));
+        else T_CHECK(name, ok_bits[v], "GAP variants differ (or wrote past c)");
+    }
     T_CHECK("gap_channel_ranges_bitwise", ok_split, "GAP over channel ranges (row stride c) differs from the whole");
     T_CHECK("gap_vs_double_mean", ok_acc, "error above (64 + hw/64 + 2) eps mean|x| (max abs diff %.3g)", worst);
 
     /* add / mul / mul_bcast: one rounding per element in every variant, so
      * results must be bitwise equal; out aliasing an input is allowed. */
-    static const size_t ns[] = {0, 1, 7, 8, 9, 31, 32, 33, 100};
+    static const size_t ns[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100};
     int ok = 1;
+    char where[96] = "";
     for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
         const size_t n = ns[ni];
         float *a = fmalloc(n), *b = fmalloc(n), *r = fmalloc(n), *o = fmalloc(n);
         fill(a, n, -2, 2);
         fill(b, n, -2, 2);
         for (int op = 0; op < 2; op++) {
-            if (op == 0) ec_f32_add__ref(a, b, r, n); else ec_f32_mul__ref(a, b, r, n);
-            memcpy(o, a, n * sizeof *o);                       /* out aliases a */
+            bin_fn *const *fv = op ? mulv : addv;
+            fv[0](a, b, r, n);
+            memcpy(o, a, n * sizeof *o);                       /* out aliases a, dispatcher */
             if (op == 0) ec_f32_add(o, b, o, n); else ec_f32_mul(o, b, o, n);
-            ok &= n == 0 || memcmp(o, r, n * sizeof *o) == 0;
-            if (have) {
+            if (n && memcmp(o, r, n * sizeof *o) && ok) ok = 0, snprintf(where, sizeof where, "dispatch op %d n %zu", op, n);
+            for (int v = 0; v < NVAR; v++) {
+                if (!var_have(v)) continue;
                 memcpy(o, b, n * sizeof *o);                   /* out aliases b */
-                if (op == 0) ec_f32_add__avx2(a, o, o, n); else ec_f32_mul__avx2(a, o, o, n);
-                ok &= n == 0 || memcmp(o, r, n * sizeof *o) == 0;
+                fv[1 + v](a, o, o, n);
+                if (n && memcmp(o, r, n * sizeof *o) && ok)
+                    ok = 0, snprintf(where, sizeof where, "%s op %d n %zu", var_name[v], op, n);
             }
         }
         free(a); free(b); free(r); free(o);
     }
-    T_CHECK("add_mul_vs_ref_bitwise", ok, "elementwise add/mul differ");
+    T_CHECK("add_mul_vs_ref_bitwise", ok, "elementwise add/mul differ: %s", where);
 
     ok = 1;
     for (int ci = 0; ci < NCH; ci++)
@@ -1278,13 +1363,17 @@ static void test_eltwise(void)
             fill(x, hw * c, -2, 2);
             fill(s, (size_t)c, 0, 1);
             ec_f32_mul_bcast__ref(x, s, r, hw, c);
-            memcpy(o, x, hw * c * sizeof *o);
-            if (have) ec_f32_mul_bcast__avx2(o, s, o, hw, c);  /* in place */
-            else ec_f32_mul_bcast(o, s, o, hw, c);
-            ok &= memcmp(o, r, hw * c * sizeof *o) == 0;
+            for (int v = 0; v <= NVAR; v++) {
+                if (v && !var_have(v - 1)) continue;
+                memcpy(o, x, hw * c * sizeof *o);
+                if (v) bcv[v](o, s, o, hw, c);                  /* in place */
+                else ec_f32_mul_bcast(o, s, o, hw, c);
+                if (memcmp(o, r, hw * c * sizeof *o) && ok)
+                    ok = 0, snprintf(where, sizeof where, "%s c %d hw %zu", v ? var_name[v - 1] : "dispatch", c, hw);
+            }
             free(x); free(s); free(r); free(o);
         }
-    T_CHECK("mul_bcast_vs_ref_bitwise", ok, "SE excite multiply differs");
+    T_CHECK("mul_bcast_vs_ref_bitwise", ok, "SE excite multiply differs: %s", where);
 
     /* zeropad against the definition, including zero-size sides. */
     ok = 1;
