@@ -131,6 +131,29 @@ static void gemm_run(void *c)
     else ec_gemm_packed__avx2(g->M, g->N, g->K, g->A, g->K, g->Bp, g->shift, g->act, g->C, g->N, 0, g->M, 0, np);
 }
 
+/* the whole layer as the engine runs it: pack (fp16 widened, scale) + GEMM,
+ * against the GEMM widening fp16 weights per block */
+static void layer_run(void *c)
+{
+    const gemm_ctx *g = c;
+    const int np = (g->N + EC_PG_NR - 1) / EC_PG_NR;
+    if (g->isa) {
+        ec_pack_b__avx512(g->W16, 1, g->scale, g->K, g->N, 0, np, g->bp);
+        ec_gemm_packed__avx512(g->M, g->N, g->K, g->A, g->K, g->bp, g->shift, g->act, g->C, g->N, 0, g->M, 0, np);
+    } else {
+        ec_pack_b__avx2(g->W16, 1, g->scale, g->K, g->N, 0, np, g->bp);
+        ec_gemm_packed__avx2(g->M, g->N, g->K, g->A, g->K, g->bp, g->shift, g->act, g->C, g->N, 0, g->M, 0, np);
+    }
+}
+
+static void w16_run(void *c)
+{
+    const gemm_ctx *g = c;
+    const int np = (g->N + EC_PG_NR - 1) / EC_PG_NR;
+    if (g->isa) ec_gemm_w16__avx512(g->M, g->N, g->K, g->A, g->K, g->W16, g->scale, NULL, g->shift, g->act, g->C, g->N, 0, g->M, 0, np);
+    else ec_gemm_w16__avx2(g->M, g->N, g->K, g->A, g->K, g->W16, g->scale, NULL, g->shift, g->act, g->C, g->N, 0, g->M, 0, np);
+}
+
 static void pack_run(void *c)
 {
     const gemm_ctx *g = c;
@@ -178,6 +201,12 @@ static void bench_gemm(void)
         snprintf(name, sizeof name, "%dx%dx%d %s", M, K, N, act == EC_ACT_SWISH ? "swish" : "lin");
         printf("%-22s %9.1f %9.1f %7.2f %6.0f%%   %.1f / %.1f\n", name, r[0], r[1], r[0] > 0 ? r[1] / r[0] : 0,
                peak_z > 0 ? 100 * r[1] / peak_z : 0, pk[0], pk[1]);
+        /* the layer: pack + GEMM vs the GEMM on fp16 weights widened per block */
+        bench_fn *lf[4] = {h2 ? layer_run : NULL, h2 ? w16_run : NULL, h5 ? layer_run : NULL, h5 ? w16_run : NULL};
+        void *lc[4] = {&g, &g, &g2, &g2};
+        best_times(4, lf, lc, t);
+        for (int i = 0; i < 4; i++) t[i] = t[i] > 0 ? 2.0 * M * K * N / t[i] * 1e-9 : 0;
+        printf("%-22s %9.1f %9.1f %7s %7s   w16: %.1f / %.1f\n", "  pack+gemm | w16", t[0], t[2], "", "", t[1], t[3]);
         free(A); free(B); free(Bp); free(C); free(sh); free(sc); free(W16); free(g.bp);
     }
 }

@@ -59,6 +59,26 @@ void ec_gemm_packed(int M, int N, int K, const float *A, int lda, const float *B
 void ec_gemm_packed__ref(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                          int act, float *C, int ldc, int m0, int m1, int p0, int p1);
 
+/* SE excite folded into the weights: ec_pack_b's values times se[k] (a second
+ * rounding), so a GEMM on them computes (A * se) @ B without the excite pass
+ * over A (the SE block's output, x * se per channel, is never written). */
+void ec_pack_b_se(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                  float *bp);
+void ec_pack_b_se__ref(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                       float *bp);
+/* ec_gemm_packed on fp16 weights W[K][N] (a conv's HWIO kernel) as they are:
+ * each k block of each panel group is widened (times scale[n], and se[k] when
+ * se is not NULL) into a small buffer in L1 just before use, so no layer-sized
+ * float copy of the kernel is written and read back. Same values as ec_pack_b
+ * / ec_pack_b_se, so bit-identical to them followed by ec_gemm_packed, for any
+ * split of rows [m0, m1) and panels [p0, p1). Best for few rows (the 19x19 and
+ * 10x10 stages, whose kernels are the largest): the weights are re-read per
+ * row block of EC_PG_MC (AVX2) or 112 (AVX-512) rows. */
+void ec_gemm_w16(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale, const float *se,
+                 const float *shift, int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+void ec_gemm_w16__ref(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale,
+                      const float *se, const float *shift, int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+
 /* ---- im2col for k x k convolution ----------------------------------------
  * Rows [p0, p1) of the im2col matrix of x(in_h, in_w, c): row p is output pixel
  * (p / out_w, p % out_w), columns (ky, kx, ci) in HWIO order, zero for padding.
@@ -246,6 +266,10 @@ void ec_f32_act_backward__avx2(const float *x, const float *dy, float *dx, size_
 void ec_pack_b__avx2(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
 void ec_gemm_packed__avx2(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                           int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+void ec_pack_b_se__avx2(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                        float *bp);
+void ec_gemm_w16__avx2(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale,
+                       const float *se, const float *shift, int act, float *C, int ldc, int m0, int m1, int p0, int p1);
 void ec_f32_add__ref(const float *a, const float *b, float *out, size_t n);
 void ec_f32_add__avx2(const float *a, const float *b, float *out, size_t n);
 void ec_f32_mul__ref(const float *a, const float *b, float *out, size_t n);
@@ -295,5 +319,10 @@ void ec_f32_mul_bcast__avx512(const float *x, const float *s, float *out, size_t
 void ec_pack_b__avx512(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
 void ec_gemm_packed__avx512(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                             int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+void ec_pack_b_se__avx512(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                          float *bp);
+void ec_gemm_w16__avx512(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale,
+                         const float *se, const float *shift, int act, float *C, int ldc, int m0, int m1, int p0,
+                         int p1);
 
 #endif

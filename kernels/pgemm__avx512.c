@@ -31,26 +31,33 @@
 
 /* ---- packing ------------------------------------------------------------------ */
 
+/* Rows [k0, k0 + kc) of panel p of w [K][N] (fp16 or fp32) into dst [kc][16]:
+ * w * scale[n] (if scale), then * se[k] (if se), zero past N. Lanes past N
+ * load 0 and stay +0 (+0 * +0 from the masked scale load), as the ref writes. */
+static void pg5_pack_panel(const void *w, int w_f16, const float *scale, const float *se, int N, int k0, int kc, int p,
+                           float *dst)
+{
+    const int n0 = p * EC_PG_NR, nv = N - n0 < EC_PG_NR ? N - n0 : EC_PG_NR;
+    const __mmask16 m = ec_v16_tail_mask(nv);
+    const __m512 s = scale ? _mm512_maskz_loadu_ps(m, scale + n0) : _mm512_set1_ps(1.0f);
+    for (int k = k0; k < k0 + kc; k++, dst += EC_PG_NR) {
+        __m512 v = w_f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + (size_t)k * N + n0))
+                         : _mm512_maskz_loadu_ps(m, (const float *)w + (size_t)k * N + n0);
+        if (scale) v = _mm512_mul_ps(v, s);
+        if (se) v = _mm512_mul_ps(v, _mm512_set1_ps(se[k]));
+        _mm512_storeu_ps(dst, v);
+    }
+}
+
 void ec_pack_b__avx512(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp)
 {
-    for (int p = p0; p < p1; p++) {
-        const int n0 = p * EC_PG_NR, nv = N - n0 < EC_PG_NR ? N - n0 : EC_PG_NR;
-        const __mmask16 m = ec_v16_tail_mask(nv);     /* lanes past N load 0: +0 * +0 = +0, as the ref */
-        float *dst = bp + (size_t)p * K * EC_PG_NR;   /* [K][16] */
-        const __m512 s = scale ? _mm512_maskz_loadu_ps(m, scale + n0) : _mm512_set1_ps(1.0f);
-        if (w_f16) {
-            const uint16_t *src = (const uint16_t *)w + n0;
-            for (int k = 0; k < K; k++) {
-                const __m256i h = _mm256_maskz_loadu_epi16(m, src + (size_t)k * N);
-                _mm512_storeu_ps(dst + (size_t)k * EC_PG_NR, _mm512_mul_ps(_mm512_cvtph_ps(h), s));
-            }
-        } else {
-            const float *src = (const float *)w + n0;
-            for (int k = 0; k < K; k++)
-                _mm512_storeu_ps(dst + (size_t)k * EC_PG_NR,
-                                 _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + (size_t)k * N), s));
-        }
-    }
+    for (int p = p0; p < p1; p++) pg5_pack_panel(w, w_f16, scale, NULL, N, 0, K, p, bp + (size_t)p * K * EC_PG_NR);
+}
+
+void ec_pack_b_se__avx512(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                          float *bp)
+{
+    for (int p = p0; p < p1; p++) pg5_pack_panel(w, w_f16, scale, se, N, 0, K, p, bp + (size_t)p * K * EC_PG_NR);
 }
 
 /* ---- micro-kernel ------------------------------------------------------------- */
@@ -169,6 +176,49 @@ void ec_gemm_packed__avx512(int M, int N, int K, const float *A, int lda, const 
                 pg5_rows(ib, ie, np, kc, A + kb, (size_t)lda, Bp + (size_t)p * bs + (size_t)kb * EC_PG_NR, bs,
                          C + (size_t)p * EC_PG_NR, (size_t)ldc, shift ? shift + p * EC_PG_NR : NULL, first, last,
                          act, ml);
+                p += np;
+            }
+        }
+    }
+}
+
+/* ---- fp16 weights widened per block --------------------------------------------
+ * ec_gemm_w16: the same loops with B never packed as a whole: each (row block,
+ * k block, panel group) widens its [kc][16 * np] block of the fp16 kernel into
+ * blk (24 KB at most, on the stack, in L1) right before the row tiles use it,
+ * and meanwhile asks for the next group's rows of W (the weights are read from
+ * memory once per row block instead of widened into a K x N float copy first
+ * and read back). Row blocks are 4x larger than the packed GEMM's, so the 19x19
+ * stage (361 rows) widens each weight once: its A block, 448 x 128 floats
+ * (224 KB), still fits L2. The block holds exactly ec_pack_b(_se)'s values, so
+ * the result is bit-identical to ec_pack_b(_se) + ec_gemm_packed. */
+#define PG5_MC_W16 (4 * PG5_MC)
+void ec_gemm_w16__avx512(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale,
+                         const float *se, const float *shift, int act, float *C, int ldc, int m0, int m1, int p0,
+                         int p1)
+{
+    (void)M;
+    float blk[3 * PG5_KC * EC_PG_NR] __attribute__((aligned(64)));
+    for (int ib = m0; ib < m1; ib += PG5_MC_W16) {
+        const int ie = ib + PG5_MC_W16 < m1 ? ib + PG5_MC_W16 : m1;
+        for (int kb = 0; kb < K || (K <= 0 && kb == 0); kb += PG5_KC) {
+            const int kc = K <= 0 ? 0 : (K - kb < PG5_KC ? K - kb : PG5_KC);
+            const int first = kb == 0, last = kb + kc >= K;
+            for (int p = p0; p < p1;) {
+                const int np = pg5_group(p, p0, p1), pl = p + np - 1;
+                for (int j = 0; j < np; j++) pg5_pack_panel(W, 1, scale, se, N, kb, kc, p + j, blk + (size_t)j * kc * EC_PG_NR);
+                if (p + np < p1) {   /* the next group's rows of W (32 to 96 bytes each) into L2 */
+                    const int pn = p + np, nn = pg5_group(pn, p0, p1);
+                    const int bytes = 2 * ((N < (pn + nn) * EC_PG_NR ? N : (pn + nn) * EC_PG_NR) - pn * EC_PG_NR);
+                    const char *nw = (const char *)(W + (size_t)kb * N + (size_t)pn * EC_PG_NR);
+                    for (int k = 0; k < kc; k++, nw += (size_t)N * 2) {
+                        for (int off = 0; off < bytes; off += 64) _mm_prefetch(nw + off, _MM_HINT_T1);
+                        _mm_prefetch(nw + bytes - 1, _MM_HINT_T1);
+                    }
+                }
+                const __mmask16 ml = ec_v16_tail_mask(N - pl * EC_PG_NR);
+                pg5_rows(ib, ie, np, kc, A + kb, (size_t)lda, blk, (size_t)kc * EC_PG_NR, C + (size_t)p * EC_PG_NR,
+                         (size_t)ldc, shift ? shift + p * EC_PG_NR : NULL, first, last, act, ml);
                 p += np;
             }
         }

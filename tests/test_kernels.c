@@ -529,6 +529,97 @@ static void test_pgemm(void)
         t_skip("pgemm_avx512_vs_avx2_bitwise", "no AVX-512 on this CPU (or EFFCAM_NO_AVX512)");
 }
 
+/* GEMM on fp16 weights widened per block (ec_gemm_w16) and the excite-folding
+ * packer (ec_pack_b_se): for the scalar, AVX2 and AVX-512 variants, the packer
+ * equals the scalar one bitwise, and the w16 GEMM - computed in row and panel
+ * pieces - equals the same variant's ec_gemm_packed on the packed weights bit
+ * for bit (with and without scale, se and shift, every activation, sizes
+ * around the tiles and the k blocks), which ties it to the packed GEMM's
+ * tests against the reference; and it is within the packed GEMM's tolerance
+ * of ec_gemm_w16__ref. */
+static void test_gemm_w16(void)
+{
+    static const int Ms[] = {1, 6, 7, 14, 15, 29, 113, 130};
+    static const int Ns[] = {1, 15, 16, 17, 33, 48, 80};
+    static const int Ks[] = {0, 1, 17, 129, 257, 300};
+    typedef void w16_fn(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale,
+                        const float *se, const float *shift, int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+    typedef void pse_fn(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                        float *bp);
+    w16_fn *const w16v[1 + NVAR] = {ec_gemm_w16__ref, ec_gemm_w16__avx2, ec_gemm_w16__avx512};
+    pse_fn *const psev[1 + NVAR] = {ec_pack_b_se__ref, ec_pack_b_se__avx2, ec_pack_b_se__avx512};
+    pgemm_fn *const gemv[1 + NVAR] = {ec_gemm_packed__ref, ec_gemm_packed__avx2, ec_gemm_packed__avx512};
+    static const char *vn[1 + NVAR] = {"ref", "avx2", "avx512"};
+    int bitfail[1 + NVAR] = {0, 0, 0}, packfail[1 + NVAR] = {0, 0, 0}, tolfail[1 + NVAR] = {0, 0, 0}, runs = 0;
+    int counter = 0;
+    double worst[1 + NVAR] = {0, 0, 0};
+    char where[1 + NVAR][200] = {"", "", ""};
+    for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+            for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+                const int M = Ms[mi], N = Ns[ni], K = Ks[ki], lda = K + 1, ldc = N + 3;
+                const int act = elementwise_acts[counter % NACT], sv = counter % 4;
+                counter++;
+                const int np = (N + EC_PG_NR - 1) / EC_PG_NR;
+                const size_t nb = ec_pack_b_floats(K, N), nc = (size_t)M * ldc;
+                float *A = fmalloc((size_t)M * lda), *B = fmalloc((size_t)K * N), *sc = fmalloc((size_t)N);
+                float *se = fmalloc((size_t)K), *sh = fmalloc((size_t)N), *bp0 = fmalloc(nb), *bp = fmalloc(nb);
+                float *C0 = fmalloc(nc), *C1 = fmalloc(nc), *C2 = fmalloc(nc);
+                uint16_t *W = malloc(((size_t)K * N + 1) * sizeof *W);
+                fill(A, (size_t)M * lda, -1, 1);
+                fill(B, (size_t)K * N, -1, 1);
+                fill(sc, (size_t)N, 0.5f, 1.5f);
+                fill(se, (size_t)K, 0.0f, 1.0f);
+                fill(sh, (size_t)N, -0.5f, 0.5f);
+                ec_f32_to_f16_n(B, W, (size_t)K * N);
+                const float *S = (sv & 1) ? sc : NULL, *E = (sv & 2) ? se : NULL, *H = counter % 3 ? sh : NULL;
+                for (size_t i = 0; i < nc; i++) C0[i] = NAN;
+                ec_gemm_w16__ref(M, N, K, A, lda, W, S, E, H, act, C0, ldc, 0, M, 0, np);
+                ec_pack_b_se__ref(W, 1, S, E, K, N, 0, np, bp0);
+                for (int v = 0; v <= NVAR; v++) {
+                    if (v && !var_have(v - 1)) continue;
+                    psev[v](W, 1, S, E, K, N, 0, 1, bp);
+                    psev[v](W, 1, S, E, K, N, 1, np, bp);
+                    if (memcmp(bp, bp0, nb * sizeof *bp) && !packfail[v]) packfail[v] = 1;
+                    for (size_t i = 0; i < nc; i++) C1[i] = C2[i] = NAN;
+                    gemv[v](M, N, K, A, lda, bp0, H, act, C1, ldc, 0, M, 0, np);
+                    const int r = M / 3;
+                    w16v[v](M, N, K, A, lda, W, S, E, H, act, C2, ldc, 0, r, 0, np);
+                    w16v[v](M, N, K, A, lda, W, S, E, H, act, C2, ldc, r, M, 0, 1);
+                    w16v[v](M, N, K, A, lda, W, S, E, H, act, C2, ldc, r, M, 1, np);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < ldc; j++) {
+                            const size_t e = (size_t)i * ldc + j;
+                            if (fbits(C1[e]) != fbits(C2[e]) && !(j >= N && isnan(C1[e]) && isnan(C2[e])) &&
+                                !bitfail[v]) {
+                                bitfail[v] = 1;
+                                snprintf(where[v], sizeof where[v], "M=%d N=%d K=%d se=%d: (%d,%d) %a vs packed %a", M,
+                                         N, K, E != NULL, i, j, C2[e], C1[e]);
+                            }
+                            if (j >= N) continue;
+                            double mag = H ? fabs(H[j]) : 0;
+                            for (int k = 0; k < K; k++) mag += fabs(A[(size_t)i * lda + k] * bp0[((size_t)(j / 16) * K + k) * 16 + j % 16]);
+                            const double d = fabs((double)C0[e] - C2[e]);
+                            if (d > worst[v]) worst[v] = d;
+                            if (!(d <= 2.0 * (K + 2) * FLT_EPSILON * mag + 4e-6 * fabs(C0[e]) + 1e-7)) tolfail[v] = 1;
+                        }
+                }
+                runs++;
+                free(A); free(B); free(sc); free(se); free(sh); free(bp0); free(bp); free(C0); free(C1); free(C2); free(W);
+            }
+    for (int v = 0; v <= NVAR; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "gemm_w16_%s_vs_packed_bitwise", vn[v]);
+        if (v && !var_have(v - 1)) { t_skip(name, var_why(v - 1)); continue; }
+        T_CHECK(name, !bitfail[v] && !tolfail[v], "%d shapes: %s%s (max abs diff vs ref %.3g)", runs, where[v],
+                tolfail[v] ? " / outside the tolerance of the ref" : "", worst[v]);
+        if (!bitfail[v] && !tolfail[v]) printf("  %s: %d shapes, max abs diff vs ref %.3g\n", name, runs, worst[v]);
+        if (!v) continue;   /* the scalar packer is the reference itself */
+        snprintf(name, sizeof name, "pack_b_se_%s_vs_ref_bitwise", vn[v]);
+        T_CHECK(name, !packfail[v], "packed weights differ");
+    }
+}
+
 static void test_im2col(void)
 {
     int fail = 0;
@@ -1532,6 +1623,7 @@ int main(void)
     test_conv_direct();
     test_winograd();
     test_pgemm();
+    test_gemm_w16();
     test_eltwise();
     test_backward();
     return t_failed;
