@@ -2,7 +2,7 @@
  * shapes EfficientNetV2-S runs at 300x300, one thread, against the measured
  * per-core FMA peak.
  *
- *   kbench [gemm|dw|wino|act|all] [-t SECONDS_PER_CASE]
+ *   kbench [gemm|dw|conv|act|all] [-t SECONDS_PER_CASE]
  *
  * Indicative only: on a shared machine every figure moves with the load
  * (printed at the start and the end). Each case runs for ~SECONDS (default
@@ -163,7 +163,7 @@ static void pack_run(void *c)
 }
 
 /* EfficientNetV2-S at 300x300: its 1x1 convs (expand: swish; project: linear)
- * and the head, M = output pixels. */
+ * and the head, M = output pixels; then Winograd tile GEMMs. */
 static const int gemm_shapes[][4] = {   /* M, K, N, act */
     {5625, 96, 48, EC_ACT_LINEAR},   {5625, 192, 48, EC_ACT_LINEAR},  {1444, 192, 64, EC_ACT_LINEAR},
     {1444, 256, 64, EC_ACT_LINEAR},  {1444, 64, 256, EC_ACT_SWISH},   {361, 256, 128, EC_ACT_LINEAR},
@@ -171,6 +171,9 @@ static const int gemm_shapes[][4] = {   /* M, K, N, act */
     {361, 768, 160, EC_ACT_LINEAR},  {361, 160, 960, EC_ACT_SWISH},   {361, 960, 160, EC_ACT_LINEAR},
     {100, 960, 256, EC_ACT_LINEAR},  {100, 256, 1536, EC_ACT_SWISH},  {100, 1536, 256, EC_ACT_LINEAR},
     {100, 256, 1280, EC_ACT_SWISH},
+    /* one task's Winograd GEMMs (engine/plan.c: EC_WINO_TILE_BYTES): F(4x4) 48 -> 192
+     * at 75x75 (30 tiles, x 36 per task), F(2x2) 64 -> 256 at 38x38 (51 tiles, x 16) */
+    {30, 48, 192, EC_ACT_LINEAR},    {51, 64, 256, EC_ACT_LINEAR},
 };
 
 static void bench_gemm(void)
@@ -230,7 +233,6 @@ static void dw_run(void *c)
 /* EfficientNetV2-S at 300x300: its depthwise convs (3x3, swish, BN folded) */
 static const int dw_shapes[][4] = {   /* in h = w, c, stride, count in the model */
     {38, 256, 2, 1}, {19, 512, 1, 5}, {19, 768, 1, 1}, {19, 960, 1, 8}, {19, 960, 2, 1}, {10, 1536, 1, 14},
-    {10, 256, 1, 0}, {19, 128, 1, 0},
 };
 
 static void bench_dw(void)
@@ -246,7 +248,7 @@ static void bench_dw(void)
         g->out_h = g->out_w = (h + st - 1) / st;
         const int pad = (g->out_h - 1) * st + 3 - h;
         g->pad_t = g->pad_l = pad / 2;
-        d.p.mult = 1, d.p.act = getenv("KB_ACT") ? atoi(getenv("KB_ACT")) : EC_ACT_SWISH;
+        d.p.mult = 1, d.p.act = EC_ACT_SWISH;
         float *x = falloc((size_t)h * h * c, 1), *w = falloc((size_t)9 * c, 1), *sc = falloc((size_t)c, 1);
         float *sh = falloc((size_t)c, 1), *o = falloc((size_t)g->out_h * g->out_w * c, 0);
         d.x = x, d.w = w, d.scale = sc, d.shift = sh, d.out = o;
@@ -307,6 +309,92 @@ static void bench_act(void)
         }
 }
 
+/* ---- direct conv and Winograd transforms ------------------------------------ */
+
+typedef struct {
+    ec_conv_params p;
+    const float *x, *w, *sc, *sh;
+    float *y, *v, *m;
+    int isa, kind, t1;   /* kind: 0 direct conv, 1 F(4x4) input, 2 F(4x4) output, 3 F(2x2) input, 4 F(2x2) output */
+} cw_ctx;
+
+static void cw_run(void *c)
+{
+    const cw_ctx *k = c;
+    const ec_conv_geom *g = &k->p.g;
+    switch (k->kind) {
+    case 0:
+        if (k->isa) ec_f32_conv_direct__avx512(&k->p, k->x, k->w, k->sc, k->sh, k->y, 0, g->out_h);
+        else ec_f32_conv_direct__avx2(&k->p, k->x, k->w, k->sc, k->sh, k->y, 0, g->out_h);
+        break;
+    case 1:
+        if (k->isa) ec_wino43_input__avx512(g, k->x, 0, k->t1, k->v);
+        else ec_wino43_input__avx2(g, k->x, 0, k->t1, k->v);
+        break;
+    case 2:
+        if (k->isa) ec_wino43_output__avx512(g, k->p.cout, k->m, 0, k->t1, k->sh, EC_ACT_SWISH, k->y);
+        else ec_wino43_output__avx2(g, k->p.cout, k->m, 0, k->t1, k->sh, EC_ACT_SWISH, k->y);
+        break;
+    case 3:
+        if (k->isa) ec_wino23_input__avx512(g, k->x, 0, k->t1, k->v);
+        else ec_wino23_input__avx2(g, k->x, 0, k->t1, k->v);
+        break;
+    default:
+        if (k->isa) ec_wino23_output__avx512(g, k->p.cout, k->m, 0, k->t1, k->sh, EC_ACT_SWISH, k->y);
+        else ec_wino23_output__avx2(g, k->p.cout, k->m, 0, k->t1, k->sh, EC_ACT_SWISH, k->y);
+        break;
+    }
+}
+
+/* in h = w, cin, cout, k, stride, kind */
+static const int cw_shapes[][6] = {
+    {300, 3, 24, 3, 2, 0}, {150, 24, 24, 3, 1, 0},           /* stem, stage 1 (direct) */
+    {75, 48, 192, 3, 1, 1}, {75, 48, 192, 3, 1, 2},          /* stage 2's 3x3: F(4x4) transforms */
+    {38, 64, 256, 3, 1, 3}, {38, 64, 256, 3, 1, 4},          /* stage 3's 3x3: F(2x2) transforms */
+};
+
+static void bench_cw(void)
+{
+    static const char *kn[] = {"direct", "w43 in", "w43 out", "w23 in", "w23 out"};
+    printf("\n%-22s %9s %9s %7s   (direct: GFLOP/s; Winograd: GB/s read + written, one task's tiles)\n",
+           "conv in x cin>cout", "avx2", "avx512", "ratio");
+    for (size_t s = 0; s < sizeof cw_shapes / sizeof *cw_shapes; s++) {
+        const int h = cw_shapes[s][0], cin = cw_shapes[s][1], cout = cw_shapes[s][2], k = cw_shapes[s][3];
+        const int st = cw_shapes[s][4], kind = cw_shapes[s][5];
+        cw_ctx c;
+        memset(&c, 0, sizeof c);
+        ec_conv_geom *g = &c.p.g;
+        g->in_h = g->in_w = h, g->c = cin, g->kh = g->kw = k, g->sh = g->sw = st;
+        g->out_h = g->out_w = (h + st - 1) / st;
+        const int pad = (g->out_h - 1) * st + k - h;
+        g->pad_t = g->pad_l = pad / 2;
+        c.p.cout = cout, c.p.act = EC_ACT_SWISH, c.kind = kind;
+        const int nxi = kind == 1 || kind == 2 ? 36 : 16;
+        const int tiles = kind == 1 || kind == 2 ? ec_wino43_tiles(g) : ec_wino23_tiles(g);
+        c.t1 = kind == 1 || kind == 2 ? 30 : 51;   /* engine/plan.c's tiles per task */
+        if (c.t1 > tiles) c.t1 = tiles;
+        float *x = falloc((size_t)h * h * cin, 1), *w = falloc((size_t)k * k * cin * cout, 1);
+        float *sc = falloc((size_t)cout, 1), *sh = falloc((size_t)cout, 1);
+        float *y = falloc((size_t)g->out_h * g->out_w * cout, 0), *v = falloc((size_t)nxi * c.t1 * cin, 0);
+        float *m = falloc((size_t)nxi * c.t1 * cout, 1);
+        c.x = x, c.w = w, c.sc = sc, c.sh = sh, c.y = y, c.v = v, c.m = m;
+        cw_ctx c2 = c;
+        c2.isa = 1;
+        bench_fn *fns[2] = {ec_cpu_has_avx2() ? cw_run : NULL, ec_cpu_has_avx512() ? cw_run : NULL};
+        void *ctxs[2] = {&c, &c2};
+        double t[2], r[2];
+        best_times(2, fns, ctxs, t);
+        const double ops = kind == 0 ? 2.0 * k * k * cin * cout * g->out_h * g->out_w
+                           : kind == 1 || kind == 3 ? 4.0 * ((kind == 1 ? 36.0 : 16.0) * c.t1 * cin + (kind == 1 ? 36.0 : 16.0) * c.t1 * cin)
+                                                    : 4.0 * ((double)nxi * c.t1 * cout + (kind == 2 ? 16.0 : 4.0) * c.t1 * cout);
+        for (int i = 0; i < 2; i++) r[i] = t[i] > 0 ? ops / t[i] * 1e-9 : 0;
+        char name[40];
+        snprintf(name, sizeof name, "%d %d>%d %s", h, cin, cout, kn[kind]);
+        printf("%-22s %9.1f %9.1f %7.2f\n", name, r[0], r[1], r[0] > 0 ? r[1] / r[0] : 0);
+        free(x); free(w); free(sc); free(sh); free(y); free(v); free(m);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *what = "all";
@@ -318,6 +406,7 @@ int main(int argc, char **argv)
     bench_peak();
     if (!strcmp(what, "all") || !strcmp(what, "gemm")) bench_gemm();
     if (!strcmp(what, "all") || !strcmp(what, "dw")) bench_dw();
+    if (!strcmp(what, "all") || !strcmp(what, "conv")) bench_cw();
     if (!strcmp(what, "all") || !strcmp(what, "act")) bench_act();
     loadavg("at end");
     return 0;
