@@ -101,7 +101,8 @@ static void bench_peak(void)
 {
     peak_ctx y = {0, 2000}, z = {1, 1000};
     /* the probe needs only the instructions, not the dispatch decision */
-    const int z_ok = ec_cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    const int z_ok = ec_cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                     __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     bench_fn *fns[2] = {ec_cpu_has_avx2() ? peak_run : NULL, z_ok ? peak_run : NULL};
     void *ctxs[2] = {&y, &z};
     double t[2];

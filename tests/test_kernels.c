@@ -1612,7 +1612,8 @@ static void test_backward(void)
 
 int main(void)
 {
-    printf("# kernels: AVX2 variants %s\n", ec_cpu_has_avx2() ? "tested" : "absent on this CPU (SKIP)");
+    printf("# kernels: AVX2 variants %s; AVX-512 variants %s\n", ec_cpu_has_avx2() ? "tested" : "absent on this CPU (SKIP)",
+           ec_cpu_has_avx512() ? "tested" : "not used on this CPU or disabled by EFFCAM_NO_AVX512 (SKIP)");
     test_f16();
     test_gemm();
     test_im2col();
