@@ -35,8 +35,8 @@
 /* ---- packing ------------------------------------------------------------------ */
 
 /* Rows [k0, k0 + kc) of panel p of w [K][N] (fp16 or fp32) into dst [kc][16]:
- * w * scale[n] (if scale), then * se[k] (if se), zero past N. Lanes past N
- * load 0 and stay +0 (+0 * +0 from the masked scale load), as the ref writes. */
+ * w * scale[n] (if scale), then * se[k] (if se), +0 past N as the ref writes
+ * (the zero-masking move: 0 * a negative se[k] would be -0, 0 * inf NaN). */
 static void pg5_pack_panel(const void *w, int w_f16, const float *scale, const float *se, int N, int k0, int kc, int p,
                            float *dst)
 {
@@ -48,7 +48,7 @@ static void pg5_pack_panel(const void *w, int w_f16, const float *scale, const f
                          : _mm512_maskz_loadu_ps(m, (const float *)w + (size_t)k * N + n0);
         if (scale) v = _mm512_mul_ps(v, s);
         if (se) v = _mm512_mul_ps(v, _mm512_set1_ps(se[k]));
-        _mm512_storeu_ps(dst, v);
+        _mm512_storeu_ps(dst, _mm512_maskz_mov_ps(m, v));
     }
 }
 

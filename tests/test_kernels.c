@@ -569,7 +569,7 @@ static void test_gemm_w16(void)
                 fill(A, (size_t)M * lda, -1, 1);
                 fill(B, (size_t)K * N, -1, 1);
                 fill(sc, (size_t)N, 0.5f, 1.5f);
-                fill(se, (size_t)K, 0.0f, 1.0f);
+                fill(se, (size_t)K, -1.0f, 1.0f);   /* an excite is in (0, 1); any sign must work */
                 fill(sh, (size_t)N, -0.5f, 0.5f);
                 ec_f32_to_f16_n(B, W, (size_t)K * N);
                 const float *S = (sv & 1) ? sc : NULL, *E = (sv & 2) ? se : NULL, *H = counter % 3 ? sh : NULL;
