@@ -5,6 +5,9 @@
 #   WERROR=0    do not turn warnings into errors
 #   PREFIX=...  install prefix (default /usr/local)
 # Targets: all demo test bench fuzz install uninstall clean
+# Run-time switches: EFFCAM_NO_AVX2=1 (scalar kernels + OpenBLAS), EFFCAM_NO_AVX512=1
+# (AVX2 kernels). build/bench/kbench (bench/kbench.c, built by `all`) times each
+# kernel variant on EfficientNetV2-S's shapes: `build/bench/kbench [gemm|dw|conv|act]`.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -40,7 +43,8 @@ BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fPIC -MMD -MP -I. $(BLAS_CFLAGS) $(CFLAGS)
 LIBS        = $(BLAS_LIBS) -ljpeg -lz -lm -lpthread
-# Per-file ISA flags: only the files that need them (runtime dispatch picks).
+# Per-file ISA flags: only the files that need them (runtime dispatch picks):
+# kernels/NAME__avx2.c and kernels/NAME__avx512.c.
 ISA_avx2    := -mavx2 -mfma -mf16c
 ISA_avx512  := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mf16c
 

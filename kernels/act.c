@@ -52,20 +52,23 @@ void ec_f32_affine_act__ref(float *x, size_t rows, int c, const float *scale,
 
 void ec_f32_act(const float *x, float *y, size_t rows, int c, int act)
 {
-    if (ec_cpu_has_avx2()) ec_f32_act__avx2(x, y, rows, c, act);
+    if (ec_cpu_has_avx512()) ec_f32_act__avx512(x, y, rows, c, act);
+    else if (ec_cpu_has_avx2()) ec_f32_act__avx2(x, y, rows, c, act);
     else ec_f32_act__ref(x, y, rows, c, act);
 }
 
 void ec_f32_affine_act(float *x, size_t rows, int c, const float *scale, const float *shift, int act)
 {
-    if (ec_cpu_has_avx2()) ec_f32_affine_act__avx2(x, rows, c, scale, shift, act);
+    if (ec_cpu_has_avx512()) ec_f32_affine_act__avx512(x, rows, c, scale, shift, act);
+    else if (ec_cpu_has_avx2()) ec_f32_affine_act__avx2(x, rows, c, scale, shift, act);
     else ec_f32_affine_act__ref(x, rows, c, scale, shift, act);
 }
 
 /* ---- backward ------------------------------------------------------------
  * Grad-CAM at the head runs these on a few 100k elements; at an early layer on
  * every block's tensors. The scalar reference computes in double; act__avx2.c
- * has the float twin of every elementwise activation (GELU per lane in double). */
+ * has the float twin of every elementwise activation (GELU per lane in double),
+ * act__avx512.c of the common ones. */
 
 /* act'(x) for the elementwise activations. At the kinks, the convention of
  * TensorFlow's ReluGrad/Relu6Grad: gradient flows only where 0 < x (< 6). */
@@ -100,7 +103,11 @@ void ec_f32_act_backward(const float *x, const float *dy, float *dx, size_t rows
 {
     /* the top layers' swish is ~100k elements per Grad-CAM: in double with libm
      * it was most of the backward's time */
-    if (ec_cpu_has_avx2() && act != EC_ACT_SOFTMAX)
+    const int zmm = act == EC_ACT_SIGMOID || act == EC_ACT_SWISH || act == EC_ACT_RELU || act == EC_ACT_RELU6 ||
+                    act == EC_ACT_LINEAR;
+    if (zmm && ec_cpu_has_avx512())
+        ec_f32_act_backward__avx512(x, dy, dx, rows * (size_t)c, act);
+    else if (ec_cpu_has_avx2() && act != EC_ACT_SOFTMAX)
         ec_f32_act_backward__avx2(x, dy, dx, rows * (size_t)c, act);
     else
         ec_f32_act_backward__ref(x, dy, dx, rows, c, act);

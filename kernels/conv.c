@@ -4,8 +4,8 @@
 
 /* x: (in_h, in_w, cin); w: (kh, kw, cin, cout) HWIO; scale, shift: (cout) or
  * NULL; out: (out_h, out_w, cout), rows [y0, y1) written. Taps are summed in
- * (ky, kx, ci) order in float, like the AVX2 kernel (which fuses each
- * multiply-add). */
+ * (ky, kx, ci) order in float, like the AVX2 and AVX-512 kernels (which fuse
+ * each multiply-add). */
 void ec_f32_conv_direct__ref(const ec_conv_params *p, const float *restrict x, const float *restrict w,
                              const float *restrict scale, const float *restrict shift, float *restrict out,
                              int y0, int y1)
@@ -38,7 +38,9 @@ void ec_f32_conv_direct__ref(const ec_conv_params *p, const float *restrict x, c
 void ec_f32_conv_direct(const ec_conv_params *p, const float *x, const float *w,
                         const float *scale, const float *shift, float *out, int y0, int y1)
 {
-    if (ec_cpu_has_avx2())
+    if (ec_cpu_has_avx512())
+        ec_f32_conv_direct__avx512(p, x, w, scale, shift, out, y0, y1);
+    else if (ec_cpu_has_avx2())
         ec_f32_conv_direct__avx2(p, x, w, scale, shift, out, y0, y1);
     else
         ec_f32_conv_direct__ref(p, x, w, scale, shift, out, y0, y1);

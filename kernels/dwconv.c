@@ -40,7 +40,9 @@ void ec_f32_dwconv__ref(const ec_dwconv_params *p, const float *restrict x,
 void ec_f32_dwconv(const ec_dwconv_params *p, const float *x, const float *w,
                    const float *scale, const float *shift, float *out, int y0, int y1)
 {
-    if (ec_cpu_has_avx2())
+    if (ec_cpu_has_avx512())
+        ec_f32_dwconv__avx512(p, x, w, scale, shift, out, y0, y1);
+    else if (ec_cpu_has_avx2())
         ec_f32_dwconv__avx2(p, x, w, scale, shift, out, y0, y1);
     else
         ec_f32_dwconv__ref(p, x, w, scale, shift, out, y0, y1);
@@ -111,4 +113,51 @@ void ec_f32_dwconv_backward(const ec_dwconv_params *p, const float *w, const flo
         ec_f32_dwconv_backward__avx2(p, w, scale, dout, dx, y0, y1);
     else
         ec_f32_dwconv_backward__ref(p, w, scale, dout, dx, y0, y1);
+}
+
+/* ---- depthwise + SE squeeze ---------------------------------------------------
+ * ec_f32_dwconv, plus rowsum[oy][oc] = the sum over ox (in ox order, float) of
+ * out[oy][ox][oc] for the rows written: the SE block's squeeze done while the
+ * output is in registers instead of by a second pass over it. */
+static void dw_rowsums(const ec_dwconv_params *p, const float *out, float *rowsum, int y0, int y1)
+{
+    const int C = p->g.c * p->mult, ow = p->g.out_w;
+    for (int oy = y0; oy < y1; oy++) {
+        float *rs = rowsum + (size_t)oy * C;   /* [C] */
+        for (int oc = 0; oc < C; oc++) rs[oc] = 0.0f;
+        for (int ox = 0; ox < ow; ox++) {
+            const float *o = out + ((size_t)oy * ow + ox) * C;
+            for (int oc = 0; oc < C; oc++) rs[oc] += o[oc];
+        }
+    }
+}
+
+void ec_f32_dwconv_rowsum__ref(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                               const float *shift, float *out, float *rowsum, int y0, int y1)
+{
+    ec_f32_dwconv__ref(p, x, w, scale, shift, out, y0, y1);
+    dw_rowsums(p, out, rowsum, y0, y1);
+}
+
+/* Without AVX-512 the sums are a separate pass; the same adds in the same order,
+ * so the same bits for the same outputs. */
+void ec_f32_dwconv_rowsum(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                          const float *shift, float *out, float *rowsum, int y0, int y1)
+{
+    if (ec_cpu_has_avx512()) {
+        ec_f32_dwconv_rowsum__avx512(p, x, w, scale, shift, out, rowsum, y0, y1);
+        return;
+    }
+    ec_f32_dwconv(p, x, w, scale, shift, out, y0, y1);
+    dw_rowsums(p, out, rowsum, y0, y1);
+}
+
+/* s[c] = (sum over r of rowsum[r][c], r ascending) / hw: the squeeze's mean,
+ * the same whatever rows each task summed. */
+void ec_f32_rowsum_mean(const float *rowsum, int rows, int c, size_t hw, float *s)
+{
+    for (int j = 0; j < c; j++) s[j] = 0.0f;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < c; j++) s[j] += rowsum[(size_t)r * c + j];
+    for (int j = 0; j < c; j++) s[j] = hw ? s[j] / (float)hw : 0.0f;
 }

@@ -7,7 +7,7 @@
 /* Pixels per partial sum in GAP. Summing a long run straight into one float
  * grows the rounding error with hw (a 150 x 150 map is 22500 terms); summing
  * blocks of 64 and then the block sums keeps it near (64 + hw / 64) ulp. The
- * AVX2 kernel uses the same blocking, so both give bit-identical results. */
+ * AVX2 and AVX-512 kernels use the same blocking: bit-identical results. */
 #define EC_GAP_BLOCK 64
 
 /* x: (hw, c), rows ldx apart -> out: (c), mean over hw (0 for hw == 0). */
@@ -27,7 +27,8 @@ void ec_f32_gap__ref(const float *restrict x, size_t hw, int c, size_t ldx, floa
 
 void ec_f32_gap(const float *x, size_t hw, int c, size_t ldx, float *out)
 {
-    if (ec_cpu_has_avx2()) ec_f32_gap__avx2(x, hw, c, ldx, out);
+    if (ec_cpu_has_avx512()) ec_f32_gap__avx512(x, hw, c, ldx, out);
+    else if (ec_cpu_has_avx2()) ec_f32_gap__avx2(x, hw, c, ldx, out);
     else ec_f32_gap__ref(x, hw, c, ldx, out);
 }
 
@@ -95,19 +96,22 @@ void ec_f32_mul_bcast_backward(const float *x, const float *dout, size_t hw, int
 
 void ec_f32_add(const float *a, const float *b, float *out, size_t n)
 {
-    if (ec_cpu_has_avx2()) ec_f32_add__avx2(a, b, out, n);
+    if (ec_cpu_has_avx512()) ec_f32_add__avx512(a, b, out, n);
+    else if (ec_cpu_has_avx2()) ec_f32_add__avx2(a, b, out, n);
     else ec_f32_add__ref(a, b, out, n);
 }
 
 void ec_f32_mul(const float *a, const float *b, float *out, size_t n)
 {
-    if (ec_cpu_has_avx2()) ec_f32_mul__avx2(a, b, out, n);
+    if (ec_cpu_has_avx512()) ec_f32_mul__avx512(a, b, out, n);
+    else if (ec_cpu_has_avx2()) ec_f32_mul__avx2(a, b, out, n);
     else ec_f32_mul__ref(a, b, out, n);
 }
 
 void ec_f32_mul_bcast(const float *x, const float *s, float *out, size_t hw, int c)
 {
-    if (ec_cpu_has_avx2()) ec_f32_mul_bcast__avx2(x, s, out, hw, c);
+    if (ec_cpu_has_avx512()) ec_f32_mul_bcast__avx512(x, s, out, hw, c);
+    else if (ec_cpu_has_avx2()) ec_f32_mul_bcast__avx2(x, s, out, hw, c);
     else ec_f32_mul_bcast__ref(x, s, out, hw, c);
 }
 

@@ -72,7 +72,9 @@ void ec_f16_to_f32_n__ref(const uint16_t *restrict src, float *restrict dst, siz
 
 void ec_f16_to_f32_n(const uint16_t *restrict src, float *restrict dst, size_t n)
 {
-    if (ec_cpu_has_avx2())
+    if (ec_cpu_has_avx512())
+        ec_f16_to_f32_n__avx512(src, dst, n);
+    else if (ec_cpu_has_avx2())
         ec_f16_to_f32_n__avx2(src, dst, n);
     else
         ec_f16_to_f32_n__ref(src, dst, n);
@@ -93,7 +95,9 @@ void ec_f16_to_f32_scale_cols__ref(const uint16_t *restrict src, float *restrict
 void ec_f16_to_f32_scale_cols(const uint16_t *restrict src, float *restrict dst, size_t rows, int cols,
                               const float *restrict scale)
 {
-    if (ec_cpu_has_avx2())
+    if (ec_cpu_has_avx512())
+        ec_f16_to_f32_scale_cols__avx512(src, dst, rows, cols, scale);
+    else if (ec_cpu_has_avx2())
         ec_f16_to_f32_scale_cols__avx2(src, dst, rows, cols, scale);
     else
         ec_f16_to_f32_scale_cols__ref(src, dst, rows, cols, scale);
@@ -106,7 +110,9 @@ void ec_f32_to_f16_n__ref(const float *restrict src, uint16_t *restrict dst, siz
 
 void ec_f32_to_f16_n(const float *restrict src, uint16_t *restrict dst, size_t n)
 {
-    if (ec_cpu_has_avx2())
+    if (ec_cpu_has_avx512())
+        ec_f32_to_f16_n__avx512(src, dst, n);
+    else if (ec_cpu_has_avx2())
         ec_f32_to_f16_n__avx2(src, dst, n);
     else
         ec_f32_to_f16_n__ref(src, dst, n);

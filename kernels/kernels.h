@@ -2,8 +2,9 @@
  *
  * kernels/ knows nothing of graphs or files. Each optimized kernel has a scalar
  * reference twin (suffix __ref) that tests compare it with; the unsuffixed name
- * dispatches at run time (__builtin_cpu_supports) to the best variant this CPU
- * has. Row ranges [y0, y1) let the engine split work across threads.
+ * dispatches at run time to the best variant this CPU has: __avx512 when
+ * ec_cpu_has_avx512(), else __avx2 when ec_cpu_has_avx2(), else __ref (cpu.c).
+ * Row ranges [y0, y1) let the engine split work across threads.
  */
 #ifndef EFFCAM_KERNELS_H
 #define EFFCAM_KERNELS_H
@@ -71,6 +72,26 @@ void ec_gemm_packed(int M, int N, int K, const float *A, int lda, const float *B
 void ec_gemm_packed__ref(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                          int act, float *C, int ldc, int m0, int m1, int p0, int p1);
 
+/* SE excite folded into the weights: ec_pack_b's values times se[k] (a second
+ * rounding), so a GEMM on them computes (A * se) @ B without the excite pass
+ * over A (the SE block's output, x * se per channel, is never written). */
+void ec_pack_b_se(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                  float *bp);
+void ec_pack_b_se__ref(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                       float *bp);
+/* ec_gemm_packed on fp16 weights W[K][N] (a conv's HWIO kernel) as they are:
+ * each k block of each panel group is widened (times scale[n], and se[k] when
+ * se is not NULL) into a small buffer in L1 just before use, so no layer-sized
+ * float copy of the kernel is written and read back. Same values as ec_pack_b
+ * / ec_pack_b_se, so bit-identical to them followed by ec_gemm_packed, for any
+ * split of rows [m0, m1) and panels [p0, p1). Best for few rows (the 19x19 and
+ * 10x10 stages, whose kernels are the largest): the weights are re-read per
+ * row block of EC_PG_MC (AVX2) or 112 (AVX-512) rows. */
+void ec_gemm_w16(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale, const float *se,
+                 const float *shift, int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+void ec_gemm_w16__ref(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale,
+                      const float *se, const float *shift, int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+
 /* ---- im2col for k x k convolution ----------------------------------------
  * Rows [p0, p1) of the im2col matrix of x(in_h, in_w, c): row p is output pixel
  * (p / out_w, p % out_w), columns (ky, kx, ci) in HWIO order, zero for padding.
@@ -109,6 +130,17 @@ void ec_f32_dwconv(const ec_dwconv_params *p, const float *x, const float *w,
                    const float *scale, const float *shift, float *out, int y0, int y1);
 void ec_f32_dwconv__ref(const ec_dwconv_params *p, const float *x, const float *w,
                         const float *scale, const float *shift, float *out, int y0, int y1);
+
+/* The same, plus the SE squeeze fused: rowsum (out_h, c * mult) gets, for each
+ * row written, the sum over ox (in ox order, in float) of the activated
+ * outputs; ec_f32_rowsum_mean then gives the per-channel mean over all rows
+ * (rows added in order), independent of how rows were split. Accuracy: about
+ * (out_w + out_h) ulp of the mean of |out| (ec_f32_gap: 64 + hw / 64). */
+void ec_f32_dwconv_rowsum(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                          const float *shift, float *out, float *rowsum, int y0, int y1);
+void ec_f32_dwconv_rowsum__ref(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                               const float *shift, float *out, float *rowsum, int y0, int y1);
+void ec_f32_rowsum_mean(const float *rowsum, int rows, int c, size_t hw, float *s);
 
 /* ---- direct convolution (few output channels) -------------------------------
  * out(out_h, out_w, cout) rows [y0, y1) = act(conv(x, w) * scale + shift), w is
@@ -331,11 +363,63 @@ void ec_f32_act_backward__avx2(const float *x, const float *dy, float *dx, size_
 void ec_pack_b__avx2(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
 void ec_gemm_packed__avx2(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
                           int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+void ec_pack_b_se__avx2(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                        float *bp);
+void ec_gemm_w16__avx2(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale,
+                       const float *se, const float *shift, int act, float *C, int ldc, int m0, int m1, int p0, int p1);
 void ec_f32_add__ref(const float *a, const float *b, float *out, size_t n);
 void ec_f32_add__avx2(const float *a, const float *b, float *out, size_t n);
 void ec_f32_mul__ref(const float *a, const float *b, float *out, size_t n);
 void ec_f32_mul__avx2(const float *a, const float *b, float *out, size_t n);
 void ec_f32_mul_bcast__ref(const float *x, const float *s, float *out, size_t hw, int c);
 void ec_f32_mul_bcast__avx2(const float *x, const float *s, float *out, size_t hw, int c);
+
+
+/* ---- AVX-512 variants ---------------------------------------------------------
+ * AVX-512 F/BW/DQ/VL twins, picked by the dispatchers above when
+ * ec_cpu_has_avx512() (cpu.c: the hardware and OS support it, a 512-bit FMA
+ * runs at full width or the CPU is AMD, and EFFCAM_NO_AVX512 is not set). Call
+ * one only when ec_cpu_has_avx512() is true. Unlike the AVX2 twins they take
+ * any channel count (tails under k-masks). */
+int ec_cpu_has_avx512(void);
+/* FMA throughput probes: iters x 24 zmm (iters x 12 ymm) independent-chain
+ * FMAs; the result only keeps the work alive. cpu.c times them once; the peak
+ * probe of bench/kbench.c too. */
+float ec_cpu_fma_probe__avx512(long iters, float seed);
+float ec_cpu_fma_probe__avx2(long iters, float seed);
+void ec_f32_act__avx512(const float *x, float *y, size_t rows, int c, int act);
+void ec_f32_affine_act__avx512(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
+void ec_f32_act_backward__avx512(const float *x, const float *dy, float *dx, size_t n, int act);   /* not softmax */
+void ec_f32_dwconv__avx512(const ec_dwconv_params *p, const float *x, const float *w,
+                           const float *scale, const float *shift, float *out, int y0, int y1);
+void ec_f32_dwconv_rowsum__avx512(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                                  const float *shift, float *out, float *rowsum, int y0, int y1);
+void ec_wino23_weights__avx512(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                               size_t u_stride, float *u);
+void ec_wino23_input__avx512(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
+void ec_wino23_output__avx512(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
+                              int act, float *y);
+void ec_wino43_weights__avx512(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
+                               size_t u_stride, float *u);
+void ec_wino43_input__avx512(const ec_conv_geom *g, const float *x, int t0, int t1, float *v);
+void ec_wino43_output__avx512(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift,
+                              int act, float *y);
+void ec_f32_conv_direct__avx512(const ec_conv_params *p, const float *x, const float *w,
+                                const float *scale, const float *shift, float *out, int y0, int y1);
+void ec_f16_to_f32_n__avx512(const uint16_t *src, float *dst, size_t n);
+void ec_f32_to_f16_n__avx512(const float *src, uint16_t *dst, size_t n);
+void ec_f16_to_f32_scale_cols__avx512(const uint16_t *src, float *dst, size_t rows, int cols, const float *scale);
+void ec_f32_gap__avx512(const float *x, size_t hw, int c, size_t ldx, float *out);
+void ec_f32_add__avx512(const float *a, const float *b, float *out, size_t n);
+void ec_f32_mul__avx512(const float *a, const float *b, float *out, size_t n);
+void ec_f32_mul_bcast__avx512(const float *x, const float *s, float *out, size_t hw, int c);
+void ec_pack_b__avx512(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
+void ec_gemm_packed__avx512(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift,
+                            int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+void ec_pack_b_se__avx512(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                          float *bp);
+void ec_gemm_w16__avx512(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale,
+                         const float *se, const float *shift, int act, float *C, int ldc, int m0, int m1, int p0,
+                         int p1);
 
 #endif

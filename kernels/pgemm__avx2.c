@@ -227,3 +227,96 @@ void ec_gemm_packed__avx2(int M, int N, int K, const float *A, int lda, const fl
         }
     }
 }
+
+/* ---- fp16 weights widened per block (ec_gemm_w16) --------------------------------
+ * Rows [k0, k0 + kc) of panel p of W [K][N] halves into dst [kc][16]: f16 *
+ * scale[n] (if scale) * se[k] (if se), zero past N: ec_pack_b(_se)'s values. */
+static void pg_pack_panel(const uint16_t *W, const float *scale, const float *se, int N, int k0, int kc, int p,
+                          float *dst)
+{
+    const int n0 = p * EC_PG_NR, nv = N - n0 < EC_PG_NR ? N - n0 : EC_PG_NR;
+    if (nv < EC_PG_NR) {   /* the last, partial panel: the scalar loop, as ec_pack_b__avx2 does */
+        for (int k = k0; k < k0 + kc; k++, dst += EC_PG_NR)
+            for (int j = 0; j < EC_PG_NR; j++) {
+                float v = 0.0f;
+                if (j < nv) {
+                    v = ec_f16_to_f32(W[(size_t)k * N + n0 + j]);
+                    if (scale) v *= scale[n0 + j];
+                    if (se) v *= se[k];
+                }
+                dst[j] = v;
+            }
+        return;
+    }
+    const __m256 s0 = scale ? _mm256_loadu_ps(scale + n0) : _mm256_set1_ps(1.0f);
+    const __m256 s1 = scale ? _mm256_loadu_ps(scale + n0 + 8) : _mm256_set1_ps(1.0f);
+    for (int k = k0; k < k0 + kc; k++, dst += EC_PG_NR) {
+        const uint16_t *src = W + (size_t)k * N + n0;
+        __m256 a = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src));
+        __m256 b = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 8)));
+        if (scale) a = _mm256_mul_ps(a, s0), b = _mm256_mul_ps(b, s1);
+        if (se) {
+            const __m256 e = _mm256_set1_ps(se[k]);
+            a = _mm256_mul_ps(a, e), b = _mm256_mul_ps(b, e);
+        }
+        _mm256_storeu_ps(dst, a);
+        _mm256_storeu_ps(dst + 8, b);
+    }
+}
+
+/* As ec_gemm_packed__avx2 with each (row block, k block, panel) widened into
+ * blk (16 KB, on the stack, in L1) right before its row tiles, the next
+ * panel's rows of W asked for meanwhile. Bit-identical to ec_pack_b(_se) +
+ * ec_gemm_packed__avx2. */
+void ec_gemm_w16__avx2(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale,
+                       const float *se, const float *shift, int act, float *C, int ldc, int m0, int m1, int p0, int p1)
+{
+    (void)M;
+    float blk[EC_PG_KC * EC_PG_NR] __attribute__((aligned(32)));
+    for (int ib = m0; ib < m1; ib += EC_PG_MC) {
+        const int ie = ib + EC_PG_MC < m1 ? ib + EC_PG_MC : m1;
+        for (int kb = 0; kb < K || (K <= 0 && kb == 0); kb += EC_PG_KC) {
+            const int kc = K <= 0 ? 0 : (K - kb < EC_PG_KC ? K - kb : EC_PG_KC);
+            const int first = kb == 0, last = kb + kc >= K;
+            for (int p = p0; p < p1; p++) {
+                const int n0 = p * EC_PG_NR, nv = N - n0 < EC_PG_NR ? N - n0 : EC_PG_NR;
+                pg_pack_panel(W, scale, se, N, kb, kc, p, blk);
+                if (p + 1 < p1) {   /* the next panel's rows of W (32 bytes each) into L2 */
+                    const char *nw = (const char *)(W + (size_t)kb * N + (size_t)(p + 1) * EC_PG_NR);
+                    for (int k = 0; k < kc; k++, nw += (size_t)N * 2) {
+                        _mm_prefetch(nw, _MM_HINT_T1);
+                        _mm_prefetch(nw + 31, _MM_HINT_T1);
+                    }
+                }
+                const float *sh = shift ? shift + n0 : NULL;
+                for (int i = ib; i < ie; i += EC_PG_MR) {
+                    const int mr = ie - i < EC_PG_MR ? ie - i : EC_PG_MR;
+                    const float *a = A + (size_t)i * lda + kb;
+                    float *c = C + (size_t)i * ldc + n0;
+                    if (nv < EC_PG_NR) {
+                        pg_tile_part(mr, kc, a, (size_t)lda, blk, c, (size_t)ldc, sh, first, last, act, nv);
+                        continue;
+                    }
+                    switch (mr) {
+                    case 6: pg_tile_6(kc, a, (size_t)lda, blk, c, (size_t)ldc, sh, first, last, act); break;
+                    case 5: pg_tile_5(kc, a, (size_t)lda, blk, c, (size_t)ldc, sh, first, last, act); break;
+                    case 4: pg_tile_4(kc, a, (size_t)lda, blk, c, (size_t)ldc, sh, first, last, act); break;
+                    case 3: pg_tile_3(kc, a, (size_t)lda, blk, c, (size_t)ldc, sh, first, last, act); break;
+                    case 2: pg_tile_2(kc, a, (size_t)lda, blk, c, (size_t)ldc, sh, first, last, act); break;
+                    default: pg_tile_1(kc, a, (size_t)lda, blk, c, (size_t)ldc, sh, first, last, act); break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+void ec_pack_b_se__avx2(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                        float *bp)
+{
+    if (!w_f16) {   /* fp32 weights with an excite: the scalar twin (not a hot path) */
+        ec_pack_b_se__ref(w, w_f16, scale, se, K, N, p0, p1, bp);
+        return;
+    }
+    for (int p = p0; p < p1; p++) pg_pack_panel(w, scale, se, N, 0, K, p, bp + (size_t)p * K * EC_PG_NR);
+}

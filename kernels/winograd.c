@@ -23,9 +23,9 @@
  * Layouts: x is NHWC (in_h, in_w, cin); tiles are numbered t = ty * tiles_w + tx
  * over ceil(out_h / 2) x ceil(out_w / 2); V is [16][n_tiles][cin], M is
  * [16][n_tiles][cout], U is [16][cin][cout]. The loops run over channels
- * innermost, contiguous in every array; winograd__avx2.c does the input and
- * output transforms 8 channels at a time (channel counts that are multiples
- * of 8), these are their scalar twins. */
+ * innermost, contiguous in every array; winograd__avx2.c does the transforms
+ * 8 channels at a time (channel counts that are multiples of 8) and
+ * winograd__avx512.c 16 at a time (any count), these are their scalar twins. */
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -36,14 +36,16 @@ static const float wino_zeros[WINO_CHUNK];
 
 void ec_wino23_input(const ec_conv_geom *g, const float *x, int t0, int t1, float *v)
 {
-    if (ec_cpu_has_avx2() && g->c % 8 == 0) ec_wino23_input__avx2(g, x, t0, t1, v);
+    if (ec_cpu_has_avx512()) ec_wino23_input__avx512(g, x, t0, t1, v);
+    else if (ec_cpu_has_avx2() && g->c % 8 == 0) ec_wino23_input__avx2(g, x, t0, t1, v);
     else ec_wino23_input__ref(g, x, t0, t1, v);
 }
 
 void ec_wino23_output(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift, int act,
                       float *y)
 {
-    if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino23_output__avx2(g, cout, m, t0, t1, shift, act, y);
+    if (ec_cpu_has_avx512()) ec_wino23_output__avx512(g, cout, m, t0, t1, shift, act, y);
+    else if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino23_output__avx2(g, cout, m, t0, t1, shift, act, y);
     else ec_wino23_output__ref(g, cout, m, t0, t1, shift, act, y);
 }
 
@@ -52,7 +54,8 @@ int ec_wino23_tiles(const ec_conv_geom *g) { return ((g->out_h + 1) / 2) * ((g->
 void ec_wino23_weights(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
                        size_t u_stride, float *tmp, float *u)
 {
-    if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, u);
+    if (ec_cpu_has_avx512()) ec_wino23_weights__avx512(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, u);
+    else if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, u);
     else ec_wino23_weights__ref(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, tmp, u);
 }
 

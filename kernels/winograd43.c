@@ -20,8 +20,9 @@
  * Layouts as in winograd.c with 36 positions: V [36][tiles][cin], M
  * [36][tiles][cout], U [36][cin][cout]; tiles t = ty * ceil(out_w / 4) + tx.
  * The 1-D transforms below are written out operation by operation; the AVX2
- * twins (winograd43__avx2.c) do the same operations in the same order, 8
- * channels at a time, so their results are bit-identical. */
+ * and AVX-512 twins (winograd43__avx2.c, __avx512.c) do the same operations in
+ * the same order, 8 or 16 channels at a time, so their results are
+ * bit-identical. */
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -158,19 +159,22 @@ void ec_wino43_output__ref(const ec_conv_geom *g, int cout, const float *m, int 
 void ec_wino43_weights(const void *w, int w_f16, const float *scale, int cin, int cout, int ci0, int ci1,
                        size_t u_stride, float *u)
 {
-    if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, u);
+    if (ec_cpu_has_avx512()) ec_wino43_weights__avx512(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, u);
+    else if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, u);
     else ec_wino43_weights__ref(w, w_f16, scale, cin, cout, ci0, ci1, u_stride, u);
 }
 
 void ec_wino43_input(const ec_conv_geom *g, const float *x, int t0, int t1, float *v)
 {
-    if (ec_cpu_has_avx2() && g->c % 8 == 0) ec_wino43_input__avx2(g, x, t0, t1, v);
+    if (ec_cpu_has_avx512()) ec_wino43_input__avx512(g, x, t0, t1, v);
+    else if (ec_cpu_has_avx2() && g->c % 8 == 0) ec_wino43_input__avx2(g, x, t0, t1, v);
     else ec_wino43_input__ref(g, x, t0, t1, v);
 }
 
 void ec_wino43_output(const ec_conv_geom *g, int cout, const float *m, int t0, int t1, const float *shift, int act,
                       float *y)
 {
-    if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino43_output__avx2(g, cout, m, t0, t1, shift, act, y);
+    if (ec_cpu_has_avx512()) ec_wino43_output__avx512(g, cout, m, t0, t1, shift, act, y);
+    else if (ec_cpu_has_avx2() && cout % 8 == 0) ec_wino43_output__avx2(g, cout, m, t0, t1, shift, act, y);
     else ec_wino43_output__ref(g, cout, m, t0, t1, shift, act, y);
 }

@@ -5,7 +5,8 @@
 # The second (optional) build is the ASan+UBSan one: its run uses the tiny
 # fixtures only and its lines are tagged "[asan]". test_engine and test_predict
 # also run with EFFCAM_NO_AVX2=1 (the scalar and OpenBLAS paths of a CPU without
-# AVX2) on the tiny fixtures, tagged "[scalar]".
+# AVX2) on the tiny fixtures, tagged "[scalar]", and with EFFCAM_NO_AVX512=1 (the
+# AVX2 kernels), tagged "[avx2]".
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
 shared=${EFFCAM_FIXTURES:-"$root/../shared/fixtures"}
@@ -57,6 +58,14 @@ for name in test_engine test_predict; do
     [ -x "${1:-build}/tests/$name" ] && run_one "${1:-build}/tests/$name" "[scalar]"
 done
 unset EFFCAM_NO_AVX2
+# The AVX2 kernels where the CPU would pick the AVX-512 ones, forced with
+# EFFCAM_NO_AVX512=1 (on a CPU without AVX-512 this repeats the default path).
+EFFCAM_NO_AVX512=1
+export EFFCAM_NO_AVX512
+for name in test_engine test_predict; do
+    [ -x "${1:-build}/tests/$name" ] && run_one "${1:-build}/tests/$name" "[avx2]"
+done
+unset EFFCAM_NO_AVX512
 if [ -n "$2" ]; then
     ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}

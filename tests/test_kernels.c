@@ -1,7 +1,8 @@
 /* test_kernels.c - kernels/ against their references, math and finite differences.
  *
  * Every optimized kernel is compared with its __ref twin over awkward sizes
- * (channels 1, 7, 8, 9, 15, 16, 17, 33 around the 8-lane tile; odd H/W down to 1;
+ * (channels 1, 7, 8, 9, 15, 16, 17, 31, 32, 33 around the 8- and 16-lane tiles;
+ * odd H/W down to 1;
  * kernels 1/3/5, strides 1/2, SAME/VALID/asymmetric/oversized padding,
  * multiplier 1 and 2, row ranges split in parts). Activations are also measured
  * against double-precision libm, f16 is checked exhaustively, and every backward
@@ -52,7 +53,7 @@ static const char *act_name(int act)
     return act >= 0 && act < 8 ? names[act] : "?";
 }
 
-static const int channels[] = {1, 7, 8, 9, 15, 16, 17, 33};
+static const int channels[] = {1, 7, 8, 9, 15, 16, 17, 31, 32, 33};
 #define NCH (int)(sizeof channels / sizeof channels[0])
 static const int elementwise_acts[] = {EC_ACT_LINEAR, EC_ACT_RELU, EC_ACT_RELU6, EC_ACT_SIGMOID,
                                        EC_ACT_SWISH, EC_ACT_TANH, EC_ACT_GELU};
@@ -71,6 +72,18 @@ static double act_double(double x, int act)
     default:             return x;
     }
 }
+
+/* The SIMD tiers: index 0 AVX2, 1 AVX-512; each is tested where the CPU has it
+ * and prints SKIP where it does not. */
+enum { NVAR = 2 };
+static const char *const var_name[NVAR] = {"avx2", "avx512"};
+static int var_have(int v) { return v ? ec_cpu_has_avx512() : ec_cpu_has_avx2(); }
+static const char *var_why(int v) { return v ? "no AVX-512 on this CPU (or EFFCAM_NO_AVX512)" : "no AVX2 on this CPU"; }
+
+typedef void act_fn(const float *x, float *y, size_t rows, int c, int act);
+static act_fn *const act_var[NVAR] = {ec_f32_act__avx2, ec_f32_act__avx512};
+typedef void affine_fn(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
+static affine_fn *const affine_var[NVAR] = {ec_f32_affine_act__avx2, ec_f32_affine_act__avx512};
 
 /* ---- f16 -------------------------------------------------------------------- */
 
@@ -179,6 +192,27 @@ static void test_f16(void)
         }
         T_CHECK("f32_to_f16_bulk_vs_ref", first == nf, "element %zu: %a -> 0x%04x, ref 0x%04x", first,
                 first < nf ? src[first] : 0.0f, first < nf ? hb[first] : 0, first < nf ? ha[first] : 0);
+        /* each SIMD tier directly, tails 0..33 with a guard after the end */
+        typedef void f2h_fn(const float *src, uint16_t *dst, size_t n);
+        f2h_fn *const f2h[NVAR] = {ec_f32_to_f16_n__avx2, ec_f32_to_f16_n__avx512};
+        for (int v = 0; v < NVAR; v++) {
+            char name[64];
+            snprintf(name, sizeof name, "f32_to_f16_n_%s_vs_ref_bitwise", var_name[v]);
+            if (!var_have(v)) { t_skip(name, var_why(v)); continue; }
+            f2h[v](src, hb, nf);
+            size_t bad16 = nf;
+            for (size_t i = 0; i < nf && bad16 == nf; i++)
+                if (ha[i] != hb[i] && !((ha[i] & 0x7c00) == 0x7c00 && (ha[i] & 0x3ff) && (hb[i] & 0x7c00) == 0x7c00 && (hb[i] & 0x3ff)))
+                    bad16 = i;
+            for (size_t n = 0; n <= 33 && bad16 == nf; n++) {
+                hb[n] = 0xabcd;
+                f2h[v](src + 1000, hb, n);
+                for (size_t i = 0; i < n; i++)
+                    if (hb[i] != ha[1000 + i]) bad16 = 1000 + i;
+                if (hb[n] != 0xabcd) bad16 = nf - 1;
+            }
+            T_CHECK(name, bad16 == nf, "element %zu differs (or a tail wrote past n)", bad16);
+        }
         free(src);
         free(ha);
         free(hb);
@@ -202,22 +236,34 @@ static void test_f16(void)
         free(t);
     }
     T_CHECK("f16_to_f32_n_dispatch_vs_ref_bitwise", bad < 0, "half 0x%04x differs", bad);
-    if (ec_cpu_has_avx2()) {
-        ec_f16_to_f32_n__avx2(hs, fb, 65536);
+    typedef void h2f_fn(const uint16_t *src, float *dst, size_t n);
+    h2f_fn *const h2f[NVAR] = {ec_f16_to_f32_n__avx2, ec_f16_to_f32_n__avx512};
+    for (int v = 0; v < NVAR; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "f16_to_f32_n_%s_vs_ref_bitwise", var_name[v]);
+        if (!var_have(v)) { t_skip(name, var_why(v)); continue; }
+        h2f[v](hs, fb, 65536);
         bad = -1;
         for (uint32_t h = 0; h < 65536 && bad < 0; h++)
             if (fbits(fa[h]) != fbits(fb[h])) bad = (int)h;
-        T_CHECK("f16_to_f32_n_avx2_vs_ref_bitwise", bad < 0, "half 0x%04x: %08x vs %08x", bad,
-                bad < 0 ? 0 : fbits(fb[bad]), bad < 0 ? 0 : fbits(fa[bad]));
-    } else {
-        t_skip("f16_to_f32_n_avx2_vs_ref_bitwise", "no AVX2/F16C");
+        for (size_t n = 0; n <= 33 && bad < 0; n++) {   /* every tail, nothing written past n */
+            float *t = fmalloc(n + 1);
+            t[n] = 12345.0f;
+            h2f[v](hs + 0x3c00 - 3, t, n);
+            for (size_t i = 0; i < n; i++)
+                if (fbits(t[i]) != fbits(fa[0x3c00 - 3 + i])) bad = (int)(0x3c00 - 3 + i);
+            if (t[n] != 12345.0f) bad = 0x10000;
+            free(t);
+        }
+        T_CHECK(name, bad < 0, "half 0x%04x: %08x vs %08x (0x10000: wrote past n)", bad,
+                bad < 0 || bad > 0xffff ? 0 : fbits(fb[bad]), bad < 0 || bad > 0xffff ? 0 : fbits(fa[bad]));
     }
 
-    /* Widening with a per-column scale (BN folded into a conv kernel): __avx2 and
-     * the dispatcher vs __ref bitwise, awkward column counts, scale or NULL, every
+    /* Widening with a per-column scale (BN folded into a conv kernel): __avx2,
+     * __avx512 and the dispatcher vs __ref bitwise, awkward column counts, scale or NULL, every
      * half value somewhere, and nothing written past the matrix. */
     {
-        static const int cols_set[] = {1, 7, 8, 9, 15, 16, 17, 24, 33, 192};
+        static const int cols_set[] = {1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 192};
         int sc_ok = 1;
         char sc_where[128] = "";
         for (size_t ci = 0; ci < sizeof cols_set / sizeof *cols_set && sc_ok; ci++)
@@ -231,15 +277,16 @@ static void test_f16(void)
                     fill(sc, (size_t)cols, -3.0f, 3.0f);
                     ra[n] = rb[n] = 12345.0f;
                     ec_f16_to_f32_scale_cols__ref(src, ra, (size_t)rows, cols, with_scale ? sc : NULL);
-                    for (int v = 0; v < 2 && sc_ok; v++) {
-                        if (v == 1 && !ec_cpu_has_avx2()) break;
+                    for (int v = 0; v <= NVAR && sc_ok; v++) {
+                        if (v && !var_have(v - 1)) continue;
                         if (v == 0) ec_f16_to_f32_scale_cols(src, rb, (size_t)rows, cols, with_scale ? sc : NULL);
-                        else ec_f16_to_f32_scale_cols__avx2(src, rb, (size_t)rows, cols, with_scale ? sc : NULL);
+                        else if (v == 1) ec_f16_to_f32_scale_cols__avx2(src, rb, (size_t)rows, cols, with_scale ? sc : NULL);
+                        else ec_f16_to_f32_scale_cols__avx512(src, rb, (size_t)rows, cols, with_scale ? sc : NULL);
                         for (size_t i = 0; i < n && sc_ok; i++)
                             if (fbits(ra[i]) != fbits(rb[i]) && !(isnan(ra[i]) && isnan(rb[i]))) {
                                 sc_ok = 0;
                                 snprintf(sc_where, sizeof sc_where, "%s rows %d cols %d scale %d elem %zu",
-                                         v ? "avx2" : "dispatch", rows, cols, with_scale, i);
+                                         v ? var_name[v - 1] : "dispatch", rows, cols, with_scale, i);
                             }
                         if (sc_ok && rb[n] != 12345.0f) {
                             sc_ok = 0;
@@ -336,20 +383,35 @@ static const int sizes[][2] = {{1, 1}, {1, 5}, {5, 1}, {2, 3}, {7, 7}, {9, 6}, {
 
 /* ---- im2col ------------------------------------------------------------------ */
 
-/* Packed GEMM (kernels/pgemm.c): the AVX2 kernel against the scalar twin over
- * awkward sizes - rows around the 6-row micro tile and the 96-row block, columns
- * around the 16-column panel, K around the 256 k block (partial sums kept in C
- * between blocks), padded strides, every activation, with and without a shift -
- * computed in row and panel pieces to show that the split does not change a bit.
- * The packers (fp32 and fp16, with and without scale) equal each other bitwise. */
+/* Packed GEMM (kernels/pgemm.c): the AVX2 and AVX-512 kernels against the
+ * scalar twin over awkward sizes - rows around the 6-row (AVX2) and 9/14-row
+ * (AVX-512) micro tiles and the 96/112-row blocks, columns around the 16-column
+ * panel and the 2- and 3-panel groups, K around the 128/256 k blocks (partial
+ * sums kept in C between blocks), padded strides, every activation, with and
+ * without a shift - each also computed in row and panel pieces to show that
+ * the split does not change a bit. The packers (fp32 and fp16, with and without
+ * scale) equal the scalar one bitwise. Before the activation both kernels are
+ * the same FMA chain per element, so for the activations they compute alike
+ * (all but sigmoid and swish, whose reciprocal estimates differ) AVX-512 must
+ * equal AVX2 bit for bit. */
+typedef void pgemm_fn(int M, int N, int K, const float *A, int lda, const float *Bp, const float *shift, int act,
+                      float *C, int ldc, int m0, int m1, int p0, int p1);
+typedef void packb_fn(const void *w, int w_f16, const float *scale, int K, int N, int p0, int p1, float *bp);
+
 static void test_pgemm(void)
 {
-    static const int Ms[] = {1, 5, 6, 7, 13, 97, 200};
-    static const int Ns[] = {1, 7, 16, 17, 40, 48};
-    static const int Ks[] = {0, 1, 3, 31, 256, 257, 600};
-    double worst = 0;
-    int fail = 0, packfail = 0, splitfail = 0, runs = 0, counter = 0;
-    char where[240] = "", pwhere[160] = "", swhere[160] = "";
+    static const int Ms[] = {1, 5, 6, 7, 13, 14, 15, 29, 97, 113, 200};
+    static const int Ns[] = {1, 7, 15, 16, 17, 31, 32, 33, 48, 80};
+    static const int Ks[] = {0, 1, 3, 31, 129, 257, 600};
+    enum { NV = 2 };
+    static const char *vname[NV] = {"avx2", "avx512"};
+    pgemm_fn *const gem[NV] = {ec_gemm_packed__avx2, ec_gemm_packed__avx512};
+    packb_fn *const pack[NV] = {ec_pack_b__avx2, ec_pack_b__avx512};
+    const int have[NV] = {ec_cpu_has_avx2(), ec_cpu_has_avx512()};
+    double worst[NV] = {0, 0};
+    int fail[NV] = {0, 0}, packfail[NV] = {0, 0}, splitfail[NV] = {0, 0}, xfail = 0, xruns = 0, runs = 0;
+    int counter = 0, dfail = 0;
+    char where[NV][240] = {"", ""}, pwhere[NV][160] = {"", ""}, swhere[NV][160] = {"", ""}, xwhere[160] = "";
     for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
         for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
             for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
@@ -357,10 +419,10 @@ static void test_pgemm(void)
                 const int act = elementwise_acts[counter % NACT], f16 = counter % 2, sv = counter % 3;
                 counter++;
                 const int np = (N + EC_PG_NR - 1) / EC_PG_NR;
-                const size_t nb = ec_pack_b_floats(K, N);
+                const size_t nb = ec_pack_b_floats(K, N), nc = (size_t)M * ldc;
                 float *A = fmalloc((size_t)M * lda), *B = fmalloc((size_t)K * N), *sc = fmalloc((size_t)N);
-                float *sh = fmalloc((size_t)N), *bp1 = fmalloc(nb), *bp2 = fmalloc(nb);
-                float *C1 = fmalloc((size_t)M * ldc), *C2 = fmalloc((size_t)M * ldc), *C3 = fmalloc((size_t)M * ldc);
+                float *sh = fmalloc((size_t)N), *bp1 = fmalloc(nb), *bp2 = fmalloc(nb), *mag = fmalloc(nc);
+                float *C1 = fmalloc(nc), *C2[NV] = {fmalloc(nc), fmalloc(nc)}, *C3 = fmalloc(nc);
                 uint16_t *B16 = malloc(((size_t)K * N + 1) * sizeof *B16);
                 fill(A, (size_t)M * lda, -1, 1);
                 fill(B, (size_t)K * N, -1, 1);
@@ -370,59 +432,192 @@ static void test_pgemm(void)
                 const void *W = f16 ? (const void *)B16 : (const void *)B;
                 const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
                 ec_pack_b__ref(W, f16, S, K, N, 0, np, bp1);
-                if (ec_cpu_has_avx2()) {
-                    /* two calls, panels [0, 1) and [1, np) */
-                    ec_pack_b__avx2(W, f16, S, K, N, 0, 1, bp2);
-                    ec_pack_b__avx2(W, f16, S, K, N, 1, np, bp2);
-                    if (memcmp(bp1, bp2, nb * sizeof *bp1) && !packfail) {
-                        packfail = 1;
-                        snprintf(pwhere, sizeof pwhere, "K=%d N=%d f16=%d scale=%d", K, N, f16, S != NULL);
-                    }
-                }
-                for (size_t i = 0; i < (size_t)M * ldc; i++) C1[i] = C2[i] = C3[i] = NAN;
+                for (size_t i = 0; i < nc; i++) C1[i] = NAN;
                 ec_gemm_packed__ref(M, N, K, A, lda, bp1, H, act, C1, ldc, 0, M, 0, np);
-                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C2, ldc, 0, M, 0, np);
-                /* pieces: rows [0, r) x all panels, rows [r, M) x panel 0, then the other panels */
-                const int r = M / 3;
-                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, 0, r, 0, np);
-                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, r, M, 0, 1);
-                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, r, M, 1, np);
-                for (int i = 0; i < M; i++)
-                    for (int j = 0; j < ldc; j++) {
-                        const size_t e = (size_t)i * ldc + j;
-                        if (j >= N) {   /* the padding of each row stays untouched */
-                            if ((!isnan(C2[e]) || !isnan(C3[e])) && !fail) {
-                                fail = 1;
-                                snprintf(where, sizeof where, "M=%d N=%d K=%d: wrote past column N at (%d,%d)", M,
-                                         N, K, i, j);
+                for (int i = 0; i < M; i++)             /* sum |a b| + |shift|: the error scale */
+                    for (int j = 0; j < N; j++) {
+                        double m = H ? fabs(H[j]) : 0;
+                        for (int k = 0; k < K; k++)
+                            m += fabs(A[(size_t)i * lda + k] * bp1[((size_t)(j / 16) * K + k) * 16 + j % 16]);
+                        mag[(size_t)i * ldc + j] = (float)m;
+                    }
+                for (int v = 0; v < NV; v++) {
+                    if (!have[v]) continue;
+                    /* two calls, panels [0, 1) and [1, np) */
+                    pack[v](W, f16, S, K, N, 0, 1, bp2);
+                    pack[v](W, f16, S, K, N, 1, np, bp2);
+                    if (memcmp(bp1, bp2, nb * sizeof *bp1) && !packfail[v]) {
+                        packfail[v] = 1;
+                        snprintf(pwhere[v], sizeof pwhere[v], "K=%d N=%d f16=%d scale=%d", K, N, f16, S != NULL);
+                    }
+                    for (size_t i = 0; i < nc; i++) C2[v][i] = C3[i] = NAN;
+                    gem[v](M, N, K, A, lda, bp1, H, act, C2[v], ldc, 0, M, 0, np);
+                    /* pieces: rows [0, r) x all panels, rows [r, M) x panel 0, then the other panels */
+                    const int r = M / 3;
+                    gem[v](M, N, K, A, lda, bp1, H, act, C3, ldc, 0, r, 0, np);
+                    gem[v](M, N, K, A, lda, bp1, H, act, C3, ldc, r, M, 0, 1);
+                    gem[v](M, N, K, A, lda, bp1, H, act, C3, ldc, r, M, 1, np);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < ldc; j++) {
+                            const size_t e = (size_t)i * ldc + j;
+                            if (j >= N) {   /* the padding of each row stays untouched */
+                                if ((!isnan(C2[v][e]) || !isnan(C3[e])) && !fail[v]) {
+                                    fail[v] = 1;
+                                    snprintf(where[v], sizeof where[v], "M=%d N=%d K=%d: wrote past column N at (%d,%d)",
+                                             M, N, K, i, j);
+                                }
+                                continue;
                             }
-                            continue;
+                            const double tol = 2.0 * (K + 2) * FLT_EPSILON * mag[e] + 4e-6 * fabs(C1[e]) + 1e-7;
+                            const double d = fabs((double)C1[e] - C2[v][e]);
+                            if (d > worst[v] || isnan(d)) worst[v] = d;
+                            if (!(d <= tol) && !fail[v]) {
+                                fail[v] = 1;
+                                snprintf(where[v], sizeof where[v],
+                                         "M=%d N=%d K=%d act=%s shift=%d: (%d,%d) %.9g vs ref %.9g", M, N, K,
+                                         act_name(act), H != NULL, i, j, C2[v][e], C1[e]);
+                            }
+                            if (fbits(C2[v][e]) != fbits(C3[e]) && !splitfail[v]) {
+                                splitfail[v] = 1;
+                                snprintf(swhere[v], sizeof swhere[v], "M=%d N=%d K=%d: (%d,%d) %a whole vs %a in pieces",
+                                         M, N, K, i, j, C2[v][e], C3[e]);
+                            }
                         }
-                        double mag = H ? fabs(H[j]) : 0;
-                        for (int k = 0; k < K; k++) mag += fabs(A[(size_t)i * lda + k] * bp1[((size_t)(j / 16) * K + k) * 16 + j % 16]);
-                        const double tol = 2.0 * (K + 2) * FLT_EPSILON * mag + 4e-6 * fabs(C1[e]) + 1e-7;
-                        const double d = fabs((double)C1[e] - C2[e]);
-                        if (d > worst || isnan(d)) worst = d;
-                        if (!(d <= tol) && !fail) {
-                            fail = 1;
-                            snprintf(where, sizeof where, "M=%d N=%d K=%d act=%s shift=%d: (%d,%d) %.9g vs ref %.9g",
-                                     M, N, K, act_name(act), H != NULL, i, j, C2[e], C1[e]);
-                        }
-                        if (fbits(C2[e]) != fbits(C3[e]) && !splitfail) {
-                            splitfail = 1;
-                            snprintf(swhere, sizeof swhere, "M=%d N=%d K=%d: (%d,%d) %a whole vs %a in pieces", M, N,
-                                     K, i, j, C2[e], C3[e]);
-                        }
+                }
+                if (have[0] && have[1] && act != EC_ACT_SIGMOID && act != EC_ACT_SWISH) {
+                    xruns++;
+                    for (int i = 0; i < M && !xfail; i++)
+                        for (int j = 0; j < N && !xfail; j++)
+                            if (fbits(C2[0][(size_t)i * ldc + j]) != fbits(C2[1][(size_t)i * ldc + j])) {
+                                xfail = 1;
+                                snprintf(xwhere, sizeof xwhere, "M=%d N=%d K=%d act=%s: (%d,%d) %a vs %a", M, N, K,
+                                         act_name(act), i, j, C2[1][(size_t)i * ldc + j], C2[0][(size_t)i * ldc + j]);
+                            }
+                }
+                /* the dispatcher reaches one of them */
+                for (size_t i = 0; i < nc; i++) C3[i] = NAN;
+                ec_gemm_packed(M, N, K, A, lda, bp1, H, act, C3, ldc, 0, M, 0, np);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        const size_t e = (size_t)i * ldc + j;
+                        dfail |= !(fabs((double)C1[e] - C3[e]) <= 2.0 * (K + 2) * FLT_EPSILON * mag[e] + 4e-6 * fabs(C1[e]) + 1e-7);
                     }
                 runs++;
-                free(A); free(B); free(sc); free(sh); free(bp1); free(bp2); free(C1); free(C2); free(C3); free(B16);
+                free(A); free(B); free(sc); free(sh); free(bp1); free(bp2); free(mag); free(C1); free(C2[0]);
+                free(C2[1]); free(C3); free(B16);
             }
-    T_CHECK("pgemm_vs_ref", !fail, "%d shapes, tol 2*(K+2)*eps*sum|ab| + 4e-6|ref|: %s (max abs diff %.3g)", runs,
-            where, worst);
-    if (!fail) printf("  pgemm max abs diff %.3g over %d shapes\n", worst, runs);
-    T_CHECK("pgemm_split_bit_identical", !splitfail, "%s", swhere);
-    if (ec_cpu_has_avx2()) T_CHECK("pack_b_avx2_vs_ref_bitwise", !packfail, "%s", pwhere);
-    else t_skip("pack_b_avx2_vs_ref_bitwise", "no AVX2 on this CPU");
+    for (int v = 0; v < NV; v++) {
+        char name[64];
+        if (!have[v]) {
+            snprintf(name, sizeof name, "pgemm_%s_vs_ref", vname[v]);
+            t_skip(name, v ? "no AVX-512 on this CPU (or EFFCAM_NO_AVX512)" : "no AVX2 on this CPU");
+            continue;
+        }
+        snprintf(name, sizeof name, "pgemm_%s_vs_ref", vname[v]);
+        T_CHECK(name, !fail[v], "%d shapes, tol 2*(K+2)*eps*sum|ab| + 4e-6|ref|: %s (max abs diff %.3g)", runs,
+                where[v], worst[v]);
+        if (!fail[v]) printf("  %s max abs diff %.3g over %d shapes\n", name, worst[v], runs);
+        snprintf(name, sizeof name, "pgemm_%s_split_bit_identical", vname[v]);
+        T_CHECK(name, !splitfail[v], "%s", swhere[v]);
+        snprintf(name, sizeof name, "pack_b_%s_vs_ref_bitwise", vname[v]);
+        T_CHECK(name, !packfail[v], "%s", pwhere[v]);
+    }
+    T_CHECK("pgemm_dispatch_vs_ref", !dfail, "the dispatcher's result is off");
+    if (have[0] && have[1])
+        T_CHECK("pgemm_avx512_vs_avx2_bitwise", !xfail && xruns > 0, "%d runs (exact activations): %s", xruns, xwhere);
+    else
+        t_skip("pgemm_avx512_vs_avx2_bitwise", "no AVX-512 on this CPU (or EFFCAM_NO_AVX512)");
+}
+
+/* GEMM on fp16 weights widened per block (ec_gemm_w16) and the excite-folding
+ * packer (ec_pack_b_se): for the scalar, AVX2 and AVX-512 variants, the packer
+ * equals the scalar one bitwise, and the w16 GEMM - computed in row and panel
+ * pieces - equals the same variant's ec_gemm_packed on the packed weights bit
+ * for bit (with and without scale, se and shift, every activation, sizes
+ * around the tiles and the k blocks), which ties it to the packed GEMM's
+ * tests against the reference; and it is within the packed GEMM's tolerance
+ * of ec_gemm_w16__ref. */
+static void test_gemm_w16(void)
+{
+    static const int Ms[] = {1, 6, 7, 14, 15, 29, 113, 130};
+    static const int Ns[] = {1, 15, 16, 17, 33, 48, 80};
+    static const int Ks[] = {0, 1, 17, 129, 257, 300};
+    typedef void w16_fn(int M, int N, int K, const float *A, int lda, const uint16_t *W, const float *scale,
+                        const float *se, const float *shift, int act, float *C, int ldc, int m0, int m1, int p0, int p1);
+    typedef void pse_fn(const void *w, int w_f16, const float *scale, const float *se, int K, int N, int p0, int p1,
+                        float *bp);
+    w16_fn *const w16v[1 + NVAR] = {ec_gemm_w16__ref, ec_gemm_w16__avx2, ec_gemm_w16__avx512};
+    pse_fn *const psev[1 + NVAR] = {ec_pack_b_se__ref, ec_pack_b_se__avx2, ec_pack_b_se__avx512};
+    pgemm_fn *const gemv[1 + NVAR] = {ec_gemm_packed__ref, ec_gemm_packed__avx2, ec_gemm_packed__avx512};
+    static const char *vn[1 + NVAR] = {"ref", "avx2", "avx512"};
+    int bitfail[1 + NVAR] = {0, 0, 0}, packfail[1 + NVAR] = {0, 0, 0}, tolfail[1 + NVAR] = {0, 0, 0}, runs = 0;
+    int counter = 0;
+    double worst[1 + NVAR] = {0, 0, 0};
+    char where[1 + NVAR][200] = {"", "", ""};
+    for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+            for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+                const int M = Ms[mi], N = Ns[ni], K = Ks[ki], lda = K + 1, ldc = N + 3;
+                const int act = elementwise_acts[counter % NACT], sv = counter % 4;
+                counter++;
+                const int np = (N + EC_PG_NR - 1) / EC_PG_NR;
+                const size_t nb = ec_pack_b_floats(K, N), nc = (size_t)M * ldc;
+                float *A = fmalloc((size_t)M * lda), *B = fmalloc((size_t)K * N), *sc = fmalloc((size_t)N);
+                float *se = fmalloc((size_t)K), *sh = fmalloc((size_t)N), *bp0 = fmalloc(nb), *bp = fmalloc(nb);
+                float *C0 = fmalloc(nc), *C1 = fmalloc(nc), *C2 = fmalloc(nc);
+                uint16_t *W = malloc(((size_t)K * N + 1) * sizeof *W);
+                fill(A, (size_t)M * lda, -1, 1);
+                fill(B, (size_t)K * N, -1, 1);
+                fill(sc, (size_t)N, 0.5f, 1.5f);
+                fill(se, (size_t)K, -1.0f, 1.0f);   /* an excite is in (0, 1); any sign must work */
+                fill(sh, (size_t)N, -0.5f, 0.5f);
+                ec_f32_to_f16_n(B, W, (size_t)K * N);
+                const float *S = (sv & 1) ? sc : NULL, *E = (sv & 2) ? se : NULL, *H = counter % 3 ? sh : NULL;
+                for (size_t i = 0; i < nc; i++) C0[i] = NAN;
+                ec_gemm_w16__ref(M, N, K, A, lda, W, S, E, H, act, C0, ldc, 0, M, 0, np);
+                ec_pack_b_se__ref(W, 1, S, E, K, N, 0, np, bp0);
+                for (int v = 0; v <= NVAR; v++) {
+                    if (v && !var_have(v - 1)) continue;
+                    psev[v](W, 1, S, E, K, N, 0, 1, bp);
+                    psev[v](W, 1, S, E, K, N, 1, np, bp);
+                    if (memcmp(bp, bp0, nb * sizeof *bp) && !packfail[v]) packfail[v] = 1;
+                    for (size_t i = 0; i < nc; i++) C1[i] = C2[i] = NAN;
+                    gemv[v](M, N, K, A, lda, bp0, H, act, C1, ldc, 0, M, 0, np);
+                    const int r = M / 3;
+                    w16v[v](M, N, K, A, lda, W, S, E, H, act, C2, ldc, 0, r, 0, np);
+                    w16v[v](M, N, K, A, lda, W, S, E, H, act, C2, ldc, r, M, 0, 1);
+                    w16v[v](M, N, K, A, lda, W, S, E, H, act, C2, ldc, r, M, 1, np);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < ldc; j++) {
+                            const size_t e = (size_t)i * ldc + j;
+                            if (fbits(C1[e]) != fbits(C2[e]) && !(j >= N && isnan(C1[e]) && isnan(C2[e])) &&
+                                !bitfail[v]) {
+                                bitfail[v] = 1;
+                                snprintf(where[v], sizeof where[v], "M=%d N=%d K=%d se=%d: (%d,%d) %a vs packed %a", M,
+                                         N, K, E != NULL, i, j, C2[e], C1[e]);
+                            }
+                            if (j >= N) continue;
+                            double mag = H ? fabs(H[j]) : 0;
+                            for (int k = 0; k < K; k++) mag += fabs(A[(size_t)i * lda + k] * bp0[((size_t)(j / 16) * K + k) * 16 + j % 16]);
+                            const double d = fabs((double)C0[e] - C2[e]);
+                            if (d > worst[v]) worst[v] = d;
+                            if (!(d <= 2.0 * (K + 2) * FLT_EPSILON * mag + 4e-6 * fabs(C0[e]) + 1e-7)) tolfail[v] = 1;
+                        }
+                }
+                runs++;
+                free(A); free(B); free(sc); free(se); free(sh); free(bp0); free(bp); free(C0); free(C1); free(C2); free(W);
+            }
+    for (int v = 0; v <= NVAR; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "gemm_w16_%s_vs_packed_bitwise", vn[v]);
+        if (v && !var_have(v - 1)) { t_skip(name, var_why(v - 1)); continue; }
+        T_CHECK(name, !bitfail[v] && !tolfail[v], "%d shapes: %s%s (max abs diff vs ref %.3g)", runs, where[v],
+                tolfail[v] ? " / outside the tolerance of the ref" : "", worst[v]);
+        if (!bitfail[v] && !tolfail[v]) printf("  %s: %d shapes, max abs diff vs ref %.3g\n", name, runs, worst[v]);
+        if (!v) continue;   /* the scalar packer is the reference itself */
+        snprintf(name, sizeof name, "pack_b_se_%s_vs_ref_bitwise", vn[v]);
+        T_CHECK(name, !packfail[v], "packed weights differ");
+    }
 }
 
 static void test_im2col(void)
@@ -502,10 +697,12 @@ static void test_act_accuracy(void)
     }
     for (int ai = 1; ai < NACT; ai++) {
         const int act = elementwise_acts[ai];
-        for (int v = 0; v < 2; v++) {
-            if (v == 1 && !ec_cpu_has_avx2()) { t_skip("act_accuracy_avx2", "no AVX2"); continue; }
+        for (int v = 0; v <= NVAR; v++) {
+            char name[64];
+            snprintf(name, sizeof name, "act_accuracy_%s_%s", v ? var_name[v - 1] : "ref", act_name(act));
+            if (v && !var_have(v - 1)) { t_skip(name, var_why(v - 1)); continue; }
             if (v == 0) ec_f32_act__ref(x, y, 1, (int)n, act);
-            else ec_f32_act__avx2(x, y, 1, (int)n, act);
+            else act_var[v - 1](x, y, 1, (int)n, act);
             double worst = 0;
             size_t wi = 0;
             for (size_t j = 0; j < n; j++) {
@@ -513,8 +710,6 @@ static void test_act_accuracy(void)
                 double e = rel_err(y[j], yd);
                 if (!(e <= worst)) { worst = e; wi = j; }
             }
-            char name[64];
-            snprintf(name, sizeof name, "act_accuracy_%s_%s", v ? "avx2" : "ref", act_name(act));
             T_CHECK(name, worst <= 1e-6, "max rel err %.3g > 1e-6 at x=%a (y=%a, want %.9g)",
                     worst, x[wi], y[wi], act_double(x[wi], act));
             if (worst <= 1e-6) printf("  %s max rel err %.3g (%.2f ulp)\n", name, worst, worst / FLT_EPSILON);
@@ -527,8 +722,9 @@ static void test_act_accuracy(void)
     for (int ai = 1; ai < NACT; ai++) {
         ec_f32_act__ref(nanv, out, 1, 9, elementwise_acts[ai]);
         for (int j = 0; j < 9; j++) ok &= isnan(out[j]);
-        if (ec_cpu_has_avx2()) {
-            ec_f32_act__avx2(nanv, out, 1, 9, elementwise_acts[ai]);
+        for (int v = 0; v < NVAR; v++) {
+            if (!var_have(v)) continue;
+            act_var[v](nanv, out, 1, 9, elementwise_acts[ai]);
             for (int j = 0; j < 9; j++) ok &= isnan(out[j]);
         }
     }
@@ -541,18 +737,18 @@ static void test_act_accuracy(void)
  * subtraction), absolute below 1e-30 as above. */
 static void test_softmax(void)
 {
-    static const int cs[] = {1, 2, 7, 8, 9, 33, 1000};
-    double worst[2] = {0, 0};
+    static const int cs[] = {1, 2, 7, 8, 9, 15, 16, 17, 33, 1000};
+    double worst[1 + NVAR] = {0, 0, 0};
     int fail = 0;
     char where[128] = "";
     for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
         const int c = cs[ci], rows = 3;
         float *x = fmalloc((size_t)rows * c), *y = fmalloc((size_t)rows * c);
         fill(x, (size_t)rows * c, -50, 50);
-        for (int v = 0; v < 2; v++) {
-            if (v == 1 && !ec_cpu_has_avx2()) continue;
+        for (int v = 0; v <= NVAR; v++) {
+            if (v && !var_have(v - 1)) continue;
             if (v == 0) ec_f32_act__ref(x, y, rows, c, EC_ACT_SOFTMAX);
-            else ec_f32_act__avx2(x, y, rows, c, EC_ACT_SOFTMAX);
+            else act_var[v - 1](x, y, rows, c, EC_ACT_SOFTMAX);
             for (int r = 0; r < rows; r++) {
                 const float *xr = x + (size_t)r * c;
                 double m = -INFINITY, z = 0;
@@ -567,27 +763,26 @@ static void test_softmax(void)
                     if (!(e <= 1) && !fail) {
                         fail = 1;
                         snprintf(where, sizeof where, "%s c=%d row %d col %d err/tol %.3g",
-                                 v ? "avx2" : "ref", c, r, j, e);
+                                 v ? var_name[v - 1] : "ref", c, r, j, e);
                     }
                 }
             }
-        }
-        /* In place must equal out of place. */
-        if (ec_cpu_has_avx2()) {
-            float *z = fmalloc((size_t)rows * c);
-            memcpy(z, x, (size_t)rows * c * sizeof *z);
-            ec_f32_act__avx2(x, y, rows, c, EC_ACT_SOFTMAX);
-            ec_f32_act__avx2(z, z, rows, c, EC_ACT_SOFTMAX);
-            if (memcmp(z, y, (size_t)rows * c * sizeof *z) && !fail) {
-                fail = 1;
-                snprintf(where, sizeof where, "in-place differs, c=%d", c);
+            /* In place must equal out of place. */
+            if (v) {
+                float *z = fmalloc((size_t)rows * c);
+                memcpy(z, x, (size_t)rows * c * sizeof *z);
+                act_var[v - 1](z, z, rows, c, EC_ACT_SOFTMAX);
+                if (memcmp(z, y, (size_t)rows * c * sizeof *z) && !fail) {
+                    fail = 1;
+                    snprintf(where, sizeof where, "%s in-place differs, c=%d", var_name[v - 1], c);
+                }
+                free(z);
             }
-            free(z);
         }
         free(x); free(y);
     }
     T_CHECK("softmax_vs_double", !fail, "tol rel 1e-6 + |x-max| eps/2: %s", where);
-    if (!fail) printf("  softmax max err / tol: ref %.3g avx2 %.3g\n", worst[0], worst[1]);
+    if (!fail) printf("  softmax max err / tol: ref %.3g avx2 %.3g avx512 %.3g\n", worst[0], worst[1], worst[2]);
 }
 
 /* __avx2 vs __ref for act and affine_act over channel counts, rows, NULL
@@ -596,9 +791,12 @@ static void test_softmax(void)
  * activation input by <= 1 ulp (every activation's slope is <= 1.13). */
 static void test_act_vs_ref(void)
 {
-    if (!ec_cpu_has_avx2()) { t_skip("act_avx2_vs_ref", "no AVX2"); t_skip("affine_act_avx2_vs_ref", "no AVX2"); return; }
     static const int rowsv[] = {1, 3, 5};
+    for (int v = 0; v < NVAR; v++)
     for (int affine = 0; affine < 2; affine++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s_%s_vs_ref", affine ? "affine_act" : "act", var_name[v]);
+        if (!var_have(v)) { t_skip(name, var_why(v)); continue; }
         double worst = 0;
         int fail = 0;
         char where[160] = "";
@@ -621,11 +819,11 @@ static void test_act_vs_ref(void)
                             memcpy(a, x, n * sizeof *x);
                             memcpy(b, x, n * sizeof *x);
                             ec_f32_affine_act__ref(a, rows, c, S, H, act);
-                            ec_f32_affine_act__avx2(b, rows, c, S, H, act);
+                            affine_var[v](b, rows, c, S, H, act);
                         } else {
                             ec_f32_act__ref(x, a, rows, c, act);
                             memcpy(b, x, n * sizeof *x);
-                            ec_f32_act__avx2(b, b, rows, c, act);     /* in place */
+                            act_var[v](b, b, rows, c, act);     /* in place */
                         }
                         for (size_t i = 0; i < n; i++) {
                             double d = fabs((double)a[i] - b[i]);
@@ -638,7 +836,6 @@ static void test_act_vs_ref(void)
                         }
                         free(x); free(a); free(b); free(sc); free(sh);
                     }
-        const char *name = affine ? "affine_act_avx2_vs_ref" : "act_avx2_vs_ref";
         T_CHECK(name, !fail, "tol 2e-6|ref|+1e-7: %s (max abs diff %.3g)", where, worst);
         if (!fail) printf("  %s max abs diff %.3g\n", name, worst);
     }
@@ -654,73 +851,173 @@ static void test_act_vs_ref(void)
 
 /* ---- depthwise convolution ---------------------------------------------------- */
 
+typedef void dw_fn(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                   const float *shift, float *out, int y0, int y1);
+
 static void test_dwconv(void)
 {
-    if (!ec_cpu_has_avx2()) { t_skip("dwconv_avx2_vs_ref", "no AVX2"); return; }
     static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID,
                                EC_ACT_RELU, EC_ACT_TANH, EC_ACT_GELU};
+    dw_fn *const var[NVAR] = {ec_f32_dwconv__avx2, ec_f32_dwconv__avx512};
+    /* sizes up to 21 wide: interior runs of 8- and 4-pixel groups plus leftovers */
+    static const int dsizes[][2] = {{1, 1}, {1, 5}, {5, 1}, {2, 3}, {7, 7}, {9, 6}, {13, 11}, {6, 21}};
+    const int ndsize = (int)(sizeof dsizes / sizeof *dsizes);
     int counter = 0;
-    for (int k = 1; k <= 5; k += 2)
-        for (int s = 1; s <= 2; s++)
-            for (int mult = 1; mult <= 2; mult++) {
-                double worst = 0;
-                int fail = 0, runs = 0;
-                char where[200] = "";
-                for (int si = 0; si < NSIZE; si++)
-                    for (int pad = 0; pad < NPAD; pad++)
-                        for (int ci = 0; ci < NCH; ci++) {
+    for (int v = 0; v < NVAR; v++) {
+        if (!var_have(v)) {
+            char name[64];
+            snprintf(name, sizeof name, "dwconv_%s_vs_ref", var_name[v]);
+            t_skip(name, var_why(v));
+            continue;
+        }
+        int splitfail = 0;
+        char swhere[160] = "";
+        for (int k = 1; k <= 5; k += 2)
+            for (int s = 1; s <= 2; s++)
+                for (int mult = 1; mult <= 2; mult++) {
+                    double worst = 0;
+                    int fail = 0, runs = 0;
+                    char where[200] = "";
+                    for (int si = 0; si < ndsize; si++)
+                        for (int pad = 0; pad < NPAD; pad++)
+                            for (int ci = 0; ci < NCH; ci++) {
+                                ec_dwconv_params p;
+                                if (!make_geom(&p.g, dsizes[si][0], dsizes[si][1], channels[ci], k, s, pad)) continue;
+                                p.mult = mult;
+                                p.act = acts[counter % 7];
+                                const int sv = counter++ % 3;      /* scale+shift, none, shift only */
+                                const ec_conv_geom *g = &p.g;
+                                const int C = g->c * mult, oh = g->out_h;
+                                const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * C;
+                                const size_t no = (size_t)oh * g->out_w * C;
+                                float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
+                                float *o1 = fmalloc(no), *o2 = fmalloc(no), *o3 = fmalloc(no), *mag = fmalloc(no);
+                                fill(x, nx, -1, 1);
+                                fill(w, nw, -1, 1);
+                                fill(sc, (size_t)C, 0.5f, 1.5f);
+                                fill(sh, (size_t)C, -0.5f, 0.5f);
+                                const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
+                                for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
+                                ec_f32_dwconv__ref(&p, x, w, S, H, o1, 0, oh);
+                                /* Row ranges in three parts (one possibly empty), and whole */
+                                const int c1 = oh / 3, c2 = oh / 3 + (oh > 1);
+                                var[v](&p, x, w, S, H, o2, 0, c1);
+                                var[v](&p, x, w, S, H, o2, c1, c2);
+                                var[v](&p, x, w, S, H, o2, c2, oh);
+                                var[v](&p, x, w, S, H, o3, 0, oh);
+                                if (memcmp(o2, o3, no * sizeof *o2) && !splitfail) {
+                                    splitfail = 1;
+                                    snprintf(swhere, sizeof swhere, "in %dx%d c=%d k=%d s=%d mult=%d pad=%s", g->in_h,
+                                             g->in_w, g->c, k, s, mult, pad_name[pad]);
+                                }
+                                /* Error bound of a k*k-term float sum: k*k*eps*sum|x w| * |scale|
+                                 * (computed by the reference on absolute values), plus the
+                                 * activation's ~2 ulp; activation slopes are <= 1.13. */
+                                for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
+                                for (size_t i = 0; i < nw; i++) w[i] = fabsf(w[i]);
+                                ec_dwconv_params pm = p;
+                                pm.act = EC_ACT_LINEAR;
+                                ec_f32_dwconv__ref(&pm, x, w, S, NULL, mag, 0, oh);
+                                for (size_t i = 0; i < no; i++) {
+                                    const double tol = 1.2 * (k * k + 2) * FLT_EPSILON * fabs(mag[i]) + 2e-6 * fabs(o1[i]) + 1e-7;
+                                    const double d = fabs((double)o1[i] - o2[i]);
+                                    if (d > worst || isnan(d)) worst = d;
+                                    if (!(d <= tol) && !fail) {
+                                        fail = 1;
+                                        const size_t px = i / C;
+                                        snprintf(where, sizeof where,
+                                                 "in %dx%d c=%d pad=%s(t%d,l%d) act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs ref %.9g",
+                                                 g->in_h, g->in_w, g->c, pad_name[pad], g->pad_t, g->pad_l,
+                                                 act_name(p.act), sv, px / g->out_w, px % g->out_w, i % C, o2[i], o1[i]);
+                                    }
+                                }
+                                runs++;
+                                free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(o3); free(mag);
+                            }
+                    char name[64];
+                    snprintf(name, sizeof name, "dwconv_%s_vs_ref_k%d_s%d_m%d", var_name[v], k, s, mult);
+                    T_CHECK(name, !fail, "tol k*k*eps*sum|xw| + 2e-6|ref|: %s (max abs diff %.3g)", where, worst);
+                    if (!fail) printf("  %s: %d shapes, max abs diff %.3g\n", name, runs, worst);
+                }
+        char name[64];
+        snprintf(name, sizeof name, "dwconv_%s_split_bit_identical", var_name[v]);
+        T_CHECK(name, !splitfail, "rows in 3 parts != whole: %s", swhere);
+    }
+
+    /* SE squeeze fused into the depthwise conv: for each variant (ref, the
+     * dispatcher, AVX-512) the row sums equal, bit for bit, the sums of that
+     * variant's own output taken in ox order, whatever the row split; the
+     * squeeze mean is within (out_w + out_h + 2) eps of the double mean of the
+     * same outputs; and the outputs equal ec_f32_dwconv's. */
+    {
+        typedef void dwrs_fn(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
+                             const float *shift, float *out, float *rowsum, int y0, int y1);
+        dwrs_fn *const rsv[3] = {ec_f32_dwconv_rowsum__ref, ec_f32_dwconv_rowsum, ec_f32_dwconv_rowsum__avx512};
+        static const char *rsname[3] = {"ref", "dispatch", "avx512"};
+        static const int rsizes[][2] = {{1, 1}, {5, 3}, {9, 6}, {13, 11}, {19, 19}, {6, 21}};
+        for (int v = 0; v < 3; v++) {
+            char name[64];
+            snprintf(name, sizeof name, "dwconv_rowsum_%s", rsname[v]);
+            if (v == 2 && !ec_cpu_has_avx512()) { t_skip(name, var_why(1)); continue; }
+            int fail = 0, runs = 0;
+            double worst = 0;
+            char where[200] = "";
+            for (size_t si = 0; si < sizeof rsizes / sizeof *rsizes; si++)
+                for (int ci = 0; ci < NCH; ci++)
+                    for (int k = 3; k <= 5; k += 2)
+                        for (int s = 1; s <= 2; s++) {
                             ec_dwconv_params p;
-                            if (!make_geom(&p.g, sizes[si][0], sizes[si][1], channels[ci], k, s, pad)) continue;
-                            p.mult = mult;
-                            p.act = acts[counter % 7];
-                            const int sv = counter++ % 3;      /* scale+shift, none, shift only */
+                            if (!make_geom(&p.g, rsizes[si][0], rsizes[si][1], channels[ci], k, s, PAD_SAME)) continue;
+                            p.mult = 1;
+                            p.act = (ci & 1) ? EC_ACT_SWISH : EC_ACT_RELU6;
                             const ec_conv_geom *g = &p.g;
-                            const int C = g->c * mult, oh = g->out_h;
-                            const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * C;
-                            const size_t no = (size_t)oh * g->out_w * C;
-                            float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
-                            float *o1 = fmalloc(no), *o2 = fmalloc(no), *mag = fmalloc(no);
+                            const int C = g->c, oh = g->out_h, ow = g->out_w;
+                            const size_t nx = (size_t)g->in_h * g->in_w * C, no = (size_t)oh * ow * C;
+                            float *x = fmalloc(nx), *w = fmalloc((size_t)k * k * C), *sh = fmalloc((size_t)C);
+                            float *o = fmalloc(no), *o2 = fmalloc(no), *rs = fmalloc((size_t)oh * C), *m = fmalloc((size_t)C);
                             fill(x, nx, -1, 1);
-                            fill(w, nw, -1, 1);
-                            fill(sc, (size_t)C, 0.5f, 1.5f);
+                            fill(w, (size_t)k * k * C, -1, 1);
                             fill(sh, (size_t)C, -0.5f, 0.5f);
-                            const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
-                            for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
-                            ec_f32_dwconv__ref(&p, x, w, S, H, o1, 0, oh);
-                            /* Row ranges in three parts (one possibly empty). */
-                            const int c1 = oh / 3, c2 = oh / 3 + (oh > 1);
-                            ec_f32_dwconv__avx2(&p, x, w, S, H, o2, 0, c1);
-                            ec_f32_dwconv__avx2(&p, x, w, S, H, o2, c1, c2);
-                            ec_f32_dwconv__avx2(&p, x, w, S, H, o2, c2, oh);
-                            /* Error bound of a k*k-term float sum: k*k*eps*sum|x w| * |scale|
-                             * (computed by the reference on absolute values), plus the
-                             * activation's ~2 ulp; activation slopes are <= 1.13. */
-                            for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
-                            for (size_t i = 0; i < nw; i++) w[i] = fabsf(w[i]);
-                            ec_dwconv_params pm = p;
-                            pm.act = EC_ACT_LINEAR;
-                            ec_f32_dwconv__ref(&pm, x, w, S, NULL, mag, 0, oh);
-                            for (size_t i = 0; i < no; i++) {
-                                const double tol = 1.2 * (k * k + 2) * FLT_EPSILON * fabs(mag[i]) + 2e-6 * fabs(o1[i]) + 1e-7;
-                                const double d = fabs((double)o1[i] - o2[i]);
-                                if (d > worst || isnan(d)) worst = d;
-                                if (!(d <= tol) && !fail) {
+                            const int c1 = oh / 2;
+                            rsv[v](&p, x, w, NULL, sh, o, rs, 0, c1);
+                            rsv[v](&p, x, w, NULL, sh, o, rs, c1, oh);
+                            if (v == 2) ec_f32_dwconv__avx512(&p, x, w, NULL, sh, o2, 0, oh);
+                            else if (v == 1) ec_f32_dwconv(&p, x, w, NULL, sh, o2, 0, oh);
+                            else ec_f32_dwconv__ref(&p, x, w, NULL, sh, o2, 0, oh);
+                            if (memcmp(o, o2, no * sizeof *o) && !fail) {
+                                fail = 1;
+                                snprintf(where, sizeof where, "%dx%d c=%d k=%d s=%d: outputs differ from dwconv's",
+                                         g->in_h, g->in_w, C, k, s);
+                            }
+                            for (int oy = 0; oy < oh && !fail; oy++)
+                                for (int j = 0; j < C; j++) {
+                                    float t = 0.0f;
+                                    for (int ox = 0; ox < ow; ox++) t += o[((size_t)oy * ow + ox) * C + j];
+                                    if (fbits(t) != fbits(rs[(size_t)oy * C + j]) && !fail) {
+                                        fail = 1;
+                                        snprintf(where, sizeof where, "%dx%d c=%d k=%d s=%d: row %d ch %d sum %a vs %a",
+                                                 g->in_h, g->in_w, C, k, s, oy, j, rs[(size_t)oy * C + j], t);
+                                    }
+                                }
+                            ec_f32_rowsum_mean(rs, oh, C, (size_t)oh * ow, m);
+                            for (int j = 0; j < C; j++) {
+                                double t = 0, ta = 0;
+                                for (size_t q = 0; q < (size_t)oh * ow; q++) t += o[q * C + j], ta += fabs(o[q * C + j]);
+                                const double e = fabs(m[j] - t / (oh * ow));
+                                if (e > worst) worst = e;
+                                if (!(e <= (ow + oh + 2) * FLT_EPSILON * ta / (oh * ow) + 1e-30) && !fail) {
                                     fail = 1;
-                                    const size_t px = i / C;
-                                    snprintf(where, sizeof where,
-                                             "in %dx%d c=%d pad=%s(t%d,l%d) act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs ref %.9g",
-                                             g->in_h, g->in_w, g->c, pad_name[pad], g->pad_t, g->pad_l,
-                                             act_name(p.act), sv, px / g->out_w, px % g->out_w, i % C, o2[i], o1[i]);
+                                    snprintf(where, sizeof where, "%dx%d c=%d: mean ch %d %.9g vs %.9g", g->in_h, g->in_w,
+                                             C, j, m[j], t / (oh * ow));
                                 }
                             }
                             runs++;
-                            free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(mag);
+                            free(x); free(w); free(sh); free(o); free(o2); free(rs); free(m);
                         }
-                char name[64];
-                snprintf(name, sizeof name, "dwconv_avx2_vs_ref_k%d_s%d_m%d", k, s, mult);
-                T_CHECK(name, !fail, "tol k*k*eps*sum|xw| + 2e-6|ref|: %s (max abs diff %.3g)", where, worst);
-                if (!fail) printf("  %s: %d shapes, max abs diff %.3g\n", name, runs, worst);
-            }
+            T_CHECK(name, !fail, "%s", where);
+            if (!fail) printf("  %s: %d shapes, mean max abs diff %.3g\n", name, runs, worst);
+        }
+    }
 
     /* A partial row range writes exactly its rows, nothing else. An
      * EfficientNet-like shape through the dispatcher, rows [3, 7) of 10. */
@@ -747,76 +1044,107 @@ static void test_dwconv(void)
 
 /* ---- direct convolution (few output channels) ------------------------------- */
 
-/* __avx2 vs __ref over awkward sizes: cin 1..25, cout across the 8-lane groups
- * and the 24-channel register groups (1, 7, 8, 9, 16, 17, 24, 25, 33), k 1/3/5,
+/* __avx2 and __avx512 vs __ref over awkward sizes: cin 1..25, cout across the
+ * 8- and 16-lane vectors and the 24- and 48-channel register groups, k 1/3/5,
  * both strides, every padding case, row ranges split in three; and a partial row
  * range writes exactly its rows. */
+typedef void conv_fn(const ec_conv_params *p, const float *x, const float *w, const float *scale,
+                     const float *shift, float *out, int y0, int y1);
+
 static void test_conv_direct(void)
 {
-    if (!ec_cpu_has_avx2()) { t_skip("conv_direct_avx2_vs_ref", "no AVX2"); return; }
     static const int cins[] = {1, 3, 8, 24, 25};
-    static const int couts[] = {1, 7, 8, 9, 16, 17, 24, 25, 33};
+    static const int couts[] = {1, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 49};
     static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID, EC_ACT_RELU};
-    int counter = 0;
-    for (int k = 1; k <= 5; k += 2)
-        for (int s = 1; s <= 2; s++) {
-            double worst = 0;
-            int fail = 0, runs = 0;
-            char where[220] = "";
-            for (int si = 0; si < NSIZE; si++)
-                for (int pad = 0; pad < NPAD; pad++)
-                    for (size_t ii = 0; ii < sizeof cins / sizeof *cins; ii++)
-                        for (size_t oi = 0; oi < sizeof couts / sizeof *couts; oi++) {
-                            ec_conv_params p;
-                            if (!make_geom(&p.g, sizes[si][0], sizes[si][1], cins[ii], k, s, pad)) continue;
-                            p.cout = couts[oi];
-                            p.act = acts[counter % 5];
-                            const int sv = counter++ % 3;      /* scale+shift, none, shift only */
-                            const ec_conv_geom *g = &p.g;
-                            const int C = p.cout, oh = g->out_h;
-                            const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * g->c * C;
-                            const size_t no = (size_t)oh * g->out_w * C;
-                            float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
-                            float *o1 = fmalloc(no), *o2 = fmalloc(no), *mag = fmalloc(no);
-                            fill(x, nx, -1, 1);
-                            fill(w, nw, -1, 1);
-                            fill(sc, (size_t)C, 0.5f, 1.5f);
-                            fill(sh, (size_t)C, -0.5f, 0.5f);
-                            const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
-                            for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
-                            ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
-                            const int c1 = oh / 3, c2 = oh / 3 + (oh > 1);
-                            ec_f32_conv_direct__avx2(&p, x, w, S, H, o2, 0, c1);
-                            ec_f32_conv_direct__avx2(&p, x, w, S, H, o2, c1, c2);
-                            ec_f32_conv_direct__avx2(&p, x, w, S, H, o2, c2, oh);
-                            /* k*k*cin-term float sums (fused vs separate multiply-add) */
-                            for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
-                            for (size_t i = 0; i < nw; i++) w[i] = fabsf(w[i]);
-                            ec_conv_params pm = p;
-                            pm.act = EC_ACT_LINEAR;
-                            ec_f32_conv_direct__ref(&pm, x, w, S, NULL, mag, 0, oh);
-                            const int terms = k * k * g->c;
-                            for (size_t i = 0; i < no; i++) {
-                                const double tol = 1.2 * (terms + 2) * FLT_EPSILON * fabs(mag[i]) + 2e-6 * fabs(o1[i]) + 1e-7;
-                                const double d = fabs((double)o1[i] - o2[i]);
-                                if (d > worst || isnan(d)) worst = d;
-                                if (!(d <= tol) && !fail) {
-                                    fail = 1;
-                                    const size_t px = i / C;
-                                    snprintf(where, sizeof where,
-                                             "in %dx%d cin=%d cout=%d pad=%s act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs ref %.9g",
-                                             g->in_h, g->in_w, g->c, C, pad_name[pad], act_name(p.act), sv,
-                                             px / g->out_w, px % g->out_w, i % C, o2[i], o1[i]);
-                                }
-                            }
-                            runs++;
-                            free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(mag);
-                        }
+    conv_fn *const var[NVAR] = {ec_f32_conv_direct__avx2, ec_f32_conv_direct__avx512};
+    /* up to 21 wide: 8- and 4-pixel blocks and single pixels */
+    static const int csizes[][2] = {{1, 1}, {1, 5}, {5, 1}, {2, 3}, {7, 7}, {9, 6}, {13, 11}, {3, 21}};
+    int counter = 0, xfail = 0, xruns = 0;
+    char xwhere[160] = "";
+    for (int v = 0; v < NVAR; v++) {
+        if (!var_have(v)) {
             char name[64];
-            snprintf(name, sizeof name, "conv_direct_avx2_vs_ref_k%d_s%d", k, s);
-            T_CHECK(name, !fail, "tol k*k*cin*eps*sum|xw| + 2e-6|ref|: %s (max abs diff %.3g)", where, worst);
-            if (!fail) printf("  %s: %d shapes, max abs diff %.3g\n", name, runs, worst);
+            snprintf(name, sizeof name, "conv_direct_%s_vs_ref", var_name[v]);
+            t_skip(name, var_why(v));
+            continue;
         }
+        for (int k = 1; k <= 5; k += 2)
+            for (int s = 1; s <= 2; s++) {
+                double worst = 0;
+                int fail = 0, runs = 0;
+                char where[220] = "";
+                for (size_t si = 0; si < sizeof csizes / sizeof *csizes; si++)
+                    for (int pad = 0; pad < NPAD; pad++)
+                        for (size_t ii = 0; ii < sizeof cins / sizeof *cins; ii++)
+                            for (size_t oi = 0; oi < sizeof couts / sizeof *couts; oi++) {
+                                ec_conv_params p;
+                                if (!make_geom(&p.g, csizes[si][0], csizes[si][1], cins[ii], k, s, pad)) continue;
+                                p.cout = couts[oi];
+                                p.act = acts[counter % 5];
+                                const int sv = counter++ % 3;      /* scale+shift, none, shift only */
+                                const ec_conv_geom *g = &p.g;
+                                const int C = p.cout, oh = g->out_h;
+                                const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * g->c * C;
+                                const size_t no = (size_t)oh * g->out_w * C;
+                                float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
+                                float *o1 = fmalloc(no), *o2 = fmalloc(no), *mag = fmalloc(no);
+                                fill(x, nx, -1, 1);
+                                fill(w, nw, -1, 1);
+                                fill(sc, (size_t)C, 0.5f, 1.5f);
+                                fill(sh, (size_t)C, -0.5f, 0.5f);
+                                const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
+                                for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
+                                ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
+                                const int c1 = oh / 3, c2 = oh / 3 + (oh > 1);
+                                var[v](&p, x, w, S, H, o2, 0, c1);
+                                var[v](&p, x, w, S, H, o2, c1, c2);
+                                var[v](&p, x, w, S, H, o2, c2, oh);
+                                /* both SIMD tiers are one FMA chain per output in the same
+                                 * order: the same bits for the exact activations */
+                                if (v == 1 && var_have(0) && p.act != EC_ACT_SWISH && p.act != EC_ACT_SIGMOID) {
+                                    float *o3 = fmalloc(no);
+                                    var[0](&p, x, w, S, H, o3, 0, oh);
+                                    if (memcmp(o2, o3, no * sizeof *o2) && !xfail) {
+                                        xfail = 1;
+                                        snprintf(xwhere, sizeof xwhere, "in %dx%d cin=%d cout=%d k=%d s=%d pad=%s act=%s",
+                                                 g->in_h, g->in_w, g->c, C, k, s, pad_name[pad], act_name(p.act));
+                                    }
+                                    xruns++;
+                                    free(o3);
+                                }
+                                /* k*k*cin-term float sums (fused vs separate multiply-add) */
+                                for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
+                                for (size_t i = 0; i < nw; i++) w[i] = fabsf(w[i]);
+                                ec_conv_params pm = p;
+                                pm.act = EC_ACT_LINEAR;
+                                ec_f32_conv_direct__ref(&pm, x, w, S, NULL, mag, 0, oh);
+                                const int terms = k * k * g->c;
+                                for (size_t i = 0; i < no; i++) {
+                                    const double tol = 1.2 * (terms + 2) * FLT_EPSILON * fabs(mag[i]) + 2e-6 * fabs(o1[i]) + 1e-7;
+                                    const double d = fabs((double)o1[i] - o2[i]);
+                                    if (d > worst || isnan(d)) worst = d;
+                                    if (!(d <= tol) && !fail) {
+                                        fail = 1;
+                                        const size_t px = i / C;
+                                        snprintf(where, sizeof where,
+                                                 "in %dx%d cin=%d cout=%d pad=%s act=%s sv=%d: out(%zu,%zu,%zu) %.9g vs ref %.9g",
+                                                 g->in_h, g->in_w, g->c, C, pad_name[pad], act_name(p.act), sv,
+                                                 px / g->out_w, px % g->out_w, i % C, o2[i], o1[i]);
+                                    }
+                                }
+                                runs++;
+                                free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(mag);
+                            }
+                char name[64];
+                snprintf(name, sizeof name, "conv_direct_%s_vs_ref_k%d_s%d", var_name[v], k, s);
+                T_CHECK(name, !fail, "tol k*k*cin*eps*sum|xw| + 2e-6|ref|: %s (max abs diff %.3g)", where, worst);
+                if (!fail) printf("  %s: %d shapes, max abs diff %.3g\n", name, runs, worst);
+            }
+    }
+    if (var_have(0) && var_have(1))
+        T_CHECK("conv_direct_avx512_vs_avx2_bitwise", !xfail && xruns > 0, "%d runs (exact activations): %s", xruns, xwhere);
+    else
+        t_skip("conv_direct_avx512_vs_avx2_bitwise", var_why(1));
 
     /* rows [3, 7) of an EfficientNetV2 stage-1 like shape through the dispatcher */
     ec_conv_params p;
@@ -843,15 +1171,17 @@ static void test_conv_direct(void)
 /* ---- Winograd F(2x2, 3x3) and F(4x4, 3x3) ---------------------------------------- */
 
 /* The whole Winograd conv the way the engine runs it, F(4x4, 3x3) if f43 else
- * F(2x2, 3x3), tile ranges [0, a), [a, b), [b, n) as three tasks; avx2 != 0
- * uses the AVX2 transforms; packed != 0 runs the GEMMs on U packed in panels
- * (the engine's path with AVX2), else sgemm. */
-static void wino_weights(int f43, int avx2, const void *w, int w_f16, const float *scale, int cin, int cout, int c0,
+ * F(2x2, 3x3), tile ranges [0, a), [a, b), [b, n) as three tasks; var picks
+ * the transforms (0 scalar, 1 AVX2, 2 AVX-512); packed != 0 runs the GEMMs on
+ * U packed in panels (the engine's path with AVX2), else sgemm. */
+static void wino_weights(int f43, int var, const void *w, int w_f16, const float *scale, int cin, int cout, int c0,
                          int c1, size_t u_stride, float *tmp, float *u)
 {
-    if (f43 && avx2) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    if (f43 && var == 2) ec_wino43_weights__avx512(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    else if (f43 && var == 1) ec_wino43_weights__avx2(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
     else if (f43) ec_wino43_weights__ref(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
-    else if (avx2) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    else if (var == 2) ec_wino23_weights__avx512(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
+    else if (var == 1) ec_wino23_weights__avx2(w, w_f16, scale, cin, cout, c0, c1, u_stride, u);
     else ec_wino23_weights__ref(w, w_f16, scale, cin, cout, c0, c1, u_stride, tmp, u);
 }
 
@@ -860,7 +1190,7 @@ static void wino_weights(int f43, int avx2, const void *w, int w_f16, const floa
 static int wino_packed_u_bad, wino_packed_u_runs;
 
 static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16, const float *scale,
-                      const float *shift, const float *x, float *out, int avx2, int packed)
+                      const float *shift, const float *x, float *out, int var, int packed)
 {
     const ec_conv_geom *g = &p->g;
     const int nxi = f43 ? 36 : 16, cin = g->c, cout = p->cout, np = (cout + EC_PG_NR - 1) / EC_PG_NR;
@@ -868,12 +1198,12 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
     const size_t ps = ec_pack_b_floats(cin, cout);
     float *u = fmalloc((size_t)nxi * cin * cout), *tmp = fmalloc((size_t)9 * cout), *up = fmalloc(nxi * ps);
     float *up2 = fmalloc(nxi * ps);
-    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, 0, cin, 0, tmp, u);
+    wino_weights(f43, var, w, w_f16, scale, cin, cout, 0, cin, 0, tmp, u);
     for (size_t i = 0; i < nxi * ps; i++) up[i] = NAN;               /* unwritten padding shows */
     const int c1 = cin / 3, c2 = c1 + (cin - c1) / 2;
-    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, 0, c1, ps, tmp, up);
-    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, c1, c2, ps, tmp, up);
-    wino_weights(f43, avx2, w, w_f16, scale, cin, cout, c2, cin, ps, tmp, up);
+    wino_weights(f43, var, w, w_f16, scale, cin, cout, 0, c1, ps, tmp, up);
+    wino_weights(f43, var, w, w_f16, scale, cin, cout, c1, c2, ps, tmp, up);
+    wino_weights(f43, var, w, w_f16, scale, cin, cout, c2, cin, ps, tmp, up);
     for (int xi = 0; xi < nxi; xi++) ec_pack_b(u + (size_t)xi * cin * cout, 0, NULL, cin, cout, 0, np, up2 + xi * ps);
     wino_packed_u_bad += memcmp(up, up2, nxi * ps * sizeof *up) != 0;
     wino_packed_u_runs++;
@@ -883,9 +1213,11 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
         const int t0 = cuts[c], t1 = cuts[c + 1], nt = t1 - t0;
         if (nt <= 0) continue;
         float *v = fmalloc((size_t)nxi * nt * cin), *m = fmalloc((size_t)nxi * nt * cout);
-        if (f43 && avx2) ec_wino43_input__avx2(g, x, t0, t1, v);
+        if (f43 && var == 2) ec_wino43_input__avx512(g, x, t0, t1, v);
+        else if (f43 && var == 1) ec_wino43_input__avx2(g, x, t0, t1, v);
         else if (f43) ec_wino43_input__ref(g, x, t0, t1, v);
-        else if (avx2) ec_wino23_input__avx2(g, x, t0, t1, v);
+        else if (var == 2) ec_wino23_input__avx512(g, x, t0, t1, v);
+        else if (var == 1) ec_wino23_input__avx2(g, x, t0, t1, v);
         else ec_wino23_input__ref(g, x, t0, t1, v);
         for (int xi = 0; xi < nxi; xi++) {
             if (packed)
@@ -895,9 +1227,11 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
                 ec_gemm(nt, cout, cin, v + (size_t)xi * nt * cin, cin, u + (size_t)xi * cin * cout, cout, 0.0f,
                         m + (size_t)xi * nt * cout, cout);
         }
-        if (f43 && avx2) ec_wino43_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
+        if (f43 && var == 2) ec_wino43_output__avx512(g, cout, m, t0, t1, shift, p->act, out);
+        else if (f43 && var == 1) ec_wino43_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
         else if (f43) ec_wino43_output__ref(g, cout, m, t0, t1, shift, p->act, out);
-        else if (avx2) ec_wino23_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
+        else if (var == 2) ec_wino23_output__avx512(g, cout, m, t0, t1, shift, p->act, out);
+        else if (var == 1) ec_wino23_output__avx2(g, cout, m, t0, t1, shift, p->act, out);
         else ec_wino23_output__ref(g, cout, m, t0, t1, shift, p->act, out);
         free(v); free(m);
     }
@@ -905,8 +1239,8 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
 }
 
 /* Against the direct conv (scalar transforms; sgemm and packed GEMM), and the
- * AVX2 transforms against their scalar twins bit for bit (channel counts that
- * are multiples of 8, fp32 and fp16 weights).
+ * AVX2 (channel counts that are multiples of 8) and AVX-512 (any) transforms
+ * against their scalar twins bit for bit, fp32 and fp16 weights.
  * Tolerance: the transforms add up to nxi terms of |x| and 9 of |w| per product,
  * so the direct form's bound grows by them; F(4x4)'s coefficients (up to 8, and
  * 1/6, 1/24 in G) get 4x the allowance of F(2x2)'s, and its 6x6 patch mixes in
@@ -914,15 +1248,15 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
  * scale <= 1.5): a floor of 4 eps per term. */
 static void test_winograd_kind(int f43)
 {
-    static const int cins[] = {1, 3, 8, 17, 48};
-    static const int couts[] = {1, 8, 16, 25, 40};
+    static const int cins[] = {1, 3, 8, 17, 32, 48};
+    static const int couts[] = {1, 8, 16, 25, 33, 40};
     static const int acts[] = {EC_ACT_SWISH, EC_ACT_LINEAR, EC_ACT_RELU6, EC_ACT_SIGMOID, EC_ACT_RELU};
     const char *kind = f43 ? "winograd43" : "winograd";
     const double k_eps = f43 ? 32.0 : 8.0, floor_eps = f43 ? 4.0 : 0.0;
     const int nxi = f43 ? 36 : 16;
-    int counter = 0, fail = 0, bitfail = 0, runs = 0, bitruns = 0;
+    int counter = 0, fail = 0, bitfail[NVAR] = {0, 0}, runs = 0, bitruns[NVAR] = {0, 0};
     double worst = 0, worst_rel = 0;
-    char where[240] = "", bitwhere[200] = "", name[64];
+    char where[240] = "", bitwhere[NVAR][200] = {"", ""}, name[64];
     for (int si = 0; si < NSIZE; si++)
         for (int pad = 0; pad < NPAD; pad++)
             for (size_t ii = 0; ii < sizeof cins / sizeof *cins; ii++)
@@ -974,19 +1308,28 @@ static void test_winograd_kind(int f43)
                         }
                     }
                     runs++;
-                    if (ec_cpu_has_avx2() && g->c % 8 == 0 && C % 8 == 0) {
+                    /* the SIMD transforms vs the scalar ones, bit for bit: the scalar
+                     * output transform applies its activation through the
+                     * dispatcher, so it runs linear here and the variant's own
+                     * activation follows (each fused one is that same function) */
+                    for (int v = 0; v < NVAR; v++) {
+                        if (!var_have(v) || (v == 0 && (g->c % 8 || C % 8))) continue;
                         ec_f32_to_f16_n(w, w16, nw);
+                        ec_conv_params pl = p;
+                        pl.act = EC_ACT_LINEAR;
                         for (int f16 = 0; f16 < 2; f16++) {
                             const void *wv = f16 ? (const void *)w16 : (const void *)w;
-                            wino_conv(f43, &p, wv, f16, S, H, x, o2, 0, 1);
-                            wino_conv(f43, &p, wv, f16, S, H, x, o3, 1, 1);
-                            for (size_t i = 0; i < no && !bitfail; i++)
+                            wino_conv(f43, &pl, wv, f16, S, H, x, o2, 0, 1);
+                            act_var[v](o2, o2, (size_t)oh * g->out_w, C, p.act);
+                            wino_conv(f43, &p, wv, f16, S, H, x, o3, v + 1, 1);
+                            for (size_t i = 0; i < no && !bitfail[v]; i++)
                                 if (fbits(o2[i]) != fbits(o3[i])) {
-                                    bitfail = 1;
-                                    snprintf(bitwhere, sizeof bitwhere, "in %dx%d cin=%d cout=%d pad=%s f16=%d: %zu: %.9g vs %.9g",
-                                             g->in_h, g->in_w, g->c, C, pad_name[pad], f16, i, o3[i], o2[i]);
+                                    bitfail[v] = 1;
+                                    snprintf(bitwhere[v], sizeof bitwhere[v],
+                                             "in %dx%d cin=%d cout=%d pad=%s act=%s f16=%d: %zu: %.9g vs %.9g", g->in_h,
+                                             g->in_w, g->c, C, pad_name[pad], act_name(p.act), f16, i, o3[i], o2[i]);
                                 }
-                            bitruns++;
+                            bitruns[v]++;
                         }
                     }
                     free(x); free(w); free(sc); free(sh); free(o1); free(o2); free(o3); free(mag); free(w16);
@@ -1000,9 +1343,11 @@ static void test_winograd_kind(int f43)
             "%d of %d runs: U written in panels over 3 channel ranges != ec_pack_b(plain U)", wino_packed_u_bad,
             wino_packed_u_runs);
     wino_packed_u_bad = wino_packed_u_runs = 0;
-    snprintf(name, sizeof name, "%s_avx2_bit_identical", kind);
-    if (!ec_cpu_has_avx2()) t_skip(name, "no AVX2");
-    else T_CHECK(name, !bitfail && bitruns > 0, "%d runs: %s", bitruns, bitwhere);
+    for (int v = 0; v < NVAR; v++) {
+        snprintf(name, sizeof name, "%s_%s_bit_identical", kind, var_name[v]);
+        if (!var_have(v)) t_skip(name, var_why(v));
+        else T_CHECK(name, !bitfail[v] && bitruns[v] > 0, "%d runs: %s", bitruns[v], bitwhere[v]);
+    }
 }
 
 static void test_winograd(void)
@@ -1013,30 +1358,41 @@ static void test_winograd(void)
 
 /* ---- pooling and elementwise ------------------------------------------------------ */
 
+typedef void gap_fn(const float *x, size_t hw, int c, size_t ldx, float *out);
+typedef void bin_fn(const float *a, const float *b, float *out, size_t n);
+typedef void bcast_fn(const float *x, const float *s, float *out, size_t hw, int c);
+
 static void test_eltwise(void)
 {
-    const int have = ec_cpu_has_avx2();
-    /* GAP: identical blocking in both variants -> bitwise equal; and within
+    gap_fn *const gapv[1 + NVAR] = {ec_f32_gap__ref, ec_f32_gap__avx2, ec_f32_gap__avx512};
+    bin_fn *const addv[1 + NVAR] = {ec_f32_add__ref, ec_f32_add__avx2, ec_f32_add__avx512};
+    bin_fn *const mulv[1 + NVAR] = {ec_f32_mul__ref, ec_f32_mul__avx2, ec_f32_mul__avx512};
+    bcast_fn *const bcv[1 + NVAR] = {ec_f32_mul_bcast__ref, ec_f32_mul_bcast__avx2, ec_f32_mul_bcast__avx512};
+    /* GAP: identical blocking in every variant -> bitwise equal; and within
      * (64 + hw/64 + 2) eps of the double mean (sum of |x| bounds the terms). */
     static const size_t hws[] = {1, 7, 63, 64, 65, 200, 4097};
-    int ok_bits = 1, ok_acc = 1, ok_split = 1;
+    int ok_bits[NVAR] = {1, 1}, ok_acc = 1, ok_split = 1;
     double worst = 0;
     for (size_t hi = 0; hi < sizeof hws / sizeof hws[0]; hi++)
         for (int ci = 0; ci < NCH; ci++) {
             const size_t hw = hws[hi];
             const int c = channels[ci] + (hi & 1) * 32;        /* also 33..65 wide */
-            float *x = fmalloc(hw * c), *a = fmalloc((size_t)c), *b = fmalloc((size_t)c);
+            float *x = fmalloc(hw * c), *a = fmalloc((size_t)c), *b = fmalloc((size_t)c + 1);
             fill(x, hw * c, -1, 3);
             ec_f32_gap__ref(x, hw, c, (size_t)c, a);
-            if (have) ec_f32_gap__avx2(x, hw, c, (size_t)c, b);
-            else ec_f32_gap(x, hw, c, (size_t)c, b);
-            ok_bits &= memcmp(a, b, (size_t)c * sizeof *a) == 0;
+            for (int v = 0; v < NVAR; v++) {
+                if (!var_have(v)) continue;
+                b[c] = 12345.0f;
+                gapv[1 + v](x, hw, c, (size_t)c, b);
+                ok_bits[v] &= memcmp(a, b, (size_t)c * sizeof *a) == 0 && b[c] == 12345.0f;
+            }
             /* channel ranges [0, 8), [8, c0), [c0, c) of the same rows, as the
              * engine splits them between threads: the same bits */
             const int c0 = c > 40 ? 40 : c;
             float *r = fmalloc((size_t)c);
-            for (int v = 0; v < 2; v++) {
-                void (*g)(const float *, size_t, int, size_t, float *) = v && have ? ec_f32_gap__avx2 : ec_f32_gap__ref;
+            for (int v = 0; v <= NVAR; v++) {
+                if (v && !var_have(v - 1)) continue;
+                gap_fn *g = gapv[v];
                 if (c >= 8) g(x, hw, 8, (size_t)c, r);
                 if (c0 > 8) g(x + 8, hw, c0 - 8, (size_t)c, r + 8);
                 if (c < 8) g(x, hw, c, (size_t)c, r);
@@ -1053,33 +1409,42 @@ static void test_eltwise(void)
             }
             free(x); free(a); free(b);
         }
-    T_CHECK("gap_avx2_vs_ref_bitwise", ok_bits, "GAP variants differ");
+    for (int v = 0; v < NVAR; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "gap_%s_vs_ref_bitwise", var_name[v]);
+        if (!var_have(v)) t_skip(name, var_why(v));
+        else T_CHECK(name, ok_bits[v], "GAP variants differ (or wrote past c)");
+    }
     T_CHECK("gap_channel_ranges_bitwise", ok_split, "GAP over channel ranges (row stride c) differs from the whole");
     T_CHECK("gap_vs_double_mean", ok_acc, "error above (64 + hw/64 + 2) eps mean|x| (max abs diff %.3g)", worst);
 
     /* add / mul / mul_bcast: one rounding per element in every variant, so
      * results must be bitwise equal; out aliasing an input is allowed. */
-    static const size_t ns[] = {0, 1, 7, 8, 9, 31, 32, 33, 100};
+    static const size_t ns[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100};
     int ok = 1;
+    char where[96] = "";
     for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
         const size_t n = ns[ni];
         float *a = fmalloc(n), *b = fmalloc(n), *r = fmalloc(n), *o = fmalloc(n);
         fill(a, n, -2, 2);
         fill(b, n, -2, 2);
         for (int op = 0; op < 2; op++) {
-            if (op == 0) ec_f32_add__ref(a, b, r, n); else ec_f32_mul__ref(a, b, r, n);
-            memcpy(o, a, n * sizeof *o);                       /* out aliases a */
+            bin_fn *const *fv = op ? mulv : addv;
+            fv[0](a, b, r, n);
+            memcpy(o, a, n * sizeof *o);                       /* out aliases a, dispatcher */
             if (op == 0) ec_f32_add(o, b, o, n); else ec_f32_mul(o, b, o, n);
-            ok &= n == 0 || memcmp(o, r, n * sizeof *o) == 0;
-            if (have) {
+            if (n && memcmp(o, r, n * sizeof *o) && ok) ok = 0, snprintf(where, sizeof where, "dispatch op %d n %zu", op, n);
+            for (int v = 0; v < NVAR; v++) {
+                if (!var_have(v)) continue;
                 memcpy(o, b, n * sizeof *o);                   /* out aliases b */
-                if (op == 0) ec_f32_add__avx2(a, o, o, n); else ec_f32_mul__avx2(a, o, o, n);
-                ok &= n == 0 || memcmp(o, r, n * sizeof *o) == 0;
+                fv[1 + v](a, o, o, n);
+                if (n && memcmp(o, r, n * sizeof *o) && ok)
+                    ok = 0, snprintf(where, sizeof where, "%s op %d n %zu", var_name[v], op, n);
             }
         }
         free(a); free(b); free(r); free(o);
     }
-    T_CHECK("add_mul_vs_ref_bitwise", ok, "elementwise add/mul differ");
+    T_CHECK("add_mul_vs_ref_bitwise", ok, "elementwise add/mul differ: %s", where);
 
     ok = 1;
     for (int ci = 0; ci < NCH; ci++)
@@ -1089,13 +1454,17 @@ static void test_eltwise(void)
             fill(x, hw * c, -2, 2);
             fill(s, (size_t)c, 0, 1);
             ec_f32_mul_bcast__ref(x, s, r, hw, c);
-            memcpy(o, x, hw * c * sizeof *o);
-            if (have) ec_f32_mul_bcast__avx2(o, s, o, hw, c);  /* in place */
-            else ec_f32_mul_bcast(o, s, o, hw, c);
-            ok &= memcmp(o, r, hw * c * sizeof *o) == 0;
+            for (int v = 0; v <= NVAR; v++) {
+                if (v && !var_have(v - 1)) continue;
+                memcpy(o, x, hw * c * sizeof *o);
+                if (v) bcv[v](o, s, o, hw, c);                  /* in place */
+                else ec_f32_mul_bcast(o, s, o, hw, c);
+                if (memcmp(o, r, hw * c * sizeof *o) && ok)
+                    ok = 0, snprintf(where, sizeof where, "%s c %d hw %zu", v ? var_name[v - 1] : "dispatch", c, hw);
+            }
             free(x); free(s); free(r); free(o);
         }
-    T_CHECK("mul_bcast_vs_ref_bitwise", ok, "SE excite multiply differs");
+    T_CHECK("mul_bcast_vs_ref_bitwise", ok, "SE excite multiply differs: %s", where);
 
     /* zeropad against the definition, including zero-size sides. */
     ok = 1;
@@ -1163,42 +1532,50 @@ static void test_backward(void)
         T_CHECK(name, !fail, "max |analytic - numeric| %.3g at x=%g (dx=%g)", worst, x[wi], dx[wi]);
     }
 
-    /* the AVX2 twin (sigmoid, swish, relu, relu6) against the double-precision
-     * reference over [-90, 90] (both tails, where 1 - s must not cancel), lengths
-     * with a masked tail */
-    if (!ec_cpu_has_avx2()) t_skip("act_backward_avx2_vs_ref", "no AVX2");
-    else {
-        static const int bacts[] = {EC_ACT_SIGMOID, EC_ACT_SWISH, EC_ACT_RELU, EC_ACT_RELU6};
-        const size_t n = 4099;
-        float *x = fmalloc(n), *dy = fmalloc(n), *d1 = fmalloc(n), *d2 = fmalloc(n);
+    /* the AVX2 and AVX-512 twins (sigmoid, swish, relu, relu6) against the
+     * double-precision reference over [-90, 90] (both tails, where 1 - s must not
+     * cancel), lengths with a masked tail */
+    typedef void bwd_fn(const float *x, const float *dy, float *dx, size_t n, int act);
+    bwd_fn *const bwd[NVAR] = {ec_f32_act_backward__avx2, ec_f32_act_backward__avx512};
+    for (int v = 0; v < NVAR; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "act_backward_%s_vs_ref", var_name[v]);
+        if (!var_have(v)) { t_skip(name, var_why(v)); continue; }
+        static const int bacts[] = {EC_ACT_SIGMOID, EC_ACT_SWISH, EC_ACT_RELU, EC_ACT_RELU6, EC_ACT_LINEAR};
+        static const size_t lens[] = {1, 15, 17, 31, 4099};
         double worst = 0;
         int fail = 0;
         char where[160] = "";
-        for (size_t ai = 0; ai < sizeof bacts / sizeof *bacts; ai++) {
-            for (size_t i = 0; i < n; i++) {
-                x[i] = i % 3 ? rng_uniform(-8, 8) : rng_uniform(-90, 90);
-                dy[i] = rng_uniform(-1, 1);
-            }
-            x[0] = 0.0f, x[1] = 6.0f, x[2] = -0.0f;
-            ec_f32_act_backward__ref(x, dy, d1, 1, (int)n, bacts[ai]);
-            ec_f32_act_backward__avx2(x, dy, d2, n, bacts[ai]);
-            for (size_t i = 0; i < n; i++) {
-                /* relative to the terms' size: swish' = s + x s (1 - s) crosses 0
-                 * near x = -1.28, where the sum cancels; and the double reference
-                 * rounds 1 - s to 0 past |x| ~ 37 (the absolute floor) */
-                const double sg = 1.0 / (1.0 + exp(-(double)x[i]));
-                const double mag = fabs(dy[i]) * (sg + fabs((double)x[i]) * sg * (1.0 - sg) + 1.0);
-                const double e = fabs((double)d1[i] - d2[i]);
-                if (e > worst) worst = e;
-                if (!(e <= 1e-6 * mag + 1e-12) && !fail) {
-                    fail = 1;
-                    snprintf(where, sizeof where, "%s x=%a dy=%g: %a vs ref %a", act_name(bacts[ai]), x[i], dy[i],
-                             d2[i], d1[i]);
+        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+            const size_t n = lens[li];
+            float *x = fmalloc(n), *dy = fmalloc(n), *d1 = fmalloc(n), *d2 = fmalloc(n);
+            for (size_t ai = 0; ai < sizeof bacts / sizeof *bacts; ai++) {
+                for (size_t i = 0; i < n; i++) {
+                    x[i] = i % 3 ? rng_uniform(-8, 8) : rng_uniform(-90, 90);
+                    dy[i] = rng_uniform(-1, 1);
+                }
+                if (n > 2) x[0] = 0.0f, x[1] = 6.0f, x[2] = -0.0f;
+                ec_f32_act_backward__ref(x, dy, d1, 1, (int)n, bacts[ai]);
+                bwd[v](x, dy, d2, n, bacts[ai]);
+                for (size_t i = 0; i < n; i++) {
+                    /* relative to the terms' size: swish' = s + x s (1 - s) crosses 0
+                     * near x = -1.28, where the sum cancels; and the double reference
+                     * rounds 1 - s to 0 past |x| ~ 37 (the absolute floor) */
+                    const double sg = 1.0 / (1.0 + exp(-(double)x[i]));
+                    const double mag = fabs(dy[i]) * (sg + fabs((double)x[i]) * sg * (1.0 - sg) + 1.0);
+                    const double e = fabs((double)d1[i] - d2[i]);
+                    if (e > worst) worst = e;
+                    if (!(e <= 1e-6 * mag + 1e-12) && !fail) {
+                        fail = 1;
+                        snprintf(where, sizeof where, "n=%zu %s x=%a dy=%g: %a vs ref %a", n, act_name(bacts[ai]),
+                                 x[i], dy[i], d2[i], d1[i]);
+                    }
                 }
             }
+            free(x); free(dy); free(d1); free(d2);
         }
-        T_CHECK("act_backward_avx2_vs_ref", !fail, "tol 1e-6 |dy| (s + |x| s (1 - s) + 1) + 1e-12: %s (max abs diff %.3g)", where, worst);
-        free(x); free(dy); free(d1); free(d2);
+        T_CHECK(name, !fail, "tol 1e-6 |dy| (s + |x| s (1 - s) + 1) + 1e-12: %s (max abs diff %.3g)", where, worst);
+        if (!fail) printf("  %s max abs diff %.3g\n", name, worst);
     }
 
     /* softmax_backward, also through act_backward's softmax path. */
@@ -1235,7 +1612,8 @@ static void test_backward(void)
 
 int main(void)
 {
-    printf("# kernels: AVX2 variants %s\n", ec_cpu_has_avx2() ? "tested" : "absent on this CPU (SKIP)");
+    printf("# kernels: AVX2 variants %s; AVX-512 variants %s\n", ec_cpu_has_avx2() ? "tested" : "absent on this CPU (SKIP)",
+           ec_cpu_has_avx512() ? "tested" : "not used on this CPU or disabled by EFFCAM_NO_AVX512 (SKIP)");
     test_f16();
     test_gemm();
     test_im2col();
@@ -1246,6 +1624,7 @@ int main(void)
     test_conv_direct();
     test_winograd();
     test_pgemm();
+    test_gemm_w16();
     test_eltwise();
     test_backward();
     return t_failed;
