@@ -23,12 +23,14 @@
  *
  * Memory stays flat: the line, the decoded base64 and the response buffers are reused
  * from request to request; the image decoder's pixels, the parsed request and the PNG
- * are freed at the end of each one. A buffer that grew past KEEP_BYTES for an outsized
- * request is released afterwards, so one 40 MB upload does not stay resident for the
- * life of the worker.
+ * are freed at the end of each one. A buffer that grew past KEEP_BYTES (256 KiB: a
+ * 300-px upload fits) is released after its request, so a large upload, whenever it
+ * comes, does not stay resident for the life of the worker; with glibc's mmap
+ * threshold fixed (below), such buffers are mappings of their own, returned whole.
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +42,7 @@
 #include "cli/serve_request.h"
 
 #define MAX_LINE ((size_t)64 << 20)   /* longest request line; the rest of a longer one is skipped */
-#define KEEP_BYTES ((size_t)8 << 20)  /* reusable buffers above this are freed after the request */
+#define KEEP_BYTES ((size_t)256 << 10) /* reusable buffers above this are freed after the request */
 
 static const char usage_serve[] =
     "usage: effcam serve MODEL.ecm [--threads N] [--max-pixels N] [--resize FILTER]\n"
@@ -378,6 +380,12 @@ int cli_serve(int argc, char **argv)
         cli_lib_err();   /* the loader's message starts with the path */
         return 2;
     }
+    /* A long-lived worker: glibc raises its mmap threshold to the size of each
+     * large block freed, after which a request's big buffers (an upload, a
+     * large PNG's bytes) come from the heap and their freed space is kept in
+     * fragments: RSS creeps up request after request. A fixed threshold keeps
+     * every block over 128 KiB in its own mapping, returned when freed. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     sigbus_path = model;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -43,8 +43,8 @@ mkdir -p "$dir/cam1" "$dir/cam3"
 "$EC_BIN" predict "$ecm" $(cat "$dir/list.txt") $(cat "$dir/list.txt") --json --cam "$dir/cam3" --jobs 3 > "$dir/j3.json" 2>/dev/null; rc=$?
 same_png=0
 for f in "$dir/cam1"/*.png; do cmp -s "$f" "$dir/cam3/$(basename "$f")" || same_png=1; done
-check "predict --jobs 3: the answers of one session, byte for byte, in input order; the same overlays" \
-    "$([ "$rc" -eq 0 ] && [ "$(wc -l < "$dir/j3.json")" -eq 8 ] && cmp -s "$dir/j1.json" "$dir/j3.json" && [ "$same_png" -eq 0 ] && [ "$(ls "$dir/cam3" | wc -l)" -eq 4 ]; echo $?)" \
+check "predict --jobs 3: the answers of one session, byte for byte, in input order; the same overlays, none overwritten by a later input of the same name" \
+    "$([ "$rc" -eq 0 ] && [ "$(wc -l < "$dir/j3.json")" -eq 8 ] && cmp -s "$dir/j1.json" "$dir/j3.json" && [ "$same_png" -eq 0 ] && [ "$(ls "$dir/cam3" | wc -l)" -eq 8 ]; echo $?)" \
     "exit $rc, $(wc -l < "$dir/j3.json") lines, $(cmp "$dir/j1.json" "$dir/j3.json" 2>&1), overlays differ: $same_png"
 printf '%s\n\n%s\n' "$img/skin_capture.jpg" "$dir/missing.jpg" > "$dir/list2.txt"
 "$EC_BIN" predict "$ecm" --from "$dir/list2.txt" --jobs 2 > "$dir/part.txt" 2> "$dir/part.err"; rc=$?
