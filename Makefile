@@ -141,7 +141,7 @@ install: $(EFFCAM) $(LIB_A) $(LIB_SO)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: effcam' 'Description: EfficientNet inference and Grad-CAM for converted Keras models' \
 	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -leffcam' \
-	  'Libs.private: $(BLAS_LIBS) -ljpeg -lz -lm -lpthread' > $(DESTDIR)$(LIBDIR)/pkgconfig/effcam.pc
+	  'Requires.private: openblas zlib libjpeg' 'Libs.private: -lm -lpthread' > $(DESTDIR)$(LIBDIR)/pkgconfig/effcam.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/effcam $(DESTDIR)$(PREFIX)/include/effcam.h

@@ -62,6 +62,13 @@ names=$(grep -o "notes.txt" "$dir/err.txt" | wc -l)
 check "a file that is no image: one line, the file named once, \"not an image\" (neither its size nor its bytes)" \
     "$([ "$rc" -eq 1 ] && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && [ "$names" -eq 1 ] && grep -q "not an image" "$dir/err.txt" && ! grep -q "13 bytes\|6e 6f" "$dir/err.txt"; echo $?)" "exit $rc: $(cat "$dir/err.txt")"
 
+head -c 9000 "$img/skin_capture.jpg" > "$dir/cut.jpg"
+rm -f "$dir/cut.png"
+"$EC_BIN" predict "$ecm" "$dir/cut.jpg" --cam "$dir/cut.png" > /dev/null 2> "$dir/err.txt"; rc=$?
+check "a truncated JPEG: one line naming it, exit 1, no overlay written" \
+    "$([ "$rc" -eq 1 ] && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && grep -q "cut.jpg.*truncated" "$dir/err.txt" && [ ! -e "$dir/cut.png" ]; echo $?)" \
+    "exit $rc: $(cat "$dir/err.txt")"
+
 # ---- not regular files ------------------------------------------------------------------
 if [ -c /dev/null ] && [ -w /dev/null ]; then
     "$EC_BIN" predict "$ecm" "$img/skin_capture.jpg" --cam /dev/null > /dev/null 2> "$dir/err.txt"; rc=$?
