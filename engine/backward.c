@@ -26,17 +26,27 @@
  * forward (the data gradients) plus the recomputed part of one (the
  * projection convs and everything before A are not rerun).
  *
- * For EfficientNetV2-S at 300 px (dermatology fixture), measured with effcam
- * info --plan (the arena, forward and backward together):
- *   top_conv (default)   pins A and top_bn's output (1.0 MB), as before
- *   top_activation       pins A (0.5 MB)
- *   stem_activation      checkpoints every block input after the stem: see
- *                        README ("Grad-CAM at any layer") for the figures
  * The memory plan places gradients, recomputed values and temporaries in the
  * arena's dead space with their lifetimes: a checkpoint dies when its block's
  * backward is done, elementwise backward ops reuse their input gradient's
  * buffer in place, and a BN's scale folds into the activation's backward (or
- * a conv's transposed weights) instead of a pass of its own. */
+ * a conv's transposed weights) instead of a pass of its own.
+ * EfficientNetV2-S at 300 px (the dermatology fixture), arena = forward and
+ * backward together:
+ *   top_conv (default)  keeps A and top_bn's output (1.0 MB), as the head-only
+ *                       Grad-CAM did; arena 6.5 MB, the forward's own
+ *   top_activation      keeps A (0.5 MB); arena 6.5 MB
+ *   block4f_add         9 of 10 groups after A recomputed; 3.8 MB pinned, arena 9.0 MB
+ *   stem_activation     42 of 50 groups recomputed from 15.2 MB of block inputs
+ *                       (the rest needs nothing: projections, the head); arena
+ *                       24.0 MB, its peak in the backward of block5i (the last
+ *                       19x19x960 block: its recomputed pre-activations, its
+ *                       gradients, and every checkpoint before it)
+ *   input               arena 20.6 MB (the stem's 150x150 checkpoints are not
+ *                       needed: the rescaled input is)
+ * Keeping everything the backward reads instead would pin ~3 full tensors per
+ * block (~100 MB for the stem target); recomputing costs about 0.7 of a forward
+ * pass (no projection conv is rerun). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,7 +157,6 @@ typedef struct {                  /* prepare's working arrays */
     unsigned char *done;          /* [nn] recompute: node covered by a step */
     unsigned char *folded;        /* [nn] BN folded into another node's backward */
     int *bnfold;                  /* [nn] conv/dwconv: the BN after it folded in, -1 */
-    int *first_w, *last_r;        /* [n_ids] gradient first write / value last read, in time */
     int *stack;                   /* [n_ids] */
 } ec_bw_work;
 
@@ -155,7 +164,7 @@ static void ec_bw_work_free(ec_bw_work *w)
 {
     free(w->path), free(w->pos), free(w->reader), free(w->lastuse), free(w->mat), free(w->open);
     free(w->bnd), free(w->bpos), free(w->grp), free(w->want), free(w->need), free(w->done), free(w->folded);
-    free(w->bnfold), free(w->first_w), free(w->last_r), free(w->stack);
+    free(w->bnfold), free(w->stack);
 }
 
 static size_t ec_value_bytes(const ec_model *m, int v)
@@ -471,11 +480,9 @@ ec_status ec_gradcam_prepare(const ec_model *m, const ec_session_options *opt, i
     w.want = calloc((size_t)ni, 1);
     w.need = calloc((size_t)ni, 1);
     w.stack = malloc((size_t)ni * sizeof *w.stack);
-    w.first_w = malloc((size_t)ni * sizeof *w.first_w);
-    w.last_r = malloc((size_t)ni * sizeof *w.last_r);
     /* at most: per path node a recompute step, an activation step and a node step */
     g->steps = malloc((3 * (size_t)w.P + 1) * sizeof *g->steps);
-    if (!g->rbuf || !g->alias || !w.want || !w.need || !w.stack || !w.first_w || !w.last_r || !g->steps) {
+    if (!g->rbuf || !g->alias || !w.want || !w.need || !w.stack || !g->steps) {
         st = ec_fail(EC_ERR_NOMEM, "out of memory");
         goto out;
     }

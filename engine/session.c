@@ -189,7 +189,7 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
         for (int v = 0; v < nv; v++) {
             int b = s->plan.vbuf[v];
             if (b < 0) continue;
-            if (v == m->output) until[b] = -1;   /* to the end: the result's probabilities */
+            if (v == m->output || v == s->gc.A) until[b] = -1;   /* to the end: the result, the layer explained */
             else if (s->gc.pin[v] && until[b] >= 0 && s->gc.pin_last[v] > until[b]) until[b] = s->gc.pin_last[v];
         }
         st = ec_plan_append_after(&s->plan, xb, nb + 2, s->keep_all, until, &gfirst);
@@ -296,8 +296,14 @@ const float *ec_session_layer_output(const ec_session *s, const char *layer, int
     int i = ec_model_find_node(s->m, layer);
     if (i < 0) return NULL;
     const ec_node *n = &s->m->nodes[i];
-    /* only values nothing has overwritten: keep_all, or pinned */
+    /* only values nothing has overwritten: keep_all, or pinned and kept to the
+     * end (a Grad-CAM checkpoint dies once its block's backward is done) */
     if (!s->keep_all && !s->pin[n->out] && n->out != s->m->output) return NULL;
+    if (!s->keep_all && s->gradcam && n->out != s->m->output) {
+        int b = s->plan.vbuf[n->out], tmax = 0;
+        for (int j = 0; j < s->plan.n_bufs; j++) tmax = s->plan.bufs[j].last > tmax ? s->plan.bufs[j].last : tmax;
+        if (b < 0 || s->plan.bufs[b].last < tmax) return NULL;
+    }
     const ec_value *v = &s->m->values[n->out];
     if (h) *h = v->h;
     if (w) *w = v->w;
