@@ -83,7 +83,7 @@ static void ec_bw_act(const ec_exec *ex, const ec_bw_step *b)
 }
 
 ec_status ec_gradcam_run(const ec_exec *ex, const ec_gradcam_plan *g, int cls, int logit, ec_cam_method method,
-                         float *cam, ec_cam_eigen_info *info)
+                         float *cam, ec_cam_eigen_info *info, double *ws)
 {
     const ec_model *m = ex->m;
     const ec_value *va = &m->values[g->A];
@@ -105,5 +105,5 @@ ec_status ec_gradcam_run(const ec_exec *ex, const ec_gradcam_plan *g, int cls, i
             else ec_bw_node(&bx, g, b, logit);
         }
     }
-    return ec_cam_compute(method, g->bval[g->A], need_grad ? g->gptr[g->A] : NULL, hw, va->c, cam, info);
+    return ec_cam_compute_ws(method, g->bval[g->A], need_grad ? g->gptr[g->A] : NULL, hw, va->c, cam, info, ws);
 }

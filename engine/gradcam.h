@@ -81,8 +81,9 @@ void ec_gradcam_plan_free(ec_gradcam_plan *g);
 
 /* After a forward pass in ex: the backward from the class score to A (skipped
  * for eigencam, which needs no gradient), then method's heatmap, normalized,
- * into cam [A.h * A.w]. info (may be NULL): EigenCAM's conditioning. */
+ * into cam [A.h * A.w]. info (may be NULL): EigenCAM's conditioning; ws: the
+ * map's workspace, ec_cam_work_doubles(A.h * A.w, A.c) doubles. */
 ec_status ec_gradcam_run(const ec_exec *ex, const ec_gradcam_plan *g, int cls, int logit, ec_cam_method method,
-                         float *cam, ec_cam_eigen_info *info);
+                         float *cam, ec_cam_eigen_info *info, double *ws);
 
 #endif

@@ -41,6 +41,7 @@ struct ec_session {
     ec_gradcam_plan gc;
     ec_cam_method cam_method;
     float *cam;                   /* [A.h * A.w] */
+    double *cam_ws;               /* [ec_cam_work_doubles] the map's workspace, any method */
     uint8_t *rgba;                /* [H * W * 4] overlay, in the arena */
     void *ov_scratch;             /* in the arena */
     /* last result */
@@ -216,7 +217,8 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
         const ec_plan_buf *xb = s->plan.bufs + gfirst;   /* the backward's buffers, rgba, overlay scratch */
         int nb = s->gc.n_bufs;
         s->cam = ec_alloc((size_t)va->h * va->w * sizeof(float), &scratch);
-        if (!s->cam) {
+        s->cam_ws = ec_alloc(ec_cam_work_doubles((size_t)va->h * va->w, va->c) * sizeof(double), &scratch);
+        if (!s->cam || !s->cam_ws) {
             st = ec_fail(EC_ERR_NOMEM, "out of memory (grad-cam buffers)");
             goto fail;
         }
@@ -248,6 +250,7 @@ void ec_session_free(ec_session *s)
     free(s->rgb);
     free(s->rs_scratch);
     free(s->cam);
+    free(s->cam_ws);
     free(s->prof);
     free(s->prof_t);
     free(s->prof_names);
@@ -406,7 +409,7 @@ static ec_status ec_session_run(ec_session *s, ec_result *out)
     if (s->gradcam) {
         int cls = s->opt.cam_class >= 0 ? s->opt.cam_class : top;
         double t_cam = s->step_times ? ec_clock() : 0.0;
-        ec_status st = ec_gradcam_run(&s->ex, &s->gc, cls, s->opt.cam_logit, s->cam_method, s->cam, NULL);
+        ec_status st = ec_gradcam_run(&s->ex, &s->gc, cls, s->opt.cam_logit, s->cam_method, s->cam, NULL, s->cam_ws);
         if (s->step_times) s->step_times[s->plan.n_steps + 1] += ec_clock() - t_cam;
         if (st) return st;
         const ec_value *va = &m->values[s->gc.A];
