@@ -58,7 +58,11 @@ typedef struct {
     int gradcam;             /* compute the Grad-CAM heatmap (pins the values it needs) */
     int cam_class;           /* class to explain, -1 = argmax (default) */
     int cam_logit;           /* 1: gradient of the logit instead of the probability */
-    const char *cam_layer;   /* target layer name, NULL = the app's choice */
+    const char *cam_layer;   /* the layer to explain: any layer with a 4-D output (ec_layer_info.cam_target),
+                              * or "input" (the gradient w.r.t. the model input: a saliency map);
+                              * NULL = the app's choice (ec_model_gradcam_layer) */
+    const char *cam_method;  /* "gradcam" (NULL: the app's), "gradcampp", "xgradcam", "hirescam",
+                              * "layercam" or "eigencam" (case-insensitive) */
     int64_t max_pixels;      /* largest decoded image accepted (default 50,000,000) */
     ec_resize_filter resize;          /* the model input's filter (default LANCZOS, as the app) */
     ec_resize_filter overlay_resize;  /* the overlay base's filter (default BICUBIC, as the app) */
@@ -83,6 +87,7 @@ typedef struct {
     const char *op;              /* "conv2d", "dwconv2d", "batchnorm", ... */
     int out_h, out_w, out_c;
     int64_t params;              /* stored weight elements of this layer */
+    int cam_target;              /* 1: a valid cam_layer (a 4-D output the model output depends on) */
 } ec_layer_info;
 
 /* ---- model ---------------------------------------------------------------- */
@@ -109,6 +114,9 @@ int ec_model_output_is_probability(const ec_model *m);
 ec_session_options ec_session_options_default(void);
 ec_status ec_session_new(const ec_model *m, const ec_session_options *opt, ec_session **out);
 void ec_session_free(ec_session *s);
+/* The CAM method of the following predicts (as cam_method above): cheap, the
+ * session's plan serves every method. EC_ERR_ARG names the valid ones. */
+ec_status ec_session_set_cam_method(ec_session *s, const char *method);
 ec_status ec_session_predict_file(ec_session *s, const char *image_path, ec_result *out);
 /* Changes the model input's filter for the following predicts. */
 ec_status ec_session_set_resize(ec_session *s, ec_resize_filter filter);

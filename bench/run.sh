@@ -171,6 +171,10 @@ for M in $MODELS; do
         measure "rss_${M}_t${T}_12mp" "$EFF" predict "$W/$M.ecm" "$BIG" --threads "$T" --cam "$W/cam12.png" --stats
         put "rss.$M.t$T.jpeg12mp_gradcam_overlay_kib" "$RSS_KB"
     done
+    # Grad-CAM at the stem (issue #15): the whole backward, every block recomputed
+    # from its saved input, beside the head-only row above
+    measure "rss_${M}_t1_stemcam" "$EFF" predict "$W/$M.ecm" "$PHOTO" --cam-layer stem_activation --cam "$W/stem.png" --stats
+    [ "$RC" = 0 ] && put "rss.$M.t1.predict_stem_gradcam_overlay_kib" "$RSS_KB"
 done
 
 # ---- cold start: process start to the overlay PNG written ------------------------
@@ -235,6 +239,24 @@ for M in $MODELS; do
             put "$k.gradcam_overhead_pct" "$(r2 "$(calc "100 * $(jnum "$(cat "$W/$n.json")" gradcam_overhead)")")"
         done
     done
+done
+
+# Grad-CAM at stem_activation, 1 thread: plain and stem Grad-CAM predicts alternately
+# in one process; the time ratio is 1 + the median of the paired overheads
+for M in $MODELS; do
+    n="lat_${M}_t1_stem"
+    if "$EFF" bench "$W/$M.ecm" "$PHOTO" --gradcam --cam-layer stem_activation --json --threads 1 --runs "$RUNS" \
+        --warmup 2 > "$W/$n.json" 2> "$W/$n.err"; then
+        g=$(jobj "$W/$n.json" predict_gradcam); o=$(jnum "$(cat "$W/$n.json")" gradcam_overhead)
+        k="latency.$M.t1.stem_gradcam"
+        put "$k.predict_median_ms" "$(r2 "$(jnum "$(jobj "$W/$n.json" predict)" median_ms)")"
+        put "$k.gradcam_median_ms" "$(r2 "$(jnum "$g" median_ms)")"
+        put "$k.time_ratio" "$(r3 "$(calc "1 + $o")")"
+        put "$k.arena_bytes" "$(jnum "$(cat "$W/$n.json")" arena_bytes_gradcam)"
+        put "$k.pinned_bytes" "$(jnum "$(cat "$W/$n.json")" pinned_bytes)"
+    else
+        say "bench: $n failed: $(cat "$W/$n.err")"
+    fi
 done
 
 # ---- peers, alternating with effcam ---------------------------------------------------
@@ -388,6 +410,8 @@ for M in $MODELS; do
     target "rss_jpeg12mp_t1_$M" "$(mib "$(get "rss.$M.t1.jpeg12mp_gradcam_overlay_kib")")" 96 MiB
     target "gradcam_overhead_t1_$M" "$(get "latency.$M.t1.coretype_env.gradcam_overhead_pct")" 3 %
     target "gradcam_overhead_t2_$M" "$(get "latency.$M.t2.coretype_env.gradcam_overhead_pct")" 3 %
+    target "rss_stem_gradcam_overlay_t1_$M" "$(mib "$(get "rss.$M.t1.predict_stem_gradcam_overlay_kib")")" 80 MiB
+    target "stem_gradcam_time_ratio_t1_$M" "$(get "latency.$M.t1.stem_gradcam.time_ratio")" 3 x
     w=$(get "cold_start.$M.t1.warm_median_ms"); c=$(get "cold_start.$M.t1.median_ms")
     target "cold_start_over_warm_t1_$M" "$([ -n "$w" ] && [ -n "$c" ] && r3 "$(calc "$c / $w")")" 1.3 x
 done
@@ -422,6 +446,7 @@ for M in $MODELS; do
     for f in load predict predict_gradcam_overlay jpeg12mp_gradcam_overlay; do
         printf '%-46s %12s %12s\n' "  $f" "$(m rss.$M.t1.${f}_kib)" "$(m rss.$M.t2.${f}_kib)"
     done
+    printf '%-46s %12s\n' "  predict_stem_gradcam_overlay (stem_activation)" "$(m rss.$M.t1.predict_stem_gradcam_overlay_kib)"
     printf '%-46s %12s\n' "weights fp16 + fp32 (bytes)" "$(v sizes.$M.weight_bytes_fp16) + $(v sizes.$M.weight_bytes_fp32)"
     printf '%-46s %12s\n' "arena (plain / with Grad-CAM / pinned, bytes)" "$(v sizes.$M.arena_bytes) / $(v sizes.$M.arena_bytes_gradcam) / $(v sizes.$M.gradcam_pinned_bytes)"
     printf '%-46s %12s\n' "scratch (bytes)" "$(v sizes.$M.scratch_bytes)"
@@ -433,6 +458,10 @@ for M in $MODELS; do
                 "$(v $k.predict_p90_ms)" "$(v $k.gradcam_median_ms)" "$(v $k.gradcam_p90_ms)" "$(v $k.gradcam_overhead_pct)"
         done
     done
+    printf '  Grad-CAM at stem_activation, t1: predict %s ms, + stem Grad-CAM %s ms: %s x a plain predict (arena %s, pinned %s bytes)\n' \
+        "$(v latency.$M.t1.stem_gradcam.predict_median_ms)" "$(v latency.$M.t1.stem_gradcam.gradcam_median_ms)" \
+        "$(v latency.$M.t1.stem_gradcam.time_ratio)" "$(v latency.$M.t1.stem_gradcam.arena_bytes)" \
+        "$(v latency.$M.t1.stem_gradcam.pinned_bytes)"
     printf '  cold start (process start -> overlay PNG written), 1 thread: %s ms (to exit %s ms; warm reference beside it %s ms)\n' \
         "$(v cold_start.$M.t1.median_ms)" "$(v cold_start.$M.t1.exit_median_ms)" "$(v cold_start.$M.t1.warm_median_ms)"
 done

@@ -14,7 +14,8 @@
 
 static const char usage_bench[] =
     "usage: effcam bench MODEL.ecm [IMAGE] [--runs N] [--warmup N] [--threads N]\n"
-    "                    [--gradcam | --cam-only] [--layers] [--json] [--load-only] [--resize FILTER]\n"
+    "                    [--gradcam | --cam-only] [--cam-layer NAME] [--cam-method M] [--layers] [--json]\n"
+    "                    [--load-only] [--resize FILTER]\n"
     "In-process latency of predicts on IMAGE's decoded pixels (the resize to the model's input\n"
     "included, with FILTER, lanczos by default), plain and with Grad-CAM alternately; --layers adds\n"
     "a per-step table (ms, GFLOP/s); --cam-only runs Grad-CAM predicts only (a soak).\n";
@@ -215,7 +216,7 @@ static void stats_json(js_buf *b, const char *key, const lat_stats *l)
 
 int cli_bench(int argc, char **argv)
 {
-    const char *model = NULL, *image = NULL;
+    const char *model = NULL, *image = NULL, *cam_layer = NULL, *cam_method = NULL;
     long runs = 30, warmup = 5, threads = 1;
     int gradcam = 0, cam_only = 0, layers = 0, json = 0, load_only = 0;
     ec_session_options o = ec_session_options_default();
@@ -230,6 +231,8 @@ int cli_bench(int argc, char **argv)
         else if (!strcmp(a, "--gradcam")) gradcam = 1;
         else if (!strcmp(a, "--cam-only")) gradcam = cam_only = 1;   /* soak: Grad-CAM predicts only */
         else if (!strcmp(a, "--layers")) layers = 1;
+        else if (!strcmp(a, "--cam-layer") && more) cam_layer = argv[++i];    /* the Grad-CAM session's target */
+        else if (!strcmp(a, "--cam-method") && more) cam_method = argv[++i];
         else if (!strcmp(a, "--load-only")) load_only = 1;
         else if (!strcmp(a, "--resize") && more) {
             if (cli_filter("--resize", argv[++i], &o.resize)) goto usage;
@@ -253,6 +256,8 @@ int cli_bench(int argc, char **argv)
     ec_session *s0 = NULL, *s1 = NULL;   /* plain (not with --cam-only), Grad-CAM */
     if (!cam_only && ec_session_new(m, &o, &s0) != EC_OK) { cli_err(model, "%s", ec_last_error()); ec_model_free(m); return 2; }
     o.gradcam = 1;
+    o.cam_layer = cam_layer;
+    o.cam_method = cam_method;
     if (gradcam && ec_session_new(m, &o, &s1) != EC_OK) {
         cli_err(model, "%s", ec_last_error());
         ec_session_free(s0);

@@ -7,7 +7,8 @@
 
 static const char usage[] =
     "usage: effcam info MODEL.ecm [--json] [--plan]\n"
-    "The model's layers (output shapes, parameters; '*' marks the layers --cam-layer accepts),\n"
+    "The model's layers (output shapes, parameters; '*' marks the layers --cam-layer accepts,\n"
+    "and `input`, the model input, is accepted too),\n"
     "totals, input size, labels, the Grad-CAM layer and the planned activation arena.\n"
     "  --json   one JSON object\n"
     "  --plan   also the activation memory plan: one line per buffer and a time x memory chart\n";
@@ -82,8 +83,8 @@ int cli_info(int argc, char **argv)
             js_buf_string(&b, li.name);
             js_buf_puts(&b, ", \"op\": ");
             js_buf_string(&b, li.op);
-            js_buf_printf(&b, ", \"shape\": [%d, %d, %d], \"params\": %lld}", li.out_h, li.out_w, li.out_c,
-                          (long long)li.params);
+            js_buf_printf(&b, ", \"shape\": [%d, %d, %d], \"params\": %lld, \"cam_target\": %s}", li.out_h, li.out_w,
+                          li.out_c, (long long)li.params, li.cam_target ? "true" : "false");
         }
         js_buf_puts(&b, "]");
         if (plan) {
@@ -98,14 +99,15 @@ int cli_info(int argc, char **argv)
         cli_emit(&b);
         js_buf_free(&b);
     } else {
-        printf("%-36s %-12s %-18s %12s\n", "layer", "op", "output", "params");
+        printf("%-36s %-12s %-18s %12s %s\n", "layer", "op", "output", "params", "cam");
         for (int i = 0; i < nl; i++) {
             ec_layer_info li;
             if (ec_model_layer(m, i, &li) != EC_OK) continue;
             char shape[48];
             snprintf(shape, sizeof shape, "%dx%dx%d", li.out_h, li.out_w, li.out_c);
-            printf("%-36s %-12s %-18s %12lld\n", li.name, li.op, shape, (long long)li.params);
+            printf("%-36s %-12s %-18s %12lld %s\n", li.name, li.op, shape, (long long)li.params, li.cam_target ? "*" : "");
         }
+        printf("('*': a valid --cam-layer; `input`, the model input, too: a saliency map)\n");
         printf("\nlayers        %d\n", nl);
         printf("params        %lld\n", (long long)ec_model_params(m));
         printf("weights       %.2f MB fp16 + %.2f MB fp32\n", ec_model_weight_bytes(m, 1) / 1e6,

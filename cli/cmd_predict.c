@@ -21,14 +21,18 @@
 
 static const char usage[] =
     "usage: effcam predict MODEL.ecm IMAGE|DIR... [--from FILE] [--top-k N] [--json] [--threads N]\n"
-    "                      [--jobs N] [--cam OUT] [--cam-layer NAME] [--class INDEX|LABEL]\n"
+    "                      [--jobs N] [--cam OUT] [--cam-layer NAME] [--cam-method M] [--class INDEX|LABEL]\n"
     "                      [--cam-score prob|logit] [--base64] [--resize FILTER] [--overlay-resize FILTER]\n"
     "                      [--max-pixels N] [--stats]\n"
     "Top-k classes per image, as the app reports them. A DIR stands for the images in it\n"
     "(.jpg .jpeg .png .bmp .gif .tga .ppm .pgm, sorted by name); --from FILE reads one path per line.\n"
     "  --json            one JSON object per image per line (README: the result fields)\n"
     "  --cam OUT         the app's overlay PNG: a file for one image, a directory for several\n"
-    "  --cam-layer NAME  the layer to explain (default: the app's, the last conv layer)\n"
+    "  --cam-layer NAME  the layer to explain (default: the app's, the last conv layer): any layer\n"
+    "                    `effcam info MODEL` marks with '*' (a 4-D output), or `input` (the gradient\n"
+    "                    w.r.t. the model input: a saliency map); early layers give finer maps\n"
+    "  --cam-method M    gradcam (default, the app's), gradcampp, xgradcam, hirescam, layercam or\n"
+    "                    eigencam (no gradient); xgradcam and eigencam suit post-activation layers\n"
     "  --class C         the class to explain (default: the top class); --cam-score logit|prob\n"
     "  --base64          the overlay PNG in the JSON (\"overlay_base64\"); needs --json\n"
     "  --threads N       threads per session (1..64); --jobs N: N sessions over one model\n"
@@ -364,6 +368,7 @@ int cli_predict(int argc, char **argv)
             if (add_list(&imgs, argv[++i])) { paths_free(&imgs); return 2; }
         } else if (!strcmp(a, "--cam") && more) { cam_out = argv[++i]; o.gradcam = 1; }
         else if (!strcmp(a, "--cam-layer") && more) { o.cam_layer = argv[++i]; o.gradcam = 1; }
+        else if (!strcmp(a, "--cam-method") && more) { o.cam_method = argv[++i]; o.gradcam = 1; }
         else if (!strcmp(a, "--class") && more) { cls = argv[++i]; o.gradcam = 1; }
         else if (!strcmp(a, "--cam-score") && more) {
             const char *s = argv[++i];

@@ -2,7 +2,9 @@
  *
  * One request per stdin line, one response per stdout line, in order:
  *   -> {"id": ANY, "image": PATH}            or {"id": ANY, "image_base64": "..."}
- *      optional "cam": true|false (default false), "top_k": N (default 3)
+ *      optional "cam": true|false (default false), "top_k": N (default 3),
+ *      "cam_method": "gradcam"|"gradcampp"|"xgradcam"|"hirescam"|"layercam"|"eigencam",
+ *      "cam_layer": NAME (a layer `effcam info` marks with '*', or "input"); either implies "cam"
  *   <- {"id": ANY, <the fields of `predict --json`: result_json.c>}   with cam also
  *       "gradcam": {...} and "overlay_base64": "<the app's overlay PNG>"
  *   <- {"id": ANY, "error": "..."}           any failure of one request; the worker goes on
@@ -20,6 +22,13 @@
  * a plain session's. A second, plain session would cost another activation arena and
  * scratch (~9 MB on that model) in every worker for nothing. A model without a
  * Grad-CAM target gets a plain session and answers cam requests with an error.
+ *
+ * A request's method is set on the session it runs on (cheap: every method uses the
+ * same plan). A request's layer needs a session planned for that layer (what the
+ * backward keeps and recomputes depends on it): the worker keeps the default
+ * session plus at most MAX_LAYER_SESSIONS more, one per other layer asked for,
+ * and drops the least recently used when a new layer comes (its arena: up to ~25
+ * MB for the 300-px V2-S's stem_activation). A model reload drops them all.
  *
  * Memory stays flat: the line, the decoded base64 and the response buffers are reused
  * from request to request; the image decoder's pixels, the parsed request and the PNG
@@ -44,12 +53,18 @@
 #define MAX_LINE ((size_t)64 << 20)   /* longest request line; the rest of a longer one is skipped */
 #define KEEP_BYTES ((size_t)256 << 10) /* reusable buffers above this are freed after the request */
 
+#define MAX_LAYER_SESSIONS 2          /* sessions for layers other than the default, LRU */
+
 static const char usage_serve[] =
     "usage: effcam serve MODEL.ecm [--threads N] [--max-pixels N] [--resize FILTER]\n"
     "A resident worker: one JSON request per line on stdin, one JSON answer per line on stdout\n"
     "(README and docs/django.md describe the protocol). Memory stays flat; errors are answered.\n"
     "  request: {\"id\": ANY, \"image\": PATH | \"image_base64\": DATA, \"cam\": BOOL, \"top_k\": N,\n"
-    "            \"resize\": FILTER (lanczos, the default, bicubic, bilinear, hamming, box, nearest)}\n";
+    "            \"resize\": FILTER, \"cam_method\": M, \"cam_layer\": NAME}\n"
+    "  resize: lanczos (the default), bicubic, bilinear, hamming, box, nearest;\n"
+    "  cam_method: gradcam (default), gradcampp, xgradcam, hirescam, layercam, eigencam;\n"
+    "  cam_layer: a layer `effcam info MODEL` marks with '*', or input (the default session plus\n"
+    "  at most 2 more, one per other layer, least recently used dropped)\n";
 
 /* ---- input: bounded lines from a raw descriptor ---------------------------------- */
 
@@ -143,6 +158,12 @@ typedef struct {
 } file_id;
 
 typedef struct {
+    char *layer;              /* the target layer (malloc'd), NULL = unused slot */
+    ec_session *s;
+    unsigned long used;       /* request counter when last used */
+} layer_session;
+
+typedef struct {
     const char *path;         /* the model file */
     file_id id;               /* what it was when loaded */
     ec_session_options opt;
@@ -152,6 +173,8 @@ typedef struct {
     char nocam_reason[256];   /* why not, for cam requests */
     int k;                    /* classes */
     int *order;               /* [k] top-k selection */
+    layer_session ls[MAX_LAYER_SESSIONS];
+    unsigned long clock;      /* requests served, for the LRU */
     unsigned char *bin;       /* decoded image_base64 */
     size_t bin_cap, bin_len;
     js_buf out;
@@ -179,6 +202,50 @@ static int file_id_same(const file_id *a, const file_id *b)
 {
     return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
            a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static void drop_layer_sessions(server *sv)
+{
+    for (int i = 0; i < MAX_LAYER_SESSIONS; i++) {
+        ec_session_free(sv->ls[i].s);
+        free(sv->ls[i].layer);
+        memset(&sv->ls[i], 0, sizeof sv->ls[i]);
+    }
+}
+
+/* The session for a request's layer: the default one when layer is NULL or its
+ * target, else a cached one, made (evicting the least recently used) if new.
+ * NULL with the reason in err. */
+static ec_session *session_for(server *sv, const char *layer, char *err, size_t cap)
+{
+    const char *def = sv->gradcam ? ec_model_gradcam_layer(sv->m) : NULL;
+    if (!layer || (def && !strcmp(def, layer))) return sv->s;
+    int lru = 0;
+    for (int i = 0; i < MAX_LAYER_SESSIONS; i++) {
+        if (sv->ls[i].layer && !strcmp(sv->ls[i].layer, layer)) {
+            sv->ls[i].used = sv->clock;
+            return sv->ls[i].s;
+        }
+        if (!sv->ls[i].layer || (sv->ls[lru].layer && sv->ls[i].used < sv->ls[lru].used)) lru = i;
+    }
+    ec_session_options o = sv->opt;
+    o.gradcam = 1;
+    o.cam_layer = layer;
+    ec_session *s = NULL;
+    char *name = strdup(layer);
+    if (!name) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    if (ec_session_new(sv->m, &o, &s) != EC_OK) {
+        snprintf(err, cap, "%s", ec_last_error());
+        free(name);
+        return NULL;
+    }
+    ec_session_free(sv->ls[lru].s);
+    free(sv->ls[lru].layer);
+    sv->ls[lru] = (layer_session){ name, s, sv->clock };
+    return s;
 }
 
 /* Loads and checks the model and makes its session (with Grad-CAM when the model
@@ -217,6 +284,7 @@ static int server_load(server *sv)
         ec_model_free(m);
         return -1;
     }
+    drop_layer_sessions(sv);   /* planned for the old model */
     ec_session_free(sv->s);
     ec_model_free(sv->m);
     free(sv->order);
@@ -262,15 +330,12 @@ static void serve_line(server *sv, const char *line, size_t len)
         goto done;
     }
     id = rq.id;
-    int cam = rq.cam;
+    int cam = rq.cam || rq.cam_method || rq.cam_layer;   /* asking for a method or a layer asks for the map */
     long topk = rq.top_k;
+    sv->clock++;
     ec_resize_filter filter = sv->opt.resize;
     if (rq.resize && ec_resize_filter_parse(rq.resize, &filter) != EC_OK) {
         put_error(b, id, "\"resize\" must be nearest, box, bilinear, hamming, bicubic or lanczos");
-        goto done;
-    }
-    if (rq.cam_method || rq.cam_layer) {
-        put_error(b, id, "\"cam_method\" and \"cam_layer\" are not supported by this worker yet");
         goto done;
     }
     file_id now;
@@ -285,30 +350,39 @@ static void serve_line(server *sv, const char *line, size_t len)
         /* replaced by another file: the old one is still mapped and whole */
     }
     if (topk > sv->k) topk = sv->k;
-    if (cam && !sv->gradcam) {
+    if (cam && !sv->gradcam && !rq.cam_layer) {
         put_error(b, id, sv->nocam_reason);
+        goto done;
+    }
+    ec_session *ss = session_for(sv, rq.cam_layer, err, sizeof err);
+    if (!ss) {
+        put_error(b, id, err);
+        goto done;
+    }
+    if (ec_session_set_cam_method(ss, rq.cam_method) != EC_OK) {
+        put_error(b, id, ec_last_error());
         goto done;
     }
 
     ec_result r;
     ec_status st;
-    ec_session_set_resize(sv->s, filter);   /* this request's; the worker's default again below */
+    ec_session_set_resize(ss, filter);   /* this request's; the worker's default again below */
     if (rq.image) {
-        st = ec_session_predict_file(sv->s, rq.image, &r);
+        st = ec_session_predict_file(ss, rq.image, &r);
     } else {
         if (cli_base64_decode(rq.data, rq.data_len, &sv->bin, &sv->bin_cap, &sv->bin_len, err, sizeof err)) {
             put_error(b, id, err);
             goto done;
         }
-        st = ec_session_predict_encoded(sv->s, sv->bin, sv->bin_len, &r);
+        st = ec_session_predict_encoded(ss, sv->bin, sv->bin_len, &r);
     }
-    ec_session_set_resize(sv->s, sv->opt.resize);
+    ec_session_set_resize(ss, sv->opt.resize);
     if (st != EC_OK) {
         put_error(b, id, ec_last_error());
         goto done;
     }
     size_t plen = 0;
-    if (cam && ec_session_overlay_png(sv->s, &png, &plen) != EC_OK) {
+    if (cam && ec_session_overlay_png(ss, &png, &plen) != EC_OK) {
         snprintf(err, sizeof err, "overlay: %s", ec_last_error());
         put_error(b, id, err);
         goto done;
@@ -443,6 +517,7 @@ out:
     js_buf_free(&sv.out);
     free(sv.bin);
     free(sv.order);
+    drop_layer_sessions(&sv);
     ec_session_free(sv.s);
     ec_model_free(sv.m);
     return rc;

@@ -281,21 +281,24 @@ static int eig_top(double *S, int n, double *u, double *lam1, double *lam2, doub
 
 static double finite0(float v) { return isnan(v) ? 0.0 : (double)v; }   /* pytorch-grad-cam zeroes NaN */
 
-static ec_status cam_eigen(const float *A, size_t hw, int K, float *cam, ec_cam_eigen_info *info)
+/* EigenCAM's workspace: S [nn * nn], mean [K], u [nn], work [4 nn], row [K] */
+static size_t cam_eigen_doubles(size_t hw, int K)
+{
+    const size_t nn = hw < (size_t)K ? hw : (size_t)K;
+    return nn * nn + 5 * nn + 2 * (size_t)K;
+}
+
+static ec_status cam_eigen(const float *A, size_t hw, int K, float *cam, ec_cam_eigen_info *info, double *ws)
 {
     const size_t nn = hw < (size_t)K ? hw : (size_t)K;
     if (nn > EC_CAM_EIGEN_MAX_N)
         return ec_fail(EC_ERR_LIMIT, "eigencam: min(h*w, channels) = %zu exceeds %d", nn, EC_CAM_EIGEN_MAX_N);
     const int n = (int)nn, by_channel = (size_t)K <= hw;   /* X^T X (K x K) or X X^T (hw x hw) */
-    double *S = malloc(nn * nn * sizeof *S);
-    double *mean = calloc((size_t)K, sizeof *mean);
-    double *u = malloc(nn * sizeof *u), *work = malloc(4 * nn * sizeof *work);
-    double *row = malloc((size_t)K * sizeof *row);
+    double *own = ws ? NULL : malloc(cam_eigen_doubles(hw, K) * sizeof *own), *base = ws ? ws : own;
     ec_status st = EC_OK;
-    if (!S || !mean || !u || !work || !row) {
-        st = ec_fail(EC_ERR_NOMEM, "eigencam: out of memory (%zu x %zu doubles)", nn, nn);
-        goto done;
-    }
+    if (!base) return ec_fail(EC_ERR_NOMEM, "eigencam: out of memory (%zu x %zu doubles)", nn, nn);
+    double *S = base, *mean = S + nn * nn, *u = mean + K, *work = u + nn, *row = work + 4 * nn;
+    memset(mean, 0, (size_t)K * sizeof *mean);
     for (size_t i = 0; i < hw; i++)
         for (int k = 0; k < K; k++) mean[k] += finite0(A[i * (size_t)K + k]);
     for (int k = 0; k < K; k++) mean[k] /= (double)hw;
@@ -350,10 +353,14 @@ static ec_status cam_eigen(const float *A, size_t hw, int K, float *cam, ec_cam_
     }
     /* The sign. Read literally, "sum(p) >= 0" cannot decide it: X's columns are centred, so
      * sum_i p_i = sum_k v_k sum_i X_ik = 0 exactly: that sum is rounding noise
-     * and would pick a random sign. The fixtures (all five models, both signs
-     * occurring) follow the uncentred projection: sum_i (A v)_i = hw mean . v >= 0.
-     * mean . v has the sign of mean . X^T p = sum_i p_i (X_i . mean), since X^T p
-     * = s1^2 v on either side. */
+     * and picks a random sign. The fixtures' maps show it: over every case of
+     * every model their sign agrees with any rule computed from A about half
+     * the time, and Keras's own fp16-weight run flips it in about half the
+     * cases (tests/test_explain.c compares EigenCAM up to sign). A rule that
+     * does not depend on noise: the uncentred projection non-negative,
+     * sum_i (A v)_i = hw mean . v >= 0 (the component points the way the mean
+     * activation does). mean . v has the sign of mean . X^T p = sum_i p_i
+     * (X_i . mean), since X^T p = s1^2 v on either side. */
     double dir = 0.0;
     for (size_t i = 0; i < hw; i++) {
         double xm = 0.0;
@@ -363,25 +370,35 @@ static ec_status cam_eigen(const float *A, size_t hw, int K, float *cam, ec_cam_
     if (dir < 0.0)
         for (size_t i = 0; i < hw; i++) cam[i] = -cam[i];
 done:
-    free(S);
-    free(mean);
-    free(u);
-    free(work);
-    free(row);
+    free(own);
     return st;
 }
 
 /* ---- entry points --------------------------------------------------------------------- */
 
+size_t ec_cam_work_doubles(size_t hw, int K)
+{
+    const size_t nn = hw < (size_t)K ? hw : (size_t)K, g = 2 * (size_t)(K > 0 ? K : 0);
+    if (nn > EC_CAM_EIGEN_MAX_N) return g;   /* eigencam refuses such a layer anyway */
+    const size_t e = cam_eigen_doubles(hw, K);
+    return e > g ? e : g;
+}
+
 ec_status ec_cam_raw(ec_cam_method m, const float *A, const float *G, size_t hw, int K, float *cam,
                      ec_cam_eigen_info *info)
+{
+    return ec_cam_raw_ws(m, A, G, hw, K, cam, info, NULL);
+}
+
+ec_status ec_cam_raw_ws(ec_cam_method m, const float *A, const float *G, size_t hw, int K, float *cam,
+                        ec_cam_eigen_info *info, double *ws)
 {
     if ((int)m < 0 || m >= EC_CAM_N_METHODS) return ec_fail(EC_ERR_ARG, "cam: method %d out of range", (int)m);
     if (!A || !cam || (!G && ec_cam_method_needs_grad(m)))
         return ec_fail(EC_ERR_ARG, "cam %s: NULL %s", cam_names[m], !A ? "activation" : !cam ? "output" : "gradient");
     if (hw == 0 || K <= 0 || hw > SIZE_MAX / sizeof(float) / (size_t)K)
         return ec_fail(EC_ERR_ARG, "cam %s: bad size %zu x %d", cam_names[m], hw, K);
-    if (m == EC_CAM_EIGENCAM) return cam_eigen(A, hw, K, cam, info);
+    if (m == EC_CAM_EIGENCAM) return cam_eigen(A, hw, K, cam, info, ws);
     if (m == EC_CAM_HIRESCAM || m == EC_CAM_LAYERCAM) {
         for (size_t i = 0; i < hw; i++) {
             const float *a = A + i * (size_t)K, *g = G + i * (size_t)K;   /* [K] each */
@@ -394,18 +411,24 @@ ec_status ec_cam_raw(ec_cam_method m, const float *A, const float *G, size_t hw,
         }
         return EC_OK;
     }
-    double *w = malloc(2 * (size_t)K * sizeof *w);   /* w[K], then the sums of A [K] */
+    double *own = ws ? NULL : malloc(2 * (size_t)K * sizeof *own), *w = ws ? ws : own;   /* w[K], then the sums of A [K] */
     if (!w) return ec_fail(EC_ERR_NOMEM, "cam %s: out of memory", cam_names[m]);
     cam_weights(m, A, G, hw, K, w, w + K);
     cam_weighted(A, hw, K, w, cam);
-    free(w);
+    free(own);
     return EC_OK;
 }
 
 ec_status ec_cam_compute(ec_cam_method m, const float *A, const float *G, size_t hw, int K, float *cam,
                          ec_cam_eigen_info *info)
 {
-    ec_status st = ec_cam_raw(m, A, G, hw, K, cam, info);
+    return ec_cam_compute_ws(m, A, G, hw, K, cam, info, NULL);
+}
+
+ec_status ec_cam_compute_ws(ec_cam_method m, const float *A, const float *G, size_t hw, int K, float *cam,
+                            ec_cam_eigen_info *info, double *ws)
+{
+    ec_status st = ec_cam_raw_ws(m, A, G, hw, K, cam, info, ws);
     if (st == EC_OK) ec_cam_normalize(cam, hw);
     return st;
 }

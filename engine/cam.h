@@ -12,7 +12,8 @@
  *   layercam   cam_i = sum_k relu(G_ik) A_ik
  *   eigencam   X = A with its columns centred, v its first right singular vector,
  *              cam = X v with the sign making sum(A v) >= 0, i.e. mean(A) . v >= 0
- *              (sum(X v) is 0 for centred X: see cam.c) (G unused)
+ *              (the app's sum(X v) >= 0 is void: 0 for centred X, its sign
+ *              rounding noise; see cam.c) (G unused)
  * Which layer suits which method: gradcam, gradcampp, hirescam and layercam are
  * well-conditioned anywhere. xgradcam divides by sum_i A_ik, which for a raw conv
  * output (the app's default target top_conv, before its BN) is a sum of mixed
@@ -72,5 +73,14 @@ void ec_cam_normalize(float *cam, size_t hw);
 /* ec_cam_raw then ec_cam_normalize. */
 ec_status ec_cam_compute(ec_cam_method m, const float *A, const float *G, size_t hw, int K, float *cam,
                          ec_cam_eigen_info *info);
+
+/* The same with the caller's workspace ws of ec_cam_work_doubles(hw, K) doubles
+ * (enough for every method), so a session's predicts allocate nothing; ws NULL:
+ * allocated per call. */
+size_t ec_cam_work_doubles(size_t hw, int K);
+ec_status ec_cam_raw_ws(ec_cam_method m, const float *A, const float *G, size_t hw, int K, float *cam,
+                        ec_cam_eigen_info *info, double *ws);
+ec_status ec_cam_compute_ws(ec_cam_method m, const float *A, const float *G, size_t hw, int K, float *cam,
+                            ec_cam_eigen_info *info, double *ws);
 
 #endif

@@ -98,6 +98,9 @@ int ec_model_checked(const ec_model *m);   /* 1: the checksum matched, -1: it di
 ec_status ec_model_from_memory(const void *buf, size_t size, ec_model **out);
 const char *ec_op_name(int op);
 int ec_model_find_node(const ec_model *m, const char *name);   /* last node of that name, or -1 */
+/* 1 if layer (node) `node` can be explained (backward.c): a 4-D output that the
+ * model's output depends on; else 0 and, if why is not NULL, the reason. */
+int ec_model_cam_target(const ec_model *m, int node, char *why, size_t cap);
 
 /* ---- the memory plan (plan.c) ------------------------------------------------
  * Times: 0 = the input is written, step k runs at time k + 1, n_steps + 1 = after
@@ -150,9 +153,11 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
 void ec_plan_free(ec_plan *p);
 /* Adds n_extra buffers used after the forward pass, their first/last counted from
  * its end (0 = right after the last step); the values that live to the end of the
- * forward (pinned, output) are kept alive over them; then places everything again.
- * The new buffers are p->bufs[*first_id + i]. */
-ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra, int keep_all, int *first_id);
+ * forward (pinned, output) are kept alive over them, or up to time until[b] (same
+ * clock) for a buffer b with until[b] >= 0 (until may be NULL); then places
+ * everything again. The new buffers are p->bufs[*first_id + i]. */
+ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra, int keep_all, const int *until,
+                               int *first_id);
 #define EC_IM2COL_TILE_BYTES (512u << 10)   /* bound on one thread's im2col tile */
 #define EC_WINO_TILE_BYTES (1024u << 10)    /* bound on one thread's Winograd V + M */
 /* F(4x4, 3x3) (4x fewer multiplies than the direct form, F(2x2) 2.25x) when its

@@ -806,6 +806,7 @@ ec_status ec_model_layer(const ec_model *m, int index, ec_layer_info *out)
     out->params = 0;
     for (int k = 0; k < ECM_MAX_W; k++)
         if (n->w[k] >= 0 && !(m->tensors[n->w[k]].flags & ECM_TF_DERIVED)) out->params += m->tensors[n->w[k]].elems;
+    out->cam_target = ec_model_cam_target(m, index, NULL, 0);
     return EC_OK;
 }
 

@@ -233,7 +233,7 @@ static void ec_direct_rows(void *ctx, int task, int thread)
 static void ec_direct_conv(const ec_exec *ex, const ec_step *st, const ec_conv_geom *g, const float *x,
                            const float *w, const float *scale, const float *shift, float *y)
 {
-    ec_direct_task t = { { *g, ex->m->values[st->out].c, st->act }, x, w, scale, shift, y, 0 };
+    ec_direct_task t = { { *g, ex->m->values[ex->m->nodes[st->node].out].c, st->act }, x, w, scale, shift, y, 0 };
     /* whole output rows per task: each element's arithmetic does not depend on the split */
     t.rows = ec_per_task(ex, g->out_h, 1);
     ec_pool_run(ex->pool, (g->out_h + t.rows - 1) / t.rows, ec_direct_rows, &t);
@@ -373,26 +373,320 @@ static void ec_conv_forward(const ec_exec *ex, const ec_step *st, const float *x
     if (st->softmax) ec_f32_act(y, y, (size_t)t.M, t.N, EC_ACT_SOFTMAX);
 }
 
-/* dense: dx[M, cin] (+)= dz[M, cout] @ W^T, dz from dy through the activation. */
-void ec_dense_backward(const ec_exec *ex, const ec_node *n, const float *x, const float *y,
+/* ---- conv2d / dense backward: the data gradient --------------------------------------------
+ * dx = d(loss)/dx from dy = d(loss)/d(conv(x) * scale), scale the BN folded in
+ * (or NULL): the weights times scale, transposed, applied to dy. Weight
+ * gradients are never needed. By geometry:
+ *   pointwise (1x1, stride 1, no padding): dX[M, cin] = dY[M, cout] @ (W s)^T,
+ *       one packed GEMM (kernels/pgemm.c) on W^T packed by ec_pack_bt;
+ *   stride 1, 3x3, cin > EC_DIRECT_MAX_COUT: the flipped forward conv (rotated
+ *       kernel, channels swapped: ec_conv_weights_flip) on Winograd, the same
+ *       tiles and transforms as the forward (the bulk of EfficientNetV2's fused
+ *       blocks: as fast as their forward);
+ *   stride 1, cin <= EC_DIRECT_MAX_COUT (with AVX2): the flipped conv on the
+ *       direct kernel (the V2 stage-1 convs, 24 -> 24);
+ *   otherwise (stride 2, the stem): GEMM into im2col columns, then col2im
+ *       gathers each dx row (ec_f32_conv_backward), rows split across threads.
+ * Every path computes each dx element whole, whatever the thread split, so the
+ * results are bit-identical for any thread count. A conv with its own
+ * activation (the SE convs) first turns dy into d(pre-activation) from z. */
+
+enum { EC_CBW_POINTWISE, EC_CBW_WINO, EC_CBW_DIRECT, EC_CBW_COL2IM };
+
+typedef struct {
+    int path;
+    ec_conv_geom g;               /* the forward's geometry */
+    ec_conv_geom gt;              /* the flipped conv's (WINO, DIRECT): input dy, output dx */
+    int cin, cout;
+    int f43, T;                   /* WINO: F(4x4, 3x3), tiles per task */
+} ec_cbw;
+
+static void ec_cbw_choose(const ec_model *m, const ec_node *n, ec_cbw *c)
+{
+    const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[n->out];
+    memset(c, 0, sizeof *c);
+    c->g = (ec_conv_geom){ vx->h, vx->w, vx->c, vy->h, vy->w, n->kh, n->kw, n->sh, n->sw, n->pt, n->pl };
+    c->cin = vx->c, c->cout = vy->c;
+    const ec_conv_geom *g = &c->g;
+    if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_t == 0 && g->pad_l == 0 && g->out_h == g->in_h &&
+        g->out_w == g->in_w) {
+        c->path = EC_CBW_POINTWISE;
+        return;
+    }
+    c->path = EC_CBW_COL2IM;
+    if (ec_conv_geom_flip(g, c->cout, &c->gt) != 0) return;
+    if (g->kh == 3 && g->kw == 3 && c->cin > EC_DIRECT_MAX_COUT) {
+        /* as plan.c chooses for a forward conv with cin' = cout, cout' = cin */
+        const size_t ci = (size_t)c->cout, co = (size_t)c->cin;
+        c->f43 = 36 * ci * co * sizeof(float) <= EC_WINO43_MAX_U_BYTES && c->gt.out_h >= 8 && c->gt.out_w >= 8;
+        const size_t nxi = c->f43 ? 36 : 16;
+        const int tiles = c->f43 ? ec_wino43_tiles(&c->gt) : ec_wino23_tiles(&c->gt);
+        size_t T = EC_WINO_TILE_BYTES / sizeof(float) / (nxi * (ci + co));
+        if (T < 8) T = 8;
+        if (T > (size_t)tiles) T = (size_t)tiles;
+        c->T = (int)T;
+        c->path = EC_CBW_WINO;
+    } else if (c->cin <= EC_DIRECT_MAX_COUT && ec_cpu_has_avx2()) {
+        c->path = EC_CBW_DIRECT;
+    }
+}
+
+static size_t ec_al16(size_t n) { return (n + 15) & ~(size_t)15; }   /* floats: 64-byte steps in ex->tmp */
+
+/* W^T (times scale) packed for ec_gemm_packed, split by panels of W's rows. */
+typedef struct {
+    const void *w;
+    int w_f16, K, N, per;
+    const float *scale;
+    float *bp;
+} ec_packt_task;
+
+static void ec_packt_panels(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_packt_task *t = ctx;
+    int np = (t->K + EC_PG_NR - 1) / EC_PG_NR, p0 = task * t->per, p1 = p0 + t->per < np ? p0 + t->per : np;
+    ec_pack_bt(t->w, t->w_f16, t->scale, t->K, t->N, p0, p1, t->bp);
+}
+
+static void ec_pack_transposed(const ec_exec *ex, const ec_tensor *W, const float *scale, int K, int N)
+{
+    int np = (K + EC_PG_NR - 1) / EC_PG_NR;
+    ec_packt_task t = { W->data, W->dtype == ECM_DT_F16, K, N, np, scale, ex->wide };
+    if (ex->threads > 1 && (size_t)K * N >= (64u << 10)) t.per = ec_per_task(ex, np, 1);
+    ec_pool_run(ex->pool, (np + t.per - 1) / t.per, ec_packt_panels, &t);
+}
+
+/* The flipped conv's weights (ec_conv_weights_flip), split by dx channels. */
+typedef struct {
+    const void *w;
+    int w_f16, kh, kw, cin, cout, per;
+    const float *scale;
+    float *wt;
+} ec_flip_task;
+
+static void ec_flip_rows(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_flip_task *t = ctx;
+    int c0 = task * t->per, c1 = c0 + t->per < t->cin ? c0 + t->per : t->cin;
+    ec_conv_weights_flip(t->w, t->w_f16, t->scale, t->kh, t->kw, t->cin, t->cout, c0, c1, t->wt);
+}
+
+typedef struct {
+    const ec_conv_geom *g;
+    const float *dy, *bpt;
+    float *dx, *col;
+    size_t col_stride;
+    int M, cin, cout, rows, per;  /* rows per task (GEMM rows or dx rows), or panels per task */
+} ec_cbw_task;
+
+static void ec_pw_bw_rows(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_cbw_task *t = ctx;
+    int m0 = task * t->rows, m1 = m0 + t->rows < t->M ? m0 + t->rows : t->M;
+    ec_gemm_packed(m1 - m0, t->cin, t->cout, t->dy + (size_t)m0 * t->cout, t->cout, t->bpt, NULL, EC_ACT_LINEAR,
+                   t->dx + (size_t)m0 * t->cin, t->cin, 0, m1 - m0, 0, (t->cin + EC_PG_NR - 1) / EC_PG_NR);
+}
+
+static void ec_pw_bw_panels(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_cbw_task *t = ctx;
+    int np = (t->cin + EC_PG_NR - 1) / EC_PG_NR, p0 = task * t->per, p1 = p0 + t->per < np ? p0 + t->per : np;
+    ec_gemm_packed(t->M, t->cin, t->cout, t->dy, t->cout, t->bpt, NULL, EC_ACT_LINEAR, t->dx, t->cin, 0, t->M, p0, p1);
+}
+
+static void ec_c2i_bw_rows(void *ctx, int task, int thread)
+{
+    const ec_cbw_task *t = ctx;
+    int y0 = task * t->rows, y1 = y0 + t->rows < t->g->in_h ? y0 + t->rows : t->g->in_h;
+    ec_f32_conv_backward(t->g, t->cout, t->bpt, t->dy, t->col + (size_t)thread * t->col_stride, t->dx, y0, y1);
+}
+
+/* dx (+)= d elementwise, split across the threads (any split: the same bits) */
+typedef struct {
+    float *dx;
+    const float *d;
+    size_t n, per;
+} ec_add_task;
+
+static void ec_add_chunk(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_add_task *t = ctx;
+    size_t i0 = (size_t)task * t->per, i1 = i0 + t->per < t->n ? i0 + t->per : t->n;
+    ec_f32_add(t->dx + i0, t->d + i0, t->dx + i0, i1 - i0);
+}
+
+static void ec_bw_accumulate(const ec_exec *ex, float *dx, const float *d, size_t n)
+{
+    ec_add_task t = { dx, d, n, n ? n : 1 };
+    if (ex->threads > 1 && n >= (64u << 10)) t.per = (n + 4 * (size_t)ex->threads - 1) / (4 * (size_t)ex->threads);
+    ec_pool_run(ex->pool, (int)((n + t.per - 1) / t.per), ec_add_chunk, &t);
+}
+
+/* dx[rows, c] = dy * act'(x) * scale[c] (scale may be NULL; not softmax), split by rows */
+typedef struct {
+    const float *x, *dy, *scale;
+    float *dx;
+    int c, act, rows, n_rows;
+} ec_actbw_task;
+
+static void ec_actbw_rows(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_actbw_task *t = ctx;
+    size_t r0 = (size_t)task * t->rows, r1 = r0 + t->rows < (size_t)t->n_rows ? r0 + t->rows : (size_t)t->n_rows;
+    size_t o = r0 * (size_t)t->c;
+    ec_f32_act_scale_backward(t->x + o, t->dy + o, t->scale, t->dx + o, r1 - r0, t->c, t->act);
+}
+
+static void ec_act_scale_rows(const ec_exec *ex, const float *x, const float *dy, const float *scale, float *dx,
+                              size_t rows, int c, int act)
+{
+    ec_actbw_task t = { x, dy, scale, dx, c, act, 0, (int)rows };
+    t.rows = ec_split_rows(ex, t.n_rows);
+    ec_pool_run(ex->pool, (t.n_rows + t.rows - 1) / t.rows, ec_actbw_rows, &t);
+}
+
+/* A conv's own activation (z: its pre-activation, or its output for softmax). */
+static void ec_bw_own_act(const ec_exec *ex, int act, const float *z, const float *dy, float *dz, size_t rows, int c)
+{
+    if (act == ECM_ACT_SOFTMAX) ec_f32_softmax_backward(z, dy, dz, rows, c);
+    else ec_act_scale_rows(ex, z, dy, NULL, dz, rows, c, act);
+}
+
+void ec_op_backward_need(const ec_model *m, const ec_node *n, int acc, ec_bw_need *need)
+{
+    const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[n->out];
+    const size_t nx = (size_t)vx->h * vx->w * vx->c, ny = (size_t)vy->h * vy->w * vy->c;
+    const int own_act = n->act != ECM_ACT_LINEAR;
+    memset(need, 0, sizeof *need);
+    switch (n->op) {
+    case ECM_OP_CONV2D: {
+        ec_cbw c;
+        ec_cbw_choose(m, n, &c);
+        const size_t K = (size_t)n->kh * n->kw * c.cin;
+        if (c.path == EC_CBW_WINO || c.path == EC_CBW_DIRECT) need->tmp += ec_al16(K * c.cout);
+        if (own_act) need->tmp += ec_al16(ny);
+        if (acc) need->tmp += nx;
+        if (c.path == EC_CBW_WINO) {
+            const size_t nxi = c.f43 ? 36 : 16;
+            need->wide = nxi * ec_pack_b_floats(c.cout, c.cin);
+            need->col = nxi * (size_t)c.T * (size_t)(c.cin + c.cout);
+            if (9 * (size_t)c.cin > need->col) need->col = 9 * (size_t)c.cin;
+        } else if (c.path == EC_CBW_POINTWISE || c.path == EC_CBW_COL2IM) {
+            need->wide = ec_pack_b_floats(c.cout, (int)K);
+            if (c.path == EC_CBW_COL2IM) need->col = ec_conv_backward_scratch_floats(&c.g, 1);
+        }
+        break;
+    }
+    case ECM_OP_DWCONV2D:
+        need->tmp = (own_act ? ec_al16(ny) : 0) + (acc ? nx : 0);
+        need->wide = (size_t)m->tensors[n->w[0]].elems;
+        break;
+    case ECM_OP_DENSE:
+        need->tmp = ny;
+        need->wide = (size_t)m->tensors[n->w[0]].elems;
+        break;
+    case ECM_OP_ACTIVATION: case ECM_OP_BATCHNORM: case ECM_OP_NORMALIZE: case ECM_OP_RESCALE: case ECM_OP_MUL:
+        need->tmp = acc ? (nx > ny ? nx : ny) : 0;
+        break;
+    default:
+        break;   /* add, identity, reshape, gap, zeropad accumulate in place */
+    }
+}
+
+void ec_conv_backward(const ec_exec *ex, const ec_node *n, int act, const float *scale, const float *z,
+                      const float *dy, float *dx, int acc)
+{
+    const ec_model *m = ex->m;
+    const ec_tensor *W = &m->tensors[n->w[0]];   /* [kh, kw, cin, cout] */
+    ec_cbw c;
+    ec_cbw_choose(m, n, &c);
+    const size_t K = (size_t)n->kh * n->kw * c.cin, nx = (size_t)c.g.in_h * c.g.in_w * c.cin;
+    const size_t ny = (size_t)c.g.out_h * c.g.out_w * c.cout;
+    float *tmp = ex->tmp, *wt = NULL, *out = dx;
+    if (c.path == EC_CBW_WINO || c.path == EC_CBW_DIRECT) {
+        wt = tmp;   /* [kh, kw, cout, cin] */
+        tmp += ec_al16(K * c.cout);
+    }
+    if (act != ECM_ACT_LINEAR) {
+        /* its own activation: d(pre-activation) from z first */
+        float *dz = tmp;   /* [out_h * out_w, cout] */
+        tmp += ec_al16(ny);
+        ec_bw_own_act(ex, act, z, dy, dz, (size_t)c.g.out_h * c.g.out_w, c.cout);
+        dy = dz;
+    }
+    if (acc) out = tmp;   /* [in_h * in_w, cin], then added into dx */
+    ec_cbw_task t = { &c.g, dy, ex->wide, out, ex->col, ex->col_stride, 0, c.cin, c.cout, 0, 0 };
+    switch (c.path) {
+    case EC_CBW_POINTWISE: {
+        ec_pack_transposed(ex, W, scale, (int)K, c.cout);
+        t.M = c.g.in_h * c.g.in_w;
+        const int np = (c.cin + EC_PG_NR - 1) / EC_PG_NR;
+        if (ex->threads > 1 && np >= 2 * ex->threads && t.M <= 512) {
+            t.per = ec_per_task(ex, np, 1);   /* few rows: by panels, as the forward */
+            ec_pool_run(ex->pool, (np + t.per - 1) / t.per, ec_pw_bw_panels, &t);
+        } else {
+            t.rows = ec_per_task(ex, t.M, EC_PG_MR);
+            ec_pool_run(ex->pool, (t.M + t.rows - 1) / t.rows, ec_pw_bw_rows, &t);
+        }
+        break;
+    }
+    case EC_CBW_COL2IM: {
+        ec_pack_transposed(ex, W, scale, (int)K, c.cout);
+        /* dx rows per task: as many as the thread's scratch holds the columns of */
+        int r = ec_per_task(ex, c.g.in_h, 1);
+        while (r > 1 && ec_conv_backward_scratch_floats(&c.g, r) > ex->col_stride) r--;
+        t.rows = r;
+        ec_pool_run(ex->pool, (c.g.in_h + r - 1) / r, ec_c2i_bw_rows, &t);
+        break;
+    }
+    default: {
+        ec_flip_task ft = { W->data, W->dtype == ECM_DT_F16, n->kh, n->kw, c.cin, c.cout, c.cin, scale, wt };
+        if (ex->threads > 1 && K * c.cout >= (64u << 10)) ft.per = ec_per_task(ex, c.cin, 1);
+        ec_pool_run(ex->pool, (c.cin + ft.per - 1) / ft.per, ec_flip_rows, &ft);
+        if (c.path == EC_CBW_DIRECT) {
+            ec_direct_task dt = { { c.gt, c.cin, EC_ACT_LINEAR }, dy, wt, NULL, NULL, out, 0 };
+            dt.rows = ec_per_task(ex, c.gt.out_h, 1);
+            ec_pool_run(ex->pool, (c.gt.out_h + dt.rows - 1) / dt.rows, ec_direct_rows, &dt);
+            break;
+        }
+        /* Winograd on the flipped conv: cin' = cout, cout' = cin */
+        ec_wino_w_task wt_task = { wt, NULL, 0, c.cout, c.cin, ec_per_task(ex, c.cout, 1), c.f43,
+                                   ec_cpu_has_avx2() ? ec_pack_b_floats(c.cout, c.cin) : 0, ex->col_stride,
+                                   ex->wide, ex->col };
+        ec_pool_run(ex->pool, (c.cout + wt_task.per - 1) / wt_task.per, ec_wino_w_rows, &wt_task);
+        ec_wino_task wk = { &c.gt, dy, ex->wide, NULL, out, ex->col, ex->col_stride, c.cout, c.cin, c.T,
+                            c.f43 ? ec_wino43_tiles(&c.gt) : ec_wino23_tiles(&c.gt), EC_ACT_LINEAR, c.f43,
+                            wt_task.u_stride };
+        ec_pool_run(ex->pool, (wk.n_tiles + wk.T - 1) / wk.T, ec_wino_tiles, &wk);
+        break;
+    }
+    }
+    if (acc) ec_bw_accumulate(ex, dx, out, nx);
+}
+
+/* dense: dx[M, cin] (+)= dz[M, cout] @ W^T, dz from dy through the activation:
+ * softmax from y, others from z (the pre-activation, recomputed by the
+ * backward plan); dy_is_dlogit: dy is already the logit's gradient. */
+void ec_dense_backward(const ec_exec *ex, const ec_node *n, const float *z, const float *y,
                        const float *dy, float *dx, int acc, int dy_is_dlogit)
 {
     const ec_model *m = ex->m;
     const ec_value *vx = &m->values[n->in[0]];
     int M = vx->h * vx->w, cin = vx->c, cout = m->values[n->out].c;
     const float *w = ec_exec_weights(ex, n->w[0]);   /* [cin, cout] */
-    float *dz = ex->tmp;                                /* [M, cout] */
-    float *z = ex->tmp + ex->tmp_floats / 2;          /* [M, cout] */
-    if (n->act == ECM_ACT_LINEAR || (n->act == ECM_ACT_SOFTMAX && dy_is_dlogit)) {
+    float *dz = ex->tmp;                              /* [M, cout] */
+    if (n->act == ECM_ACT_LINEAR || (n->act == ECM_ACT_SOFTMAX && dy_is_dlogit))
         memcpy(dz, dy, (size_t)M * cout * sizeof *dz);
-    } else if (n->act == ECM_ACT_SOFTMAX) {
+    else if (n->act == ECM_ACT_SOFTMAX)
         ec_f32_softmax_backward(y, dy, dz, (size_t)M, cout);
-    } else {
-        /* the pre-activation was fused away: recompute it (the head is tiny) */
-        ec_gemm(M, cout, cin, x, cin, w, cout, 0.0f, z, cout);
-        if (n->bias) ec_f32_affine_act(z, (size_t)M, cout, NULL, n->bias, EC_ACT_LINEAR);
+    else
         ec_f32_act_backward(z, dy, dz, (size_t)M, cout, n->act);
-    }
     for (int r = 0; r < M; r++) {
         const float *dzr = dz + (size_t)r * cout;   /* [cout] */
         float *dxr = dx + (size_t)r * cin;          /* [cin] */
@@ -437,6 +731,47 @@ static void ec_dwconv_forward(const ec_exec *ex, const ec_step *st, const float 
     if (st->softmax) ec_f32_act(y, y, (size_t)vy->h * vy->w, vy->c, EC_ACT_SOFTMAX);
 }
 
+/* dwconv backward: dx = the transposed depthwise conv of dy (gather form,
+ * kernels/dwconv.c), the folded BN's scale on the weights; rows of dx split
+ * across the threads, each computed whole (bit-identical for any split). */
+typedef struct {
+    ec_dwconv_params p;
+    const float *w, *scale, *dy;  /* w [kh, kw, c, mult] */
+    float *dx;                    /* [in_h, in_w, c] */
+    int rows;                     /* dx rows per task */
+} ec_dwbw_task;
+
+static void ec_dwbw_rows(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_dwbw_task *t = ctx;
+    int y0 = task * t->rows, y1 = y0 + t->rows < t->p.g.in_h ? y0 + t->rows : t->p.g.in_h;
+    ec_f32_dwconv_backward(&t->p, t->w, t->scale, t->dy, t->dx, y0, y1);
+}
+
+void ec_dwconv_backward(const ec_exec *ex, const ec_node *n, int act, const float *scale, const float *z,
+                        const float *dy, float *dx, int acc)
+{
+    const ec_model *m = ex->m;
+    const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[n->out];
+    const size_t ny = (size_t)vy->h * vy->w * vy->c, nx = (size_t)vx->h * vx->w * vx->c;
+    float *tmp = ex->tmp;
+    if (act != ECM_ACT_LINEAR) {
+        float *dz = tmp;   /* [out_h * out_w, c * mult] */
+        tmp += ec_al16(ny);
+        ec_bw_own_act(ex, act, z, dy, dz, (size_t)vy->h * vy->w, vy->c);
+        dy = dz;
+    }
+    ec_dwbw_task t;
+    t.p.g = (ec_conv_geom){ vx->h, vx->w, vx->c, vy->h, vy->w, n->kh, n->kw, n->sh, n->sw, n->pt, n->pl };
+    t.p.mult = n->mult;
+    t.p.act = EC_ACT_LINEAR;
+    t.w = ec_exec_weights(ex, n->w[0]), t.scale = scale, t.dy = dy, t.dx = acc ? tmp : dx;
+    t.rows = ec_per_task(ex, vx->h, 1);
+    ec_pool_run(ex->pool, (vx->h + t.rows - 1) / t.rows, ec_dwbw_rows, &t);
+    if (acc) ec_bw_accumulate(ex, dx, tmp, nx);
+}
+
 /* ---- elementwise ops over pixel rows -------------------------------------------------------
  * Each runs on rows [r0, r1) of its output, r = pixel, c channels per row,
  * split across the threads at EC_ROW_ALIGN multiples. */
@@ -463,17 +798,23 @@ static void ec_act_rows(const ec_ew_task *t, size_t r0, size_t r1)
     ec_f32_act(EW_X(t, r0), EW_Y(t, r0), r1 - r0, t->c, t->n->act);
 }
 
-void ec_act_backward(const ec_exec *ex, int act, const float *x, const float *y, size_t rows, int c,
-                     const float *dy, float *dx, int acc)
+/* dx (+)= dy * act'(x) * scale[c] (scale: a BN before the activation, folded
+ * in, or NULL); softmax from y, or dy itself for the logit (dlogit). dx may be
+ * dy (in place). */
+void ec_act_backward(const ec_exec *ex, int act, const float *x, const float *y, const float *scale, size_t rows,
+                     int c, const float *dy, float *dx, int acc, int dlogit)
 {
     float *d = acc ? ex->tmp : dx;   /* [rows, c] */
-    if (act == ECM_ACT_SOFTMAX)
-        ec_f32_softmax_backward(y, dy, d, rows, c);
-    else if (act == ECM_ACT_LINEAR)
-        memcpy(d, dy, rows * c * sizeof *d);
-    else
-        ec_f32_act_backward(x, dy, d, rows, c, act);
-    if (acc) ec_f32_add(dx, d, dx, rows * c);
+    if (act == ECM_ACT_SOFTMAX && dlogit) {
+        if (d != dy) memcpy(d, dy, rows * c * sizeof *d);
+    } else if (act == ECM_ACT_SOFTMAX) {
+        ec_f32_softmax_backward(y, dy, d, rows, c);   /* a row of classes: small */
+    } else if (act == ECM_ACT_LINEAR && !scale) {
+        if (d != dy) memcpy(d, dy, rows * c * sizeof *d);
+    } else {
+        ec_act_scale_rows(ex, act == ECM_ACT_LINEAR ? dy : x, dy, scale, d, rows, c, act);
+    }
+    if (acc) ec_bw_accumulate(ex, dx, d, rows * c);
 }
 
 /* batchnorm (not fused into a conv): y = x * scale[c] + shift[c] */
@@ -503,16 +844,18 @@ static void ec_rescale_rows(const ec_ew_task *t, size_t r0, size_t r1)
     for (size_t i = 0; i < (r1 - r0) * t->c; i++) y[i] = x[i] * t->n->f0 + t->n->f1;
 }
 
-/* the backward of all three: dx (+)= dy * scale[c] (or * f) */
+/* the backward of all three: dx (+)= dy * scale[c] (batchnorm, normalize) or
+ * dy * f (rescale); dx may be dy (in place) */
 void ec_scale_backward(const ec_exec *ex, const float *scale, float f, size_t rows, int c, const float *dy,
                        float *dx, int acc)
 {
-    (void)ex;
-    for (size_t r = 0; r < rows; r++)
-        for (int k = 0; k < c; k++) {
-            float g = dy[r * c + k] * (scale ? scale[k] : f);
-            dx[r * c + k] = acc ? dx[r * c + k] + g : g;
-        }
+    float *d = acc ? ex->tmp : dx;   /* [rows, c] */
+    if (scale) {
+        ec_act_scale_rows(ex, dy, dy, scale, d, rows, c, EC_ACT_LINEAR);
+    } else {
+        for (size_t i = 0; i < rows * c; i++) d[i] = dy[i] * f;   /* the input end only: small */
+    }
+    if (acc) ec_bw_accumulate(ex, dx, d, rows * c);
 }
 
 /* y = in[first] + in[second] + ...; in place, y already holds in[inplace_in] */
@@ -529,12 +872,12 @@ static void ec_add_rows(const ec_ew_task *t, size_t r0, size_t r1)
     }
 }
 
-/* each input of an add (and identity, reshape): dx (+)= dy */
+/* each input of an add (and identity, reshape): dx (+)= dy; nothing when dx is
+ * dy (the plan gave the input's gradient the output's buffer) */
 void ec_copy_backward(const ec_exec *ex, size_t n, const float *dy, float *dx, int acc)
 {
-    (void)ex;
-    if (acc) ec_f32_add(dx, dy, dx, n);
-    else memcpy(dx, dy, n * sizeof *dx);
+    if (acc) ec_bw_accumulate(ex, dx, dy, n);
+    else if (dx != dy) memcpy(dx, dy, n * sizeof *dx);
 }
 
 /* y = a * b: same shapes, or one of them 1x1xC broadcast over the pixels (SE excite) */
@@ -554,29 +897,44 @@ static void ec_mul_rows(const ec_ew_task *t, size_t r0, size_t r1)
         ec_f32_mul_bcast(b + e0, a, y, r1 - r0, t->c);
 }
 
-void ec_mul_backward(const ec_exec *ex, const ec_value *va, const float *b, const ec_value *vb, const float *dy,
-                     float *da, int acc)
+/* Multiply backward, the gradient of input k: the product rule with the other
+ * operand b. Full shapes: dx = dy * b. x full, b broadcast: dx = dy * b[c]
+ * rows (ec_f32_mul_bcast). x broadcast (the SE gate), b full: dx[c] = sum over
+ * the pixels of dy * b (ec_f32_mul_bcast_backward), split by channel ranges
+ * (each channel's sum is the same whatever the range). */
+typedef struct {
+    const float *x, *dy;
+    float *ds;
+    size_t hw;
+    int c, per;
+} ec_mbw_task;
+
+static void ec_mbw_cols(void *ctx, int task, int thread)
 {
-    (void)ex;
-    int c = va->c;
-    if (va->h == vb->h && va->w == vb->w) {           /* da = dy * b */
-        size_t n = (size_t)va->h * va->w * c;
-        for (size_t i = 0; i < n; i++) da[i] = acc ? da[i] + dy[i] * b[i] : dy[i] * b[i];
-    } else if (vb->h == 1 && vb->w == 1) {            /* a full, b [c]: da = dy * b[c] */
-        size_t hw = (size_t)va->h * va->w;
-        for (size_t p = 0; p < hw; p++)
-            for (int k = 0; k < c; k++) {
-                float g = dy[p * c + k] * b[k];
-                da[p * c + k] = acc ? da[p * c + k] + g : g;
-            }
-    } else {                                          /* a [c], b full: da[c] = sum_hw dy * b */
-        size_t hw = (size_t)vb->h * vb->w;
-        for (int k = 0; k < c; k++) {
-            float sum = 0.0f;
-            for (size_t p = 0; p < hw; p++) sum += dy[p * c + k] * b[p * c + k];
-            da[k] = acc ? da[k] + sum : sum;
-        }
+    (void)thread;
+    const ec_mbw_task *t = ctx;
+    int c0 = task * t->per, n = c0 + t->per < t->c ? t->per : t->c - c0;
+    ec_f32_mul_bcast_backward(t->x + c0, t->dy + c0, t->hw, n, (size_t)t->c, t->ds + c0);
+}
+
+void ec_mul_backward(const ec_exec *ex, const ec_node *n, int k, const float *dy, float *dx, int acc)
+{
+    const ec_model *m = ex->m;
+    const ec_value *va = &m->values[n->in[k]], *vb = &m->values[n->in[1 - k]];
+    const float *b = ex->val[n->in[1 - k]];
+    const int c = va->c;
+    const size_t na = (size_t)va->h * va->w * c;
+    float *d = acc ? ex->tmp : dx;   /* [va] */
+    if (va->h == vb->h && va->w == vb->w) {
+        ec_f32_mul(dy, b, d, na);
+    } else if (vb->h == 1 && vb->w == 1) {
+        ec_f32_mul_bcast(dy, b, d, (size_t)va->h * va->w, c);
+    } else {
+        ec_mbw_task t = { b, dy, d, (size_t)vb->h * vb->w, c, c };
+        if (ex->threads > 1 && t.hw * (size_t)c >= (64u << 10)) t.per = ec_per_task(ex, c, 32);
+        ec_pool_run(ex->pool, (c + t.per - 1) / t.per, ec_mbw_cols, &t);
     }
+    if (acc) ec_bw_accumulate(ex, dx, d, na);
 }
 
 static void ec_ew_rows(void *ctx, int task, int thread)
@@ -623,12 +981,11 @@ static void ec_gap_forward(const ec_exec *ex, size_t hw, int c, const float *x, 
     ec_pool_run(ex->pool, (c + t.per - 1) / t.per, ec_gap_cols, &t);
 }
 
+/* dx[hw, c] (+)= dy[c] / hw */
 void ec_gap_backward(const ec_exec *ex, size_t hw, int c, const float *dy, float *dx, int acc)
 {
     (void)ex;
-    float inv = 1.0f / (float)hw;
-    for (size_t p = 0; p < hw; p++)
-        for (int k = 0; k < c; k++) dx[p * c + k] = acc ? dx[p * c + k] + dy[k] * inv : dy[k] * inv;
+    ec_f32_gap_backward(dy, hw, c, (size_t)c, dx, acc);
 }
 
 /* y = x padded with zeros */
@@ -638,17 +995,21 @@ static void ec_zeropad_forward(const ec_exec *ex, const ec_node *n, const float 
     ec_f32_zeropad(x, vx->h, vx->w, vx->c, n->pt, n->pb, n->pl, n->pr, y);
 }
 
-void ec_zeropad_backward(const ec_exec *ex, const ec_node *n, const ec_value *vx, const ec_value *vy,
-                         const float *dy, float *dx, int acc)
+/* dx (+)= the interior of dy (the padding's gradient goes nowhere) */
+void ec_zeropad_backward(const ec_exec *ex, const ec_node *n, const float *dy, float *dx, int acc)
 {
-    (void)ex;
+    const ec_value *vx = &ex->m->values[n->in[0]], *vy = &ex->m->values[n->out];
+    if (!acc) {
+        ec_f32_zeropad_backward(dy, vx->h, vx->w, vx->c, n->pt, n->pb, n->pl, n->pr, dx, 0, vx->h);
+        return;
+    }
     size_t row = (size_t)vx->w * vx->c;
     for (int r = 0; r < vx->h; r++) {
         const float *src = dy + ((size_t)(r + n->pt) * vy->w + n->pl) * vy->c;   /* [w * c] */
-        float *dst = dx + (size_t)r * row;
-        for (size_t i = 0; i < row; i++) dst[i] = acc ? dst[i] + src[i] : src[i];
+        ec_f32_add(dx + (size_t)r * row, src, dx + (size_t)r * row, row);
     }
 }
+
 /* ---- one step ------------------------------------------------------------------------------ */
 
 void ec_op_forward(const ec_exec *ex, const ec_step *st)

@@ -358,7 +358,8 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
  * Grad-CAM's gradients and temporaries, and the overlay, live only once the forward
  * pass is over, when everything but the pinned values and the output is dead: they
  * go into the same arena, into that dead space. */
-ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra, int keep_all, int *first_id)
+ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra, int keep_all, const int *until,
+                               int *first_id)
 {
     int end = p->n_steps + 1, last = end;
     for (int i = 0; i < n_extra; i++)
@@ -366,9 +367,11 @@ ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra
     ec_plan_buf *b = realloc(p->bufs, ((size_t)p->n_bufs + (size_t)n_extra) * sizeof *b);
     if (!b) return ec_fail(EC_ERR_NOMEM, "out of memory planning %d more buffers", n_extra);
     p->bufs = b;
-    /* what survives the forward pass (pinned values, the output) survives these too */
+    /* what survives the forward pass (pinned values, the output) survives these
+     * too, to the end or, where until says so, to the time after the forward
+     * pass its last reader runs (a checkpoint dies once its block is done) */
     for (int i = 0; i < p->n_bufs; i++)
-        if (b[i].last >= end) b[i].last = last;
+        if (b[i].last >= end) b[i].last = !keep_all && until && until[i] >= 0 ? end + until[i] : last;
     *first_id = p->n_bufs;
     for (int i = 0; i < n_extra; i++) {
         ec_plan_buf *x = &b[p->n_bufs++];

@@ -35,13 +35,13 @@ struct ec_session {
     uint8_t *base;                /* [H * W * 3] the overlay's base picture (Grad-CAM sessions), or NULL */
     ec_input_scratch in;          /* the resamplers and a batch of decoded rows */
     size_t scratch_bytes;
-    /* Grad-CAM: gradients, temporaries and the overlay live in the arena's dead
-     * space after the forward pass (ec_plan_append_after) */
+    /* Grad-CAM: gradients, recomputed values, temporaries and the overlay live
+     * in the arena's dead space after the forward pass (ec_plan_append_after) */
     int gradcam;
     ec_gradcam_plan gc;
-    float **gptr;                 /* [n_values] gradient buffers, in the arena */
-    float *gtmp;                  /* [gc.tmp_floats] in the arena */
+    ec_cam_method cam_method;
     float *cam;                   /* [A.h * A.w] */
+    double *cam_ws;               /* [ec_cam_work_doubles] the map's workspace, any method */
     uint8_t *rgba;                /* [H * W * 4] overlay, in the arena */
     void *ov_scratch;             /* in the arena */
     /* last result */
@@ -60,7 +60,7 @@ struct ec_session {
 
 const ec_model *ec_session_model(const ec_session *s) { return s->m; }
 float *ec_session_value(const ec_session *s, int v) { return s->vptr[v]; }
-float *ec_session_grad(const ec_session *s, int v) { return s->gptr ? s->gptr[v] : NULL; }
+float *ec_session_grad(const ec_session *s, int v) { return s->gradcam && s->gc.gptr ? s->gc.gptr[v] : NULL; }
 const ec_gradcam_plan *ec_session_gradcam(const ec_session *s) { return s->gradcam ? &s->gc : NULL; }
 const ec_plan *ec_session_plan(const ec_session *s) { return &s->plan; }
 void ec_session_set_step_times(ec_session *s, double *t) { s->step_times = t; }
@@ -112,6 +112,16 @@ ec_session_options ec_session_options_default(void)
     return o;
 }
 
+ec_status ec_session_set_cam_method(ec_session *s, const char *method)
+{
+    if (!s) return ec_fail(EC_ERR_ARG, "ec_session_set_cam_method: NULL session");
+    ec_cam_method cm = EC_CAM_GRADCAM;
+    if (method && ec_cam_method_parse(method, &cm)) return EC_ERR_ARG;
+    s->cam_method = cm;
+    s->have_result = 0;   /* the last heatmap was another method's */
+    return EC_OK;
+}
+
 static void *ec_alloc(size_t bytes, size_t *total)
 {
     *total += bytes;
@@ -129,7 +139,9 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
     if (!m || !out) return ec_fail(EC_ERR_ARG, "ec_session_new: NULL argument");
     *out = NULL;
     ec_session_options o = opt ? *opt : ec_session_options_default();
+    ec_cam_method method = EC_CAM_GRADCAM;
     if (o.threads < 1 || o.threads > 256) return ec_fail(EC_ERR_ARG, "threads = %d (1..256)", o.threads);
+    if (o.cam_method && ec_cam_method_parse(o.cam_method, &method)) return EC_ERR_ARG;
     if (o.max_pixels <= 0) return ec_fail(EC_ERR_ARG, "max_pixels = %lld must be positive", (long long)o.max_pixels);
     if ((unsigned)o.resize > EC_RESIZE_LANCZOS || (unsigned)o.overlay_resize > EC_RESIZE_LANCZOS)
         return ec_fail(EC_ERR_ARG, "resize filter %d / %d (0..%d)", (int)o.resize, (int)o.overlay_resize, EC_RESIZE_LANCZOS);
@@ -141,7 +153,9 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
     if (!s) return ec_fail(EC_ERR_NOMEM, "out of memory");
     s->m = m;
     s->opt = o;
-    s->opt.cam_layer = NULL;   /* not kept: the caller's string may go away */
+    s->opt.cam_layer = NULL;   /* not kept: the caller's strings may go away */
+    s->opt.cam_method = NULL;
+    s->cam_method = method;
     s->keep_all = keep_all != 0;
     s->gradcam = o.gradcam != 0;
     ec_status st;
@@ -151,34 +165,50 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
     s->vptr = calloc((size_t)nv, sizeof *s->vptr);
     if (!s->pin || !s->vptr) { st = ec_fail(EC_ERR_NOMEM, "out of memory"); goto fail; }
     if (s->gradcam) {
-        if ((st = ec_gradcam_prepare(m, &o, &s->gc))) goto fail;
+        if ((st = ec_gradcam_prepare(m, &o, s->keep_all, &s->gc))) goto fail;
         memcpy(s->pin, s->gc.pin, (size_t)nv);
     }
     if ((st = ec_plan_build(m, s->pin, s->keep_all, &s->plan))) goto fail;
     const ec_value *vi = &m->values[m->input];
-    int gfirst = 0;   /* plan buffer id of gradient buffer 0; then tmp, rgba, overlay scratch */
+    int gfirst = 0;   /* plan buffer id of the backward's buffer 0; then rgba, overlay scratch */
+    size_t col_floats = s->plan.col_floats, wide_floats = s->plan.wide_floats;
     if (s->gradcam) {
-        /* times after the forward: backward step t at t (0 = the seed, P + 1 = the
-         * heatmap, gradcam.c), the overlay at P + 2 */
+        /* times after the forward: backward step i at i + 1 (0 = the seed,
+         * n_steps + 1 = the heatmap, backward.c), the overlay at n_steps + 2; a
+         * pinned value lives until its last backward reader */
+        if ((st = ec_gradcam_finish(&s->gc, m, &s->plan))) goto fail;
         const ec_value *va = &m->values[s->gc.A];
-        int ng = s->gc.n_gbufs, P = s->gc.n_path;
-        ec_plan_buf *xb = calloc((size_t)ng + 3, sizeof *xb);
-        if (!xb) { st = ec_fail(EC_ERR_NOMEM, "out of memory"); goto fail; }
-        memcpy(xb, s->gc.gbufs, (size_t)ng * sizeof *xb);
-        xb[ng] = (ec_plan_buf){ s->gc.tmp_floats * sizeof(float), 0, P + 1, 0, 0 };
-        xb[ng + 1] = (ec_plan_buf){ (size_t)vi->h * vi->w * 4, P + 2, P + 2, 0, 0 };
-        xb[ng + 2] = (ec_plan_buf){ ec_overlay_scratch_bytes(va->h, va->w, vi->h, vi->w), P + 2, P + 2, 0, 0 };
-        for (int i = 0; i < ng + 3; i++) if (!xb[i].bytes) xb[i].bytes = EC_ARENA_ALIGN;
-        st = ec_plan_append_after(&s->plan, xb, ng + 3, s->keep_all, &gfirst);
+        int nb = s->gc.n_bufs, T = s->gc.n_steps + 1;
+        ec_plan_buf *xb = calloc((size_t)nb + 2, sizeof *xb);
+        int *until = malloc(((size_t)s->plan.n_bufs + 1) * sizeof *until);
+        if (!xb || !until) {
+            free(xb), free(until);
+            st = ec_fail(EC_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(xb, s->gc.bufs, (size_t)nb * sizeof *xb);
+        xb[nb] = (ec_plan_buf){ (size_t)vi->h * vi->w * 4, T + 1, T + 1, 0, 0 };
+        xb[nb + 1] = (ec_plan_buf){ ec_overlay_scratch_bytes(va->h, va->w, vi->h, vi->w), T + 1, T + 1, 0, 0 };
+        for (int i = 0; i < nb + 2; i++) if (!xb[i].bytes) xb[i].bytes = EC_ARENA_ALIGN;
+        for (int b = 0; b < s->plan.n_bufs; b++) until[b] = 0;
+        for (int v = 0; v < nv; v++) {
+            int b = s->plan.vbuf[v];
+            if (b < 0) continue;
+            if (v == m->output || v == s->gc.A) until[b] = -1;   /* to the end: the result, the layer explained */
+            else if (s->gc.pin[v] && until[b] >= 0 && s->gc.pin_last[v] > until[b]) until[b] = s->gc.pin_last[v];
+        }
+        st = ec_plan_append_after(&s->plan, xb, nb + 2, s->keep_all, until, &gfirst);
         free(xb);
+        free(until);
         if (st) goto fail;
+        if (s->gc.col_floats > col_floats) col_floats = s->gc.col_floats;
+        if (s->gc.wide_floats > wide_floats) wide_floats = s->gc.wide_floats;
     }
 
     size_t scratch = 0, arena_total = 0;
     s->arena = ec_alloc(s->plan.arena_bytes, &arena_total);
-    s->col_bytes = (size_t)o.threads * s->plan.col_floats * sizeof(float);
-    s->wide_bytes = (s->plan.wide_floats > (size_t)m->max_f16_elems ? s->plan.wide_floats : (size_t)m->max_f16_elems) *
-                    sizeof(float);
+    s->col_bytes = (size_t)o.threads * col_floats * sizeof(float);
+    s->wide_bytes = (wide_floats > (size_t)m->max_f16_elems ? wide_floats : (size_t)m->max_f16_elems) * sizeof(float);
     s->col = ec_alloc(s->col_bytes, &scratch);
     s->wide = ec_alloc(s->wide_bytes, &scratch);
     s->rgb = ec_alloc((size_t)vi->h * vi->w * 3, &scratch);
@@ -189,24 +219,21 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
 
     if (s->gradcam) {
         const ec_value *va = &m->values[s->gc.A];
-        const ec_plan_buf *xb = s->plan.bufs + gfirst;   /* gradients, tmp, rgba, overlay scratch */
-        int ng = s->gc.n_gbufs;
-        s->gptr = calloc((size_t)nv, sizeof *s->gptr);
+        const ec_plan_buf *xb = s->plan.bufs + gfirst;   /* the backward's buffers, rgba, overlay scratch */
+        int nb = s->gc.n_bufs;
         s->cam = ec_alloc((size_t)va->h * va->w * sizeof(float), &scratch);
-        if (!s->gptr || !s->cam) {
+        s->cam_ws = ec_alloc(ec_cam_work_doubles((size_t)va->h * va->w, va->c) * sizeof(double), &scratch);
+        if (!s->cam || !s->cam_ws) {
             st = ec_fail(EC_ERR_NOMEM, "out of memory (grad-cam buffers)");
             goto fail;
         }
-        for (int v = 0; v < nv; v++)
-            s->gptr[v] = s->gc.gbuf[v] >= 0 ? (float *)(s->arena + xb[s->gc.gbuf[v]].offset) : NULL;
-        s->gtmp = (float *)(s->arena + xb[ng].offset);
-        s->rgba = s->arena + xb[ng + 1].offset;
-        s->ov_scratch = s->arena + xb[ng + 2].offset;
+        ec_gradcam_bind(&s->gc, m, s->arena, xb, s->vptr);
+        s->rgba = s->arena + xb[nb].offset;
+        s->ov_scratch = s->arena + xb[nb + 1].offset;
     }
     s->scratch_bytes = scratch;
     if (o.threads > 1 && (st = ec_pool_new(o.threads, &s->pool))) goto fail;
-    s->ex = (ec_exec){ m, s->pool, o.threads, s->vptr, s->gptr, s->wide, s->col, s->plan.col_floats,
-                       s->gtmp, s->gradcam ? s->gc.tmp_floats : 0 };
+    s->ex = (ec_exec){ m, s->pool, o.threads, s->vptr, NULL, s->wide, s->col, col_floats, NULL, 0 };
     *out = s;
     return EC_OK;
 fail:
@@ -228,8 +255,8 @@ void ec_session_free(ec_session *s)
     free(s->rgb);
     free(s->base);
     ec_input_scratch_free(&s->in);
-    free(s->gptr);
     free(s->cam);
+    free(s->cam_ws);
     free(s->prof);
     free(s->prof_t);
     free(s->prof_names);
@@ -278,8 +305,14 @@ const float *ec_session_layer_output(const ec_session *s, const char *layer, int
     int i = ec_model_find_node(s->m, layer);
     if (i < 0) return NULL;
     const ec_node *n = &s->m->nodes[i];
-    /* only values nothing has overwritten: keep_all, or pinned */
+    /* only values nothing has overwritten: keep_all, or pinned and kept to the
+     * end (a Grad-CAM checkpoint dies once its block's backward is done) */
     if (!s->keep_all && !s->pin[n->out] && n->out != s->m->output) return NULL;
+    if (!s->keep_all && s->gradcam && n->out != s->m->output) {
+        int b = s->plan.vbuf[n->out], tmax = 0;
+        for (int j = 0; j < s->plan.n_bufs; j++) tmax = s->plan.bufs[j].last > tmax ? s->plan.bufs[j].last : tmax;
+        if (b < 0 || s->plan.bufs[b].last < tmax) return NULL;
+    }
     const ec_value *v = &s->m->values[n->out];
     if (h) *h = v->h;
     if (w) *w = v->w;
@@ -366,7 +399,7 @@ static ec_status ec_session_run(ec_session *s, ec_result *out)
     if (s->gradcam) {
         int cls = s->opt.cam_class >= 0 ? s->opt.cam_class : top;
         double t_cam = s->step_times ? ec_clock() : 0.0;
-        ec_status st = ec_gradcam_run(&s->ex, &s->gc, cls, s->opt.cam_logit, s->cam);
+        ec_status st = ec_gradcam_run(&s->ex, &s->gc, cls, s->opt.cam_logit, s->cam_method, s->cam, NULL, s->cam_ws);
         if (s->step_times) s->step_times[s->plan.n_steps + 1] += ec_clock() - t_cam;
         if (st) return st;
         const ec_value *va = &m->values[s->gc.A];
@@ -375,8 +408,8 @@ static ec_status ec_session_run(ec_session *s, ec_result *out)
                 return ec_fail(EC_ERR_FORMAT, "the heatmap is not finite: the model's gradients overflow float32");
         s->res.cam = s->cam;
         s->res.cam_height = va->h, s->res.cam_width = va->w;
-        s->res.cam_layer = m->nodes[s->gc.target].name;
-        s->res.cam_method = "gradcam";
+        s->res.cam_layer = s->gc.name;
+        s->res.cam_method = ec_cam_method_name(s->cam_method);
         s->res.cam_class = cls;
         s->res.cam_logit = s->opt.cam_logit != 0;
     }

@@ -1,8 +1,8 @@
 #!/bin/sh
 # The command line as its users meet it: every subcommand's --help, folders and
 # lists of images, --jobs (same answers, same order as one session), errors that
-# name the file once, outputs and inputs that are not regular files, and a
-# stdout that cannot be written.
+# name the file once, outputs and inputs that are not regular files, a stdout
+# that cannot be written, and the explanations' layer and method options.
 dir="$EC_TMP/cli"
 mkdir -p "$dir"
 img="$EC_LOCAL/images"
@@ -122,6 +122,33 @@ if [ -w /dev/full ]; then
     check "predict / info with stdout on a full device: exit 2" \
         "$([ "$rc1" -eq 2 ] && [ "$rc2" -eq 2 ] && [ "$rc3" -eq 2 ]; echo $?)" "exit $rc1 (text), $rc2 (info), $rc3 (json)"
 fi
+
+# ---- explanations: layer and method --------------------------------------------------------
+# bad names: one line naming them, exit 2, no output
+for bad in "--cam-layer nope:nope" "--cam-layer avg_pool:2-D" "--cam-method scorecam:scorecam" "--cam-layer predictions:predictions"; do
+    opt=${bad%%:*}; want=${bad#*:}
+    "$EC_BIN" predict "$ecm" "$img/skin_capture.jpg" $opt > "$dir/bad.out" 2> "$dir/err.txt"; rc=$?
+    check "predict $opt: one line naming it, exit 2, nothing on stdout" \
+        "$([ "$rc" -eq 2 ] && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && grep -q -- "$want" "$dir/err.txt" && [ ! -s "$dir/bad.out" ]; echo $?)" \
+        "exit $rc: $(cat "$dir/err.txt")"
+done
+"$EC_BIN" predict "$ecm" "$img/skin_capture.jpg" --json --cam-layer stem_activation --cam-method layercam \
+    --cam "$dir/stem.png" > "$dir/stem.json" 2>/dev/null; rc=$?
+check "predict --cam-layer stem_activation --cam-method layercam: the JSON names them, a 32x32 map, an overlay" \
+    "$([ "$rc" -eq 0 ] && grep -q '"gradcam": {"layer": "stem_activation", "method": "layercam"' "$dir/stem.json" && grep -q '"height": 32, "width": 32' "$dir/stem.json" && [ -s "$dir/stem.png" ]; echo $?)" \
+    "exit $rc: $(head -c 300 "$dir/stem.json")"
+"$EC_BIN" predict "$ecm" "$img/skin_capture.jpg" --json --cam-layer input > "$dir/in.json" 2>/dev/null; rc=$?
+check "predict --cam-layer input: a saliency map the size of the input" \
+    "$([ "$rc" -eq 0 ] && grep -q '"layer": "input", "method": "gradcam"' "$dir/in.json" && grep -q '"height": 64, "width": 64' "$dir/in.json"; echo $?)" \
+    "exit $rc: $(head -c 300 "$dir/in.json")"
+"$EC_BIN" info "$ecm" > "$dir/info.txt" 2>&1; rc=$?
+check "info marks the layers --cam-layer accepts with '*' (not the 2-D head)" \
+    "$([ "$rc" -eq 0 ] && grep -E -q '^stem_activation .* \*$' "$dir/info.txt" && grep -E -q '^top_conv .* \*$' "$dir/info.txt" && grep -E -q '^avg_pool .*[0-9] *$' "$dir/info.txt"; echo $?)" \
+    "exit $rc: $(grep -E '^(stem_activation|avg_pool) ' "$dir/info.txt")"
+"$EC_BIN" predict --help > "$dir/help.txt" 2>&1
+check "predict --help lists the CAM methods and how to pick a layer" \
+    "$(grep -q "gradcampp" "$dir/help.txt" && grep -q "eigencam" "$dir/help.txt" && grep -q "effcam info" "$dir/help.txt"; echo $?)" \
+    "$(grep cam "$dir/help.txt")"
 
 # ---- info --plan -------------------------------------------------------------------------
 "$EC_BIN" info "$ecm" --plan > "$dir/plan.txt" 2>&1; rc=$?

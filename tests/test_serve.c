@@ -9,7 +9,9 @@
  * must carry the reference probabilities (within 1e-6) and the right top list,
  * cam answers a PNG overlay, failures an "error". The worker's VmRSS after
  * request 20 and after request 200 must agree within 1 MB. Then an over-long line
- * (skipped, answered, stream still in step) and exit status 0 at end of input. */
+ * (skipped, answered, stream still in step), per-request CAM methods and layers
+ * (the same maps as predict's, bad names answered) and exit status 0 at end of
+ * input. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -648,6 +650,80 @@ int main(void)
         }
         T_CHECK("serve_id_verbatim", bad_id < 0, "id %s came back as %.120s", bad_id >= 0 ? ids[bad_id][0] : "",
                 resp ? resp : "");
+    }
+
+    /* Per-request CAM method and layer: serve's "gradcam" object is predict's for
+     * the same options (the default session, then sessions for other layers, one
+     * dropped and made again: at most 2 beside the default, LRU); bad names are
+     * answered with an error naming them, and the worker goes on. */
+    if (done == N_REQUESTS) {
+        static const char *const opts[][2] = {
+            { NULL, "eigencam" }, { "stem_activation", NULL }, { "top_activation", "layercam" },
+            { "block4b_add", "hirescam" }, { "stem_activation", "xgradcam" }, { "top_conv", "gradcampp" },
+            { NULL, NULL },
+        };
+        const char *diff = NULL;
+        int which = -1;
+        for (size_t i = 0; i < sizeof opts / sizeof opts[0] && !diff; i++) {
+            const char *layer = opts[i][0], *method = opts[i][1];
+            char *pv[12] = { (char *)bin, "predict", model, images[0].path, "--json", "--base64", NULL };
+            int na = 6;
+            if (layer) pv[na++] = "--cam-layer", pv[na++] = (char *)layer;
+            if (method) pv[na++] = "--cam-method", pv[na++] = (char *)method;
+            pv[na] = NULL;
+            int pfd;
+            pid_t pp = spawn(pv, NULL, &pfd);
+            FILE *pf = pp > 0 ? fdopen(pfd, "r") : NULL;
+            char *pline = NULL;
+            size_t pcap = 0;
+            ssize_t pn = pf ? getline(&pline, &pcap, pf) : -1;
+            if (pf) fclose(pf);
+            int pst = pp > 0 ? wait_status(pp) : -1;
+            js_buf req = { 0 };
+            js_buf_puts(&req, "{\"id\": 9, \"image\": ");
+            js_buf_string(&req, images[0].path);
+            if (layer) js_buf_puts(&req, ", \"cam_layer\": "), js_buf_string(&req, layer);
+            if (method) js_buf_puts(&req, ", \"cam_method\": "), js_buf_string(&req, method);
+            js_buf_puts(&req, ", \"cam\": true}\n");
+            ssize_t sn = -1;
+            if (!write_all(to, req.buf, req.len)) sn = getline(&resp, &cap, in);
+            js_buf_free(&req);
+            js_doc *da = NULL, *db = NULL;
+            const js_value *a = NULL, *b = NULL;
+            char e1[128], e2[128];
+            if (!(pst == 0 && pn > 0 && sn > 0 && !js_parse(pline, (size_t)pn, 64, &da, &a, e1, sizeof e1) &&
+                  !js_parse(resp, (size_t)sn, 64, &db, &b, e2, sizeof e2)))
+                diff = "no answer";
+            else if (!js_equal(js_get(a, "gradcam"), js_get(b, "gradcam")) || !js_get(b, "gradcam"))
+                diff = "gradcam differs";
+            else if (!js_str(js_get(js_get(b, "gradcam"), "method")) ||
+                     strcmp(js_get(js_get(b, "gradcam"), "method")->str, method ? method : "gradcam"))
+                diff = "wrong method";
+            which = (int)i;
+            js_doc_free(da);
+            js_doc_free(db);
+            free(pline);
+        }
+        T_CHECK("serve_cam_method_and_layer", !diff, "%s for layer %s method %s: %.300s", diff ? diff : "",
+                which >= 0 && opts[which][0] ? opts[which][0] : "(default)",
+                which >= 0 && opts[which][1] ? opts[which][1] : "(default)", resp ? resp : "");
+        static const char *const badn[][3] = {
+            { "\"cam_layer\": \"nope\"", "nope", "unknown layer" },
+            { "\"cam_layer\": \"avg_pool\"", "2-D", "2-D layer" },
+            { "\"cam_method\": \"scorecam\"", "scorecam", "unknown method" },
+            { "\"cam_method\": 3", "must be a string", "method not a string" },
+        };
+        int bad_i = -1;
+        for (size_t i = 0; i < sizeof badn / sizeof badn[0] && bad_i < 0; i++) {
+            js_buf req = { 0 };
+            js_buf_printf(&req, "{\"id\": 10, \"image\": \"%s\", %s}\n", images[0].path, badn[i][0]);
+            ssize_t sn = -1;
+            if (!write_all(to, req.buf, req.len)) sn = getline(&resp, &cap, in);
+            js_buf_free(&req);
+            if (sn <= 0 || strncmp(resp, "{\"id\": 10, ", 11) || !strstr(resp, "\"error\"") || !strstr(resp, badn[i][1]))
+                bad_i = (int)i;
+        }
+        T_CHECK("serve_cam_bad_names", bad_i < 0, "%s: %.300s", bad_i >= 0 ? badn[bad_i][2] : "", resp ? resp : "");
     }
 
     close(to);   /* end of input: the worker must exit 0 */
