@@ -57,7 +57,6 @@ int cli_synth(int argc, char **argv)
         cv_graph_free(&g);
         return 2;
     }
-    if (f16) cv_graph_keep_f32_ends(&g);
     cli_signals_hold();
     int rc = cv_ecm_write(&g, outp, &e) ? 2 : 0;
     cli_signals_release();

@@ -108,7 +108,12 @@ void cv_graph_pick_gradcam(cv_graph *g);
  * stem convolution (it reads the image itself, and its rounding error is
  * carried through every later layer) and the final classifier Dense. They are
  * tiny (648 + 8960 weights in EfficientNetV2-S) and halve the worst float16
- * error on the Keras fixtures (V2-S: 3.2e-3 -> 1.4e-3 in probability). */
+ * error on the Keras fixtures (V2-S: 3.2e-3 -> 1.4e-3 in probability). Also
+ * the Grad-CAM layer's kernel (call cv_graph_pick_gradcam first): its raw
+ * output is the explanation's A, so its rounding goes straight into the map,
+ * and XGradCAM divides by A's channel sums (V2-S top_conv: 327,680 weights,
+ * +0.65 MB; the float16 XGradCAM map of a fixture photo went from Pearson
+ * -0.50 to above 0.99 against Keras's float32 map). */
 void cv_graph_keep_f32_ends(cv_graph *g);
 
 /* Labels: one per line from a file (must match the class count), or class_0... */

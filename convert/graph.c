@@ -150,6 +150,12 @@ void cv_graph_keep_f32_ends(cv_graph *g)
         }
         if (k >= 0 && k < g->n_tensors) g->tensors[k].to_f16 = 0;
     }
+    /* The app's Grad-CAM layer: its raw output is the map's A, and its rounding
+     * error goes straight into the heatmap (XGradCAM divides by its channel sums) */
+    if (g->gradcam_node >= 0 && g->gradcam_node < g->n_nodes) {
+        int k = g->nodes[g->gradcam_node].w[0];
+        if (k >= 0 && k < g->n_tensors) g->tensors[k].to_f16 = 0;
+    }
     free(producer);
 }
 

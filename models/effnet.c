@@ -834,8 +834,8 @@ int ec_synth_build_ex(const char *arch, const ec_synth_options *opt, cv_graph *g
     }
     g->load = synth_load;
     g->load_ctx = (void *)(uintptr_t)opt->seed;
-    if (b.f16) cv_graph_keep_f32_ends(g);      /* as the Keras converter does */
     cv_graph_pick_gradcam(g);
+    if (b.f16) cv_graph_keep_f32_ends(g);      /* as the Keras converter does */
     if ((!opt->skip_calibration && calibrate(a, opt, g, e) < 0) || cv_graph_set_labels(g, NULL, e) < 0) {
         cv_graph_free(g);
         cv_graph_init(g);
