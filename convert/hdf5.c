@@ -20,12 +20,20 @@
  * Choices:
  *  - Addresses are relative to where the superblock signature was found (user
  *    blocks), as the library itself does when the stored base address differs.
- *  - Checksums of version 2 structures are not verified (every field is bounds-
- *    checked anyway; a checksum adds no safety against a crafted file).
- *  - A contiguous dataset whose address is undefined (never written: h5py does
- *    that for datasets created without data) reads as all zeros, as the library
- *    returns the default fill value. Missing chunks of a chunked dataset too.
- *  - Fill value messages are ignored (Keras never sets one).
+ *  - Checksums of version 2 structures (superblock 2/3, OHDR and OCHK object
+ *    header chunks) are verified (Jenkins lookup3, as the library does): h5py
+ *    refuses a file whose checksum does not match, so do we. The other
+ *    checksummed structures (v2 B-trees, fractal heaps) are not supported.
+ *  - Every element of a dataset must be stored in the file: a dataset whose
+ *    data was never written (undefined address, missing chunks) is refused,
+ *    which makes fill values moot (the library would return the fill value,
+ *    0 or whatever the fill value message says; Keras always writes its data).
+ *    Refusing them also bounds what a small file can make a reader allocate:
+ *    contiguous data is as large as the file holds, and a deflated chunk may
+ *    expand at most 1032-fold (deflate's limit), which is checked for every
+ *    chunk before any data is read.
+ *  - Chunks are inflated through a 64 KiB window straight into the caller's
+ *    array (never a whole chunk in memory).
  *  - Little-endian integer datasets are read too (converted to float): Keras
  *    keeps some state as int64 (Normalization's count) and lists it as a weight.
  *  - Dense link/attribute storage (fractal heap + v2 B-tree), layout v4 chunk
@@ -150,6 +158,54 @@ static uint64_t h5_addr(const cv_h5 *h, h5_cur *c) { return h5_addr_val(h5_u(c, 
 
 #define HX(v) ((unsigned long long)(v))
 
+/* ---- checksums ------------------------------------------------------------------
+ * Bob Jenkins' lookup3 "hashlittle" with initial value 0, which HDF5 uses for
+ * the checksums of its version 2 structures. Twelve bytes at a time go into
+ * three 32-bit lanes (little-endian words) that are mixed after each block;
+ * the last 1..12 bytes are added as zero-padded words and the lanes go through
+ * a final avalanche (no final mix when the input is a multiple of 12 and not
+ * empty: the last full block takes that path too). */
+static uint32_t h5_rot(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+static uint32_t h5_word(const uint8_t *p) { return (uint32_t)h5_le(p, 4); }
+
+uint32_t cv_h5_lookup3(const void *data, size_t n)
+{
+    const uint8_t *k = data;
+    uint32_t a, b, c;
+    a = b = c = 0xdeadbeefu + (uint32_t)n;
+    while (n > 12) {
+        a += h5_word(k);
+        b += h5_word(k + 4);
+        c += h5_word(k + 8);
+        a -= c; a ^= h5_rot(c, 4);  c += b;
+        b -= a; b ^= h5_rot(a, 6);  a += c;
+        c -= b; c ^= h5_rot(b, 8);  b += a;
+        a -= c; a ^= h5_rot(c, 16); c += b;
+        b -= a; b ^= h5_rot(a, 19); a += c;
+        c -= b; c ^= h5_rot(b, 4);  b += a;
+        n -= 12;
+        k += 12;
+    }
+    if (n == 0) return c;
+    uint8_t t[12] = { 0 };
+    memcpy(t, k, n);
+    a += h5_word(t);
+    b += h5_word(t + 4);
+    c += h5_word(t + 8);
+    c ^= b; c -= h5_rot(b, 14);
+    a ^= c; a -= h5_rot(c, 11);
+    b ^= a; b -= h5_rot(a, 25);
+    c ^= b; c -= h5_rot(b, 16);
+    a ^= c; a -= h5_rot(c, 4);
+    b ^= a; b -= h5_rot(a, 14);
+    c ^= b; c -= h5_rot(b, 24);
+    return c;
+}
+
+/* 0 if the 4 bytes after p[0, n) hold lookup3 of p[0, n). */
+static int h5_checksum_ok(const uint8_t *p, size_t n) { return cv_h5_lookup3(p, n) == h5_word(p + n); }
+
 /* ---- I/O ------------------------------------------------------------------------ */
 
 static int h5_in(const cv_h5 *h, uint64_t addr, uint64_t len)
@@ -267,6 +323,9 @@ static int h5_superblock(cv_h5 *h, cv_err *e)
         h5_skip(&c, (size_t)h->so * 2);     /* base address, superblock extension */
         eof = h5_addr(h, &c);
         h->root = h5_addr(h, &c);
+        /* Then a checksum of everything before it. */
+        if (!c.bad && (c.n - c.i < 4 || !h5_checksum_ok(b, c.i)))
+            return cv_fail(e, "hdf5: superblock checksum mismatch (corrupt file)");
     } else {
         return cv_fail(e, "hdf5: superblock version %d not supported", ver);
     }
@@ -387,7 +446,7 @@ static int h5_hdr_load_uncached(cv_h5 *h, uint64_t addr, h5_ohdr *o, cv_err *e)
     h5_span *conts = malloc(H5_MAX_CHUNKS * sizeof *conts);
     if (!conts) return cv_fail(e, "hdf5: out of memory");
     int n_conts = 0, crt_order = 0, rc = -1;
-    size_t at;
+    size_t at, c0skip = 0;
     uint64_t c0addr, c0len;
 
     if (memcmp(pre, "OHDR", 4) == 0) {
@@ -404,6 +463,11 @@ static int h5_hdr_load_uncached(cv_h5 *h, uint64_t addr, h5_ohdr *o, cv_err *e)
         crt_order = (fl & 0x04) != 0;
         o->version = 2;
         c0addr = addr + c.i;
+        c0skip = c.i;
+        if (c0len > H5_MAX_HDR) {
+            cv_fail(e, "hdf5: object header at 0x%llx: larger than %u bytes", HX(addr), H5_MAX_HDR);
+            goto out;
+        }
     } else {
         /* Version 1 (section IV.A.1.a): version, reserved, message count, reference
          * count, header size; messages start at the next 8-byte boundary (16). */
@@ -415,7 +479,18 @@ static int h5_hdr_load_uncached(cv_h5 *h, uint64_t addr, h5_ohdr *o, cv_err *e)
         c0len = h5_le(pre + 8, 4);
         c0addr = addr + 16;
     }
-    if (h5_hdr_append(h, addr, o, c0addr, c0len, &at, e) != 0) goto out;
+    if (o->version == 2) {
+        /* Chunk 0 of a v2 header is followed by a checksum of the header from
+         * its signature: read prefix, messages and checksum together. */
+        if (h5_hdr_append(h, addr, o, addr, c0skip + c0len + 4, &at, e) != 0) goto out;
+        if (!h5_checksum_ok(o->buf + at, c0skip + (size_t)c0len)) {
+            cv_fail(e, "hdf5: object header at 0x%llx: checksum mismatch (corrupt file)", HX(addr));
+            goto out;
+        }
+        at += c0skip;
+    } else if (h5_hdr_append(h, addr, o, c0addr, c0len, &at, e) != 0) {
+        goto out;
+    }
     if (h5_hdr_parse_chunk(h, addr, o, at, (size_t)c0len, crt_order, conts, &n_conts, e) != 0) goto out;
 
     /* Continuation chunks, in order; a repeated address is a loop. */
@@ -440,6 +515,11 @@ static int h5_hdr_load_uncached(cv_h5 *h, uint64_t addr, h5_ohdr *o, cv_err *e)
             /* "OCHK" signature, messages, checksum (section IV.A.1.b). */
             if (cl < 8 || memcmp(o->buf + at, "OCHK", 4) != 0) {
                 cv_fail(e, "hdf5: object header at 0x%llx: continuation chunk at 0x%llx lacks OCHK",
+                        HX(addr), HX(ca));
+                goto out;
+            }
+            if (!h5_checksum_ok(o->buf + at, (size_t)cl - 4)) {
+                cv_fail(e, "hdf5: object header at 0x%llx: continuation chunk at 0x%llx: checksum mismatch (corrupt file)",
                         HX(addr), HX(ca));
                 goto out;
             }
@@ -1199,6 +1279,8 @@ static int h5_parse_filters(const h5_ohdr *o, const h5_msg *m, h5_dset *d, cv_er
     return 0;
 }
 
+static int h5_chunk_scan(cv_h5 *h, uint64_t obj, const h5_dset *d, cv_err *e);
+
 static int h5_dset_open(cv_h5 *h, uint64_t obj, h5_dset *d, cv_err *e)
 {
     memset(d, 0, sizeof *d);
@@ -1297,6 +1379,9 @@ static int h5_dset_open(cv_h5 *h, uint64_t obj, h5_dset *d, cv_err *e)
         return cv_fail(e, "hdf5: dataset at 0x%llx: filters on a non-chunked dataset", HX(obj));
     if (d->layout == 0 && d->size < need)
         return cv_fail(e, "hdf5: dataset at 0x%llx: compact data %llu bytes, need %llu", HX(obj), HX(d->size), HX(need));
+    if (d->layout == 2 && h5_chunk_scan(h, obj, d, e) != 0) return -1;
+    if (d->layout == 1 && d->space.nelem > 0 && d->addr == H5_UNDEF)
+        return cv_fail(e, "hdf5: dataset at 0x%llx: its data was never written", HX(obj));
     if (d->layout == 1 && d->addr != H5_UNDEF) {
         if (d->size < need)
             return cv_fail(e, "hdf5: dataset at 0x%llx: contiguous data %llu bytes, need %llu",
@@ -1384,32 +1469,83 @@ static int h5_read_elems(cv_h5 *h, uint64_t addr, float *dst, uint64_t n, int es
     return 0;
 }
 
-/* ---- chunked data (v1 B-tree type 1, section III.A.1) ------------------------------ */
+/* ---- chunked data (v1 B-tree type 1, section III.A.1) ------------------------------
+ * A chunked dataset is walked twice. h5_dset_open scans the chunk index first
+ * (keys only, no data): every chunk of the dataset must be stored exactly once,
+ * and each must be able to hold its data: a deflated chunk expands at most
+ * H5_MAX_INFLATE_RATIO-fold. Only then is anything allocated or read. The read
+ * streams each chunk through a fixed window into the caller's array. */
+
+/* Deflate emits at most 258 bytes per 2 bits (a length-258, distance-1 match
+ * with 1-bit codes): 1032 bytes per byte of input. */
+#define H5_MAX_INFLATE_RATIO 1032u
+#define H5_WIN (64u * 1024)     /* decoded bytes on their way to dst; a multiple of 8 */
+#define H5_INBUF (64u * 1024)   /* compressed input */
 
 typedef struct {
     cv_h5 *h;
     const h5_dset *d;
     uint64_t obj;
-    float *dst;
-    uint8_t *chunk;         /* one uncompressed chunk */
-    uint8_t *in;            /* compressed input window */
+    float *dst;             /* [nelem] (read), or NULL (scan) */
+    uint8_t *win;           /* [H5_WIN] */
+    uint8_t *in;            /* [H5_INBUF] */
+    uint8_t *seen;          /* scan: one bit per chunk of the dataset */
+    uint64_t n_chunks, found;
     uint64_t budget;
 } h5_chunk_ctx;
 
-#define H5_INBUF (64u * 1024)
-
-static int h5_inflate_chunk(h5_chunk_ctx *x, uint64_t addr, uint64_t csize, cv_err *e)
+/* Converts elements [first, first + n) of the chunk at offsets off[] (row-major
+ * over the chunk dims) from src into dst, dropping those outside the dataset
+ * (edge chunks overhang it). One run per chunk row. */
+static void h5_chunk_put(h5_chunk_ctx *x, const uint64_t *off, uint64_t first, const uint8_t *src, uint64_t n)
 {
     const h5_dset *d = x->d;
+    int r = d->crank;
+    if (r == 0) {
+        if (first == 0 && n > 0) h5_convert(x->dst, src, 1, d->kind);
+        return;
+    }
+    uint64_t row = d->cdims[r - 1];
+    while (n > 0) {
+        /* chunk coordinates of element `first` */
+        uint64_t idx[CV_H5_MAX_RANK] = { 0 }, q = first;
+        for (int k = r - 1; k >= 0; k--) {
+            idx[k] = q % d->cdims[k];
+            q /= d->cdims[k];
+        }
+        uint64_t len = row - idx[r - 1];
+        if (len > n) len = n;
+        int inside = 1;
+        uint64_t at = 0;
+        for (int k = 0; k < r; k++) {
+            uint64_t pos = off[k] + idx[k];
+            if (pos >= d->space.dims[k]) inside = 0;
+            at = at * d->space.dims[k] + pos;
+        }
+        if (inside) {
+            uint64_t keep = d->space.dims[r - 1] - (off[r - 1] + idx[r - 1]);
+            h5_convert(x->dst + at, src, (size_t)(keep < len ? keep : len), d->kind);
+        }
+        src += len * (uint64_t)d->esize;
+        first += len;
+        n -= len;
+    }
+}
+
+/* Inflates the chunk at addr (csize bytes) window by window into dst. */
+static int h5_inflate_chunk(h5_chunk_ctx *x, const uint64_t *off, uint64_t addr, uint64_t csize, cv_err *e)
+{
+    const h5_dset *d = x->d;
+    const size_t es = (size_t)d->esize;
     z_stream z;
     memset(&z, 0, sizeof z);
     if (inflateInit(&z) != Z_OK) return cv_fail(e, "hdf5: zlib init failed");
-    z.next_out = x->chunk;
-    z.avail_out = (uInt)d->size;
-    uint64_t pos = 0;
-    int zr;
+    uint64_t pos = 0, elems = 0;   /* input consumed; chunk elements delivered */
+    size_t carry = 0;              /* bytes of a split element at the start of win */
+    int zr = Z_OK;
     /* Each Z_OK made progress; anything else (including Z_BUF_ERROR: input used
-     * up or output full) ends the loop. */
+     * up or output full) ends the loop. At most one byte past the chunk size is
+     * ever asked for: enough to tell a stream that runs over. */
     do {
         if (z.avail_in == 0 && pos < csize) {
             size_t step = csize - pos < H5_INBUF ? (size_t)(csize - pos) : H5_INBUF;
@@ -1418,13 +1554,27 @@ static int h5_inflate_chunk(h5_chunk_ctx *x, uint64_t addr, uint64_t csize, cv_e
             z.avail_in = (uInt)step;
             pos += step;
         }
+        uint64_t left = d->size - z.total_out;   /* total_out <= d->size + 1, see below */
+        if (z.total_out > d->size) break;
+        size_t room = H5_WIN - carry;
+        if (left + 1 < room) room = (size_t)left + 1;
+        z.next_out = x->win + carry;
+        z.avail_out = (uInt)room;
         zr = inflate(&z, Z_NO_FLUSH);
+        size_t have = carry + (room - z.avail_out);
+        if (z.total_out > d->size) break;
+        size_t whole = have / es;
+        h5_chunk_put(x, off, elems, x->win, whole);
+        elems += whole;
+        carry = have - whole * es;
+        memmove(x->win, x->win + whole * es, carry);
     } while (zr == Z_OK);
-    uint64_t got = d->size - z.avail_out;
+    uint64_t got = z.total_out;
     inflateEnd(&z);
+    if (got > d->size)
+        return cv_fail(e, "hdf5: dataset at 0x%llx: chunk at 0x%llx inflates past the chunk size", HX(x->obj), HX(addr));
     if (zr != Z_STREAM_END)
         return cv_fail(e, "hdf5: dataset at 0x%llx: chunk at 0x%llx: %s", HX(x->obj), HX(addr),
-                       z.avail_out == 0 ? "inflates past the chunk size" :
                        zr == Z_BUF_ERROR ? "deflate data truncated" : "corrupt deflate data");
     if (got != d->size)
         return cv_fail(e, "hdf5: dataset at 0x%llx: chunk at 0x%llx inflates to %llu bytes, expected %llu",
@@ -1432,31 +1582,35 @@ static int h5_inflate_chunk(h5_chunk_ctx *x, uint64_t addr, uint64_t csize, cv_e
     return 0;
 }
 
-/* Copies the part of a chunk at offsets off[] that lies inside the dataset. */
-static void h5_scatter_chunk(h5_chunk_ctx *x, const uint64_t *off)
+/* Reads an unfiltered chunk window by window into dst. */
+static int h5_copy_chunk(h5_chunk_ctx *x, const uint64_t *off, uint64_t addr, cv_err *e)
 {
     const h5_dset *d = x->d;
-    int r = d->crank;
-    if (r == 0) { h5_convert(x->dst, x->chunk, 1, d->kind); return; }
-    uint64_t cnt[CV_H5_MAX_RANK], idx[CV_H5_MAX_RANK] = { 0 };
-    for (int i = 0; i < r; i++) {
-        uint64_t left = d->space.dims[i] - off[i];
-        cnt[i] = left < d->cdims[i] ? left : d->cdims[i];
+    uint64_t step = H5_WIN / (uint64_t)d->esize * (uint64_t)d->esize;
+    for (uint64_t done = 0; done < d->size;) {
+        uint64_t k = d->size - done < step ? d->size - done : step;
+        if (h5_read(x->h, addr + done, x->win, (size_t)k, "chunk", e) != 0) return -1;
+        h5_chunk_put(x, off, done / (uint64_t)d->esize, x->win, k / (uint64_t)d->esize);
+        done += k;
     }
-    for (;;) {
-        uint64_t so = 0, dof = 0;
-        for (int i = 0; i < r; i++) {
-            so = so * d->cdims[i] + idx[i];
-            dof = dof * d->space.dims[i] + off[i] + idx[i];
-        }
-        h5_convert(x->dst + dof, x->chunk + so * (uint64_t)d->esize, (size_t)cnt[r - 1], d->kind);
-        int i = r - 2;
-        for (; i >= 0; i--) {
-            if (++idx[i] < cnt[i]) break;
-            idx[i] = 0;
-        }
-        if (i < 0) break;
+    return 0;
+}
+
+/* Scan: marks the chunk at off[] as stored; refuses one stored twice. */
+static int h5_chunk_mark(h5_chunk_ctx *x, const uint64_t *off, cv_err *e)
+{
+    const h5_dset *d = x->d;
+    uint64_t lin = 0;
+    for (int k = 0; k < d->crank; k++) {
+        /* chunks per dimension; the product (n_chunks) was checked for overflow */
+        uint64_t per = (d->space.dims[k] + d->cdims[k] - 1) / d->cdims[k];
+        lin = lin * per + off[k] / d->cdims[k];
     }
+    if (x->seen[lin / 8] & (1u << (lin % 8)))
+        return cv_fail(e, "hdf5: dataset at 0x%llx: chunk %llu is stored twice", HX(x->obj), HX(lin));
+    x->seen[lin / 8] |= (uint8_t)(1u << (lin % 8));
+    x->found++;
+    return 0;
 }
 
 static int h5_chunk_walk(h5_chunk_ctx *x, uint64_t addr, int level, cv_err *e)
@@ -1504,17 +1658,42 @@ static int h5_chunk_walk(h5_chunk_ctx *x, uint64_t addr, int level, cv_err *e)
         }
         if (filtered > 1)
             return cv_fail(e, "hdf5: dataset at 0x%llx: more than one deflate pass not supported", HX(x->obj));
-        if (filtered) {
-            if (h5_inflate_chunk(x, child, csize, e) != 0) return -1;
-        } else {
-            if (csize != d->size)
-                return cv_fail(e, "hdf5: dataset at 0x%llx: unfiltered chunk of %llu bytes, expected %llu",
-                               HX(x->obj), HX(csize), HX(d->size));
-            if (h5_read(h, child, x->chunk, (size_t)csize, "chunk", e) != 0) return -1;
+        if (!filtered && csize != d->size)
+            return cv_fail(e, "hdf5: dataset at 0x%llx: unfiltered chunk of %llu bytes, expected %llu",
+                           HX(x->obj), HX(csize), HX(d->size));
+        if (filtered && d->size > csize * H5_MAX_INFLATE_RATIO)
+            return cv_fail(e, "hdf5: dataset at 0x%llx: a deflated chunk of %llu bytes cannot hold %llu bytes",
+                           HX(x->obj), HX(csize), HX(d->size));
+        if (!x->dst) {
+            if (h5_chunk_mark(x, off, e) != 0) return -1;
+        } else if (filtered ? h5_inflate_chunk(x, off, child, csize, e) : h5_copy_chunk(x, off, child, e)) {
+            return -1;
         }
-        h5_scatter_chunk(x, off);
     }
     return 0;
+}
+
+/* The scan of h5_dset_open: every chunk present once, each able to hold its data. */
+static int h5_chunk_scan(cv_h5 *h, uint64_t obj, const h5_dset *d, cv_err *e)
+{
+    if (d->space.nelem == 0) return 0;
+    if (d->addr == H5_UNDEF)
+        return cv_fail(e, "hdf5: dataset at 0x%llx: its data was never written", HX(obj));
+    uint64_t n = 1;
+    for (int k = 0; k < d->crank; k++)
+        if (__builtin_mul_overflow(n, (d->space.dims[k] + d->cdims[k] - 1) / d->cdims[k], &n))
+            n = UINT64_MAX;
+    /* Each chunk needs a B-tree entry of more than 24 bytes in the file. */
+    if (n > h5_budget(h))
+        return cv_fail(e, "hdf5: dataset at 0x%llx: %llu chunks cannot fit in the file", HX(obj), HX(n));
+    h5_chunk_ctx x = { h, d, obj, NULL, NULL, NULL, calloc((size_t)(n / 8 + 1), 1), n, 0, h5_budget(h) };
+    if (!x.seen) return cv_fail(e, "hdf5: out of memory");
+    int r = h5_chunk_walk(&x, d->addr, -1, e);
+    free(x.seen);
+    if (r == 0 && x.found != n)
+        return cv_fail(e, "hdf5: dataset at 0x%llx: %llu of its %llu chunks were never written", HX(obj),
+                       HX(n - x.found), HX(n));
+    return r;
 }
 
 /* ---- public API ------------------------------------------------------------------- */
@@ -1686,19 +1865,13 @@ int cv_h5_dataset_read_f32(cv_h5 *h, cv_h5_obj ds, float *dst, uint64_t n, cv_er
         h5_convert(dst, h->hdr.buf + d.compact_off, (size_t)n, d.kind);
         return 0;
     }
-    if (d.layout == 1) {
-        if (d.addr == H5_UNDEF) { memset(dst, 0, (size_t)n * sizeof *dst); return 0; }
-        return h5_read_elems(h, d.addr, dst, n, d.esize, d.kind, e);
-    }
-    memset(dst, 0, (size_t)n * sizeof *dst);
-    if (d.addr == H5_UNDEF) return 0;
-    h5_chunk_ctx x = { h, &d, ds, dst, NULL, NULL, h5_budget(h) };
-    x.chunk = malloc((size_t)d.size);
-    x.in = d.n_filters ? malloc(H5_INBUF) : NULL;
+    if (d.layout == 1) return h5_read_elems(h, d.addr, dst, n, d.esize, d.kind, e);
+    /* h5_dset_open found every chunk stored exactly once: they cover dst. */
+    h5_chunk_ctx x = { h, &d, ds, dst, malloc(H5_WIN), d.n_filters ? malloc(H5_INBUF) : NULL, NULL, 0, 0, h5_budget(h) };
     int r;
-    if (!x.chunk || (d.n_filters && !x.in)) r = cv_fail(e, "hdf5: out of memory");
+    if (!x.win || (d.n_filters && !x.in)) r = cv_fail(e, "hdf5: out of memory");
     else r = h5_chunk_walk(&x, d.addr, -1, e);
-    free(x.chunk);
+    free(x.win);
     free(x.in);
     return r;
 }
