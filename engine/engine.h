@@ -13,13 +13,14 @@
 #include "ecm_format.h"
 
 /* ---- limits (hostile files) ------------------------------------------------ */
-#define EC_MAX_NODES        100000
+/* The format's limits (ecm_format.h, shared with the converter). */
+#define EC_MAX_NODES        ECM_MAX_NODES
 #define EC_MAX_VALUES       (EC_MAX_NODES + 1)   /* every value but the input has a producer */
 #define EC_MAX_TENSORS      (ECM_MAX_W * EC_MAX_NODES)
-#define EC_MAX_LABELS       100000
-#define EC_MAX_DIM          65536                 /* any h, w, c or kernel extent */
-#define EC_MAX_TENSOR_ELEMS ((int64_t)1 << 31)    /* exclusive */
-#define EC_MAX_VALUE_ELEMS  ((int64_t)1 << 28)    /* one activation: 1 GiB of float32 */
+#define EC_MAX_LABELS       ECM_MAX_LABELS
+#define EC_MAX_DIM          ECM_MAX_DIM           /* any h, w, c or kernel extent */
+#define EC_MAX_TENSOR_ELEMS ECM_MAX_TENSOR_ELEMS  /* exclusive */
+#define EC_MAX_VALUE_ELEMS  ECM_MAX_VALUE_ELEMS   /* one activation: 1 GiB of float32 */
 #define EC_ARENA_ALIGN      64                    /* every planned buffer */
 
 /* ---- the loaded model ------------------------------------------------------ */
