@@ -50,6 +50,9 @@ typedef struct {
     int cam_logit;           /* 1: gradient of the logit instead of the probability */
     const char *cam_layer;   /* target layer name, NULL = the app's choice */
     int64_t max_pixels;      /* largest decoded image accepted (default 50,000,000) */
+    int64_t max_arena_bytes; /* largest activation arena accepted, Grad-CAM included
+                              * (default 1 GiB); larger models fail ec_session_new
+                              * with EC_ERR_LIMIT "model needs N MiB of activations" */
     int keep_all;            /* debug/tests: keep every layer's output (no reuse, no fusion) */
 } ec_session_options;
 

@@ -925,6 +925,7 @@ ec_session_options ec_session_options_default(void)
     o.threads = 1;
     o.cam_class = -1;
     o.max_pixels = 50000000;
+    o.max_arena_bytes = ECM_DEFAULT_MAX_ACTIVATION_BYTES;
     return o;
 }
 
@@ -942,6 +943,8 @@ ec_status ec_session_new(const ec_model *m, const ec_session_options *opt, ec_se
     ec_session_options o = opt ? *opt : ec_session_options_default();
     if (o.threads < 1 || o.threads > 256) return ec_fail(EC_ERR_ARG, "threads = %d (1..256)", o.threads);
     if (o.max_pixels <= 0) return ec_fail(EC_ERR_ARG, "max_pixels = %lld must be positive", (long long)o.max_pixels);
+    if (o.max_arena_bytes <= 0)
+        return ec_fail(EC_ERR_ARG, "max_arena_bytes = %lld must be positive", (long long)o.max_arena_bytes);
     if (o.gradcam && (o.cam_class < -1 || o.cam_class >= m->n_labels))
         return ec_fail(EC_ERR_ARG, "cam_class = %d (the model has %d classes)", o.cam_class, m->n_labels);
     ec_blas_init();
@@ -962,7 +965,7 @@ ec_status ec_session_new(const ec_model *m, const ec_session_options *opt, ec_se
         if ((st = ec_gradcam_prepare(m, &o, &s->gc))) goto fail;
         memcpy(s->pin, s->gc.pin, (size_t)nv);
     }
-    if ((st = ec_plan_build(m, s->pin, o.keep_all, &s->plan))) goto fail;
+    if ((st = ec_plan_build(m, s->pin, o.keep_all, (size_t)o.max_arena_bytes, &s->plan))) goto fail;
     const ec_value *vi = &m->values[m->input];
     int gfirst = 0;   /* plan buffer id of gradient buffer 0; then tmp, rgba, overlay scratch */
     if (s->gradcam) {
