@@ -102,7 +102,8 @@ struct cv_h5 {
     int sb_version;
     int group_k, chunk_k;   /* v1 B-tree "K": a node holds at most 2K children */
     cv_h5_obj root;
-    uint8_t *pages;
+    uint8_t *pages[H5_NPAGES];  /* [H5_PAGE] each, allocated when first used: a small
+                                 * file needs a few, and each is a small allocation */
     uint64_t page_tag[H5_NPAGES];   /* page number + 1; 0 = empty */
     h5_ohdr hdr;
 };
@@ -241,7 +242,8 @@ static int h5_read(cv_h5 *h, uint64_t addr, void *buf, size_t len, const char *w
     while (len > 0) {
         uint64_t pg = addr / H5_PAGE;
         unsigned slot = (unsigned)(pg % H5_NPAGES);
-        uint8_t *page = h->pages + (size_t)slot * H5_PAGE;
+        if (!h->pages[slot] && !(h->pages[slot] = malloc(H5_PAGE))) return cv_fail(e, "hdf5: out of memory");
+        uint8_t *page = h->pages[slot];
         uint64_t start = pg * H5_PAGE;
         size_t plen = h->size - start < H5_PAGE ? (size_t)(h->size - start) : H5_PAGE;
         if (h->page_tag[slot] != pg + 1) {
@@ -1711,8 +1713,6 @@ int cv_h5_open(const cv_source *src, const cv_limits *lim, cv_h5 **out, cv_err *
      * so their nodes are only bounded by the 16-bit entry count. */
     h->group_k = 16;
     h->chunk_k = 32;
-    h->pages = malloc((size_t)H5_NPAGES * H5_PAGE);
-    if (!h->pages) { free(h); return cv_fail(e, "hdf5: out of memory"); }
     if (h5_superblock(h, e) != 0) { cv_h5_close(h); return -1; }
     /* The root must be a readable group. */
     int k = h5_classify(h, h->root, NULL, e);
@@ -1728,7 +1728,7 @@ int cv_h5_open(const cv_source *src, const cv_limits *lim, cv_h5 **out, cv_err *
 void cv_h5_close(cv_h5 *h)
 {
     if (!h) return;
-    free(h->pages);
+    for (unsigned i = 0; i < H5_NPAGES; i++) free(h->pages[i]);
     free(h->hdr.buf);
     free(h->hdr.msgs);
     free(h);
