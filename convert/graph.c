@@ -121,40 +121,46 @@ void cv_graph_pick_gradcam(cv_graph *g)
 
 void cv_graph_keep_f32_ends(cv_graph *g)
 {
-    /* producer[v] = node index or -1 */
-    int *producer = malloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *producer);
-    if (!producer) return;                       /* all float16: still a valid model */
-    for (int v = 0; v < g->n_values; v++) producer[v] = -1;
+    /* Two marks per value, each computed in one pass (a walk per node was
+     * quadratic in a chain of Dense layers):
+     *   from_input[v]: v is the input or comes from it through elementwise
+     *                  preprocessing only (a conv reading it is the stem);
+     *   to_output[v]:  v reaches the model output through activations,
+     *                  identities and reshapes only (a Dense writing it is the
+     *                  classifier). */
+    int nv = g->n_values;
+    unsigned char *from_input = calloc((size_t)(nv ? nv : 1), 1), *to_output = calloc((size_t)(nv ? nv : 1), 1);
+    int *producer = malloc((size_t)(nv ? nv : 1) * sizeof *producer);   /* [nv] node index or -1 */
+    if (!from_input || !to_output || !producer) goto out;                /* all float16: still a valid model */
+    for (int v = 0; v < nv; v++) producer[v] = -1;
     for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].out >= 0 && g->nodes[i].out < g->n_values) producer[g->nodes[i].out] = i;
+        if (g->nodes[i].out >= 0 && g->nodes[i].out < nv) producer[g->nodes[i].out] = i;
+    if (g->input_value >= 0 && g->input_value < nv) from_input[g->input_value] = 1;
+    for (int i = 0; i < g->n_nodes; i++) {   /* nodes are in execution order */
+        const cv_node *p = &g->nodes[i];
+        if ((p->op == ECM_OP_RESCALE || p->op == ECM_OP_NORMALIZE || p->op == ECM_OP_ZEROPAD || p->op == ECM_OP_IDENTITY) &&
+            p->in[0] >= 0 && p->in[0] < nv && p->out >= 0 && p->out < nv && from_input[p->in[0]])
+            from_input[p->out] = 1;
+    }
+    for (int v = g->output_value, steps = 0; v >= 0 && v < nv && !to_output[v] && steps <= g->n_nodes; steps++) {
+        to_output[v] = 1;
+        int pi = producer[v];
+        const cv_node *q = pi >= 0 ? &g->nodes[pi] : NULL;
+        if (!q || q->n_in != 1 || (q->op != ECM_OP_ACTIVATION && q->op != ECM_OP_IDENTITY && q->op != ECM_OP_RESHAPE)) break;
+        v = q->in[0];
+    }
     for (int i = 0; i < g->n_nodes; i++) {
-        cv_node *n = &g->nodes[i];
+        const cv_node *n = &g->nodes[i];
         int k = -1;
-        if (n->op == ECM_OP_CONV2D || n->op == ECM_OP_DWCONV2D) {
-            /* The stem: reads the image through elementwise preprocessing only. */
-            int v = n->in[0];
-            while (v >= 0 && producer[v] >= 0) {
-                const cv_node *p = &g->nodes[producer[v]];
-                if (p->op != ECM_OP_RESCALE && p->op != ECM_OP_NORMALIZE && p->op != ECM_OP_ZEROPAD &&
-                    p->op != ECM_OP_IDENTITY)
-                    break;
-                v = p->in[0];
-            }
-            if (v == g->input_value) k = n->w[0];
-        } else if (n->op == ECM_OP_DENSE) {
-            /* The classifier: its output reaches the model output through
-             * activations and identities only. */
-            int v = n->out;
-            for (int j = i + 1; j < g->n_nodes && v != g->output_value; j++) {
-                const cv_node *q = &g->nodes[j];
-                if (q->in[0] == v && q->n_in == 1 &&
-                    (q->op == ECM_OP_ACTIVATION || q->op == ECM_OP_IDENTITY || q->op == ECM_OP_RESHAPE))
-                    v = q->out;
-            }
-            if (v == g->output_value) k = n->w[0];
-        }
+        if ((n->op == ECM_OP_CONV2D || n->op == ECM_OP_DWCONV2D) && n->in[0] >= 0 && n->in[0] < nv && from_input[n->in[0]])
+            k = n->w[0];   /* the stem: reads the image through elementwise preprocessing only */
+        else if (n->op == ECM_OP_DENSE && n->out >= 0 && n->out < nv && to_output[n->out])
+            k = n->w[0];   /* the classifier */
         if (k >= 0 && k < g->n_tensors) g->tensors[k].to_f16 = 0;
     }
+out:
+    free(from_input);
+    free(to_output);
     free(producer);
 }
 

@@ -91,7 +91,18 @@ typedef struct {
     size_t len, cap;
     h5_msg *msgs;
     int n, cap_msgs;
+    int first[H5M_FSINFO + 1];  /* index of the first message of each known type, -1 if none */
+    uint64_t used;          /* cache: tick of the last use */
+    uint32_t *lidx;         /* compact group: link-name hash slots (message index + 1, 0 empty) */
+    size_t lmask;           /* slots - 1, or 0 while no index is built */
 } h5_ohdr;
+
+/* Object headers cached, least recently used evicted. A .keras lookup from the
+ * root touches the root, "layers", the layer, its "vars" and a few datasets:
+ * eight keep the root and "layers" cached across layers, so a compact
+ * "layers" group of 100000 links is read and indexed once, not per layer. */
+#define H5_NHDR 8
+#define H5_HDR_CACHE_BYTES (32u << 20)   /* buffers kept beyond this are dropped */
 
 struct cv_h5 {
     const cv_source *src;
@@ -105,7 +116,8 @@ struct cv_h5 {
     uint8_t *pages[H5_NPAGES];  /* [H5_PAGE] each, allocated when first used: a small
                                  * file needs a few, and each is a small allocation */
     uint64_t page_tag[H5_NPAGES];   /* page number + 1; 0 = empty */
-    h5_ohdr hdr;
+    h5_ohdr hdr[H5_NHDR];
+    uint64_t tick;
 };
 
 /* A bounds-checked little-endian decoder over a byte range. Reading past the
@@ -365,6 +377,7 @@ static int h5_hdr_add_msg(h5_ohdr *o, unsigned type, unsigned flags, size_t off,
         o->msgs = nm;
         o->cap_msgs = cap;
     }
+    if (type <= H5M_FSINFO && o->first[type] < 0) o->first[type] = o->n;
     o->msgs[o->n++] = (h5_msg){ (uint16_t)type, (uint8_t)flags, (uint32_t)off, (uint32_t)len };
     return 0;
 }
@@ -439,6 +452,10 @@ static int h5_hdr_load_uncached(cv_h5 *h, uint64_t addr, h5_ohdr *o, cv_err *e)
     o->addr = H5_UNDEF;
     o->len = 0;
     o->n = 0;
+    free(o->lidx);
+    o->lidx = NULL;
+    o->lmask = 0;
+    for (int i = 0; i <= H5M_FSINFO; i++) o->first[i] = -1;
     uint8_t pre[64];
     if (!h5_in(h, addr, 16))
         return cv_fail(e, "hdf5: object header at 0x%llx past end of file", HX(addr));
@@ -538,17 +555,50 @@ out:
     return rc;
 }
 
-static h5_ohdr *h5_hdr(cv_h5 *h, uint64_t addr, cv_err *e)
+static void h5_hdr_drop(h5_ohdr *o)
 {
-    if (h->hdr.addr == addr && addr != H5_UNDEF) return &h->hdr;
-    if (addr == H5_UNDEF) { cv_fail(e, "hdf5: object at undefined address"); return NULL; }
-    if (h5_hdr_load_uncached(h, addr, &h->hdr, e) != 0) return NULL;
-    return &h->hdr;
+    free(o->buf);
+    free(o->msgs);
+    free(o->lidx);
+    memset(o, 0, sizeof *o);
+    o->addr = H5_UNDEF;
 }
 
-/* First message of a type, or NULL. */
+/* The object header at addr, from the cache or loaded into its least recently
+ * used entry. The pointer stays valid until H5_NHDR other headers are asked for. */
+static h5_ohdr *h5_hdr(cv_h5 *h, uint64_t addr, cv_err *e)
+{
+    if (addr == H5_UNDEF) { cv_fail(e, "hdf5: object at undefined address"); return NULL; }
+    int lru = 0;
+    for (int i = 0; i < H5_NHDR; i++) {
+        if (h->hdr[i].addr == addr) {
+            h->hdr[i].used = ++h->tick;
+            return &h->hdr[i];
+        }
+        if (h->hdr[i].used < h->hdr[lru].used) lru = i;
+    }
+    h5_ohdr *o = &h->hdr[lru];
+    if (h5_hdr_load_uncached(h, addr, o, e) != 0) return NULL;
+    o->used = ++h->tick;
+    /* Bound the cache: a hostile file may have headers of up to H5_MAX_HDR. */
+    for (;;) {
+        size_t total = 0;
+        int big = -1;
+        for (int i = 0; i < H5_NHDR; i++) {
+            total += h->hdr[i].cap;
+            if (&h->hdr[i] != o && (big < 0 || h->hdr[i].cap > h->hdr[big].cap)) big = i;
+        }
+        if (total <= H5_HDR_CACHE_BYTES || big < 0 || h->hdr[big].cap == 0) break;
+        h5_hdr_drop(&h->hdr[big]);
+    }
+    return o;
+}
+
+/* First message of a type, or NULL (known types in O(1): a group header may
+ * hold 65536 link messages and is asked about several types per lookup). */
 static const h5_msg *h5_find_msg(const h5_ohdr *o, unsigned type)
 {
+    if (type <= H5M_FSINFO) return o->first[type] >= 0 && o->first[type] < o->n ? &o->msgs[o->first[type]] : NULL;
     for (int i = 0; i < o->n; i++)
         if (o->msgs[i].type == type) return &o->msgs[i];
     return NULL;
@@ -978,6 +1028,65 @@ static int h5_classify(cv_h5 *h, uint64_t obj, h5_group *g, cv_err *e)
     return cv_fail(e, "hdf5: object at 0x%llx is neither a group nor a dataset", HX(obj));
 }
 
+/* The name of a link message, in place: 0, or -1 if the message is malformed. */
+static int h5_link_name(const h5_ohdr *o, const h5_msg *m, const uint8_t **name, uint64_t *len)
+{
+    h5_cur c = h5_cursor(o->buf + m->off, m->len);
+    unsigned ver = (unsigned)h5_u(&c, 1), fl = (unsigned)h5_u(&c, 1);
+    if (fl & 0x08) h5_skip(&c, 1);
+    if (fl & 0x04) h5_skip(&c, 8);
+    if (fl & 0x10) h5_skip(&c, 1);
+    uint64_t n = h5_u(&c, 1 << (fl & 3));
+    if (c.bad || ver != 1 || n > c.n - c.i) return -1;
+    *name = c.p + c.i;
+    *len = n;
+    return 0;
+}
+
+static uint64_t h5_name_hash(const void *k, size_t n)
+{
+    const uint8_t *p = k;
+    uint64_t x = 1469598103934665603ull;   /* FNV-1a */
+    for (size_t i = 0; i < n; i++) x = (x ^ p[i]) * 1099511628211ull;
+    return x;
+}
+
+/* Indexes the link messages of a compact group by name (the first of equal
+ * names wins, as a scan in header order would find it). */
+static int h5_link_index(h5_ohdr *o, cv_err *e)
+{
+    size_t links = 0, cap = 16;
+    for (int i = 0; i < o->n; i++) links += o->msgs[i].type == H5M_LINK;
+    while (cap < 2 * links + 16) cap *= 2;
+    o->lidx = calloc(cap, sizeof *o->lidx);
+    if (!o->lidx) return cv_fail(e, "hdf5: out of memory");
+    o->lmask = cap - 1;
+    for (int i = 0; i < o->n; i++) {
+        if (o->msgs[i].type != H5M_LINK) continue;
+        const uint8_t *nm;
+        uint64_t len;
+        if (h5_link_name(o, &o->msgs[i], &nm, &len) != 0) {
+            free(o->lidx);
+            o->lidx = NULL;
+            o->lmask = 0;
+            return cv_fail(e, "hdf5: object header at 0x%llx: bad link message", HX(o->addr));
+        }
+        size_t j = (size_t)h5_name_hash(nm, (size_t)len) & o->lmask;
+        for (;; j = (j + 1) & o->lmask) {
+            uint32_t k = o->lidx[j];
+            if (!k) {
+                o->lidx[j] = (uint32_t)i + 1;
+                break;
+            }
+            const uint8_t *om;
+            uint64_t ol;
+            h5_link_name(o, &o->msgs[k - 1], &om, &ol);
+            if (ol == len && !memcmp(om, nm, (size_t)len)) break;   /* a duplicate: keep the first */
+        }
+    }
+    return 0;
+}
+
 static int h5_group_lookup(cv_h5 *h, uint64_t grp, const char *name, uint64_t *out, cv_err *e)
 {
     h5_group g;
@@ -989,26 +1098,26 @@ static int h5_group_lookup(cv_h5 *h, uint64_t grp, const char *name, uint64_t *o
         if (g.btree == H5_UNDEF) return 0;
         return h5_gtree_find(h, g.btree, -1, &g.heap, name, out, e);
     }
-    h5_ohdr *o = &h->hdr;       /* loaded by h5_classify */
-    for (int i = 0; i < o->n; i++) {
-        if (o->msgs[i].type != H5M_LINK) continue;
+    h5_ohdr *o = h5_hdr(h, grp, e);   /* cached by h5_classify */
+    if (!o) return -1;
+    /* Compact links: a hash index of the link names, built at the first lookup
+     * (a linear scan per lookup made a group of n links cost n^2). The name is
+     * compared before the target is decoded, so that an unrelated soft link
+     * does not fail the lookup. */
+    if (!o->lmask && h5_link_index(o, e) != 0) return -1;
+    size_t nl = strlen(name);
+    for (size_t i = h5_name_hash(name, nl) & o->lmask;; i = (i + 1) & o->lmask) {
+        uint32_t slot = o->lidx[i];
+        if (!slot) return 0;
+        const uint8_t *nm;
+        uint64_t len;
+        h5_link_name(o, &o->msgs[slot - 1], &nm, &len);   /* well-formed: indexed */
+        if (len != nl || memcmp(nm, name, nl) != 0) continue;
         h5_link lk;
-        /* Compare the name before decoding the target, so that an unrelated soft
-         * link does not fail the lookup. */
-        h5_cur c = h5_cursor(o->buf + o->msgs[i].off, o->msgs[i].len);
-        unsigned ver = (unsigned)h5_u(&c, 1), fl = (unsigned)h5_u(&c, 1);
-        if (fl & 0x08) h5_skip(&c, 1);
-        if (fl & 0x04) h5_skip(&c, 8);
-        if (fl & 0x10) h5_skip(&c, 1);
-        uint64_t nlen = h5_u(&c, 1 << (fl & 3));
-        if (c.bad || ver != 1 || nlen > c.n - c.i)
-            return cv_fail(e, "hdf5: object header at 0x%llx: bad link message", HX(grp));
-        if (nlen != strlen(name) || memcmp(c.p + c.i, name, (size_t)nlen) != 0) continue;
-        if (h5_parse_link(h, o, &o->msgs[i], &lk, e) != 0) return -1;
+        if (h5_parse_link(h, o, &o->msgs[slot - 1], &lk, e) != 0) return -1;
         *out = lk.obj;
         return 1;
     }
-    return 0;
 }
 
 /* ---- attributes (section IV.A.2.m) ------------------------------------------------ */
@@ -1250,6 +1359,7 @@ typedef struct {
     uint64_t cdims[CV_H5_MAX_RANK];
     int n_filters;          /* deflate only */
     int filter_optional[H5_MAX_FILTERS];
+    const h5_ohdr *hdr;     /* its header (compact data lives in it) */
 } h5_dset;
 
 /* Filter pipeline (section IV.A.2.l): accepts deflate (id 1) only. */
@@ -1289,7 +1399,9 @@ static int h5_dset_open(cv_h5 *h, uint64_t obj, h5_dset *d, cv_err *e)
     int k = h5_classify(h, obj, NULL, e);
     if (k < 0) return -1;
     if (k == 1) return cv_fail(e, "hdf5: object at 0x%llx is a group, not a dataset", HX(obj));
-    h5_ohdr *o = &h->hdr;
+    h5_ohdr *o = h5_hdr(h, obj, e);   /* cached by h5_classify */
+    if (!o) return -1;
+    d->hdr = o;
     if (h5_hdr_check_unknown(o, e) != 0) return -1;
     const h5_msg *ms = h5_find_msg(o, H5M_DATASPACE), *mt = h5_find_msg(o, H5M_DATATYPE);
     const h5_msg *ml = h5_find_msg(o, H5M_LAYOUT), *mf = h5_find_msg(o, H5M_FILTER);
@@ -1707,7 +1819,7 @@ int cv_h5_open(const cv_source *src, const cv_limits *lim, cv_h5 **out, cv_err *
     if (!h) return cv_fail(e, "hdf5: out of memory");
     h->src = src;
     h->lim = lim ? *lim : cv_limits_default();
-    h->hdr.addr = H5_UNDEF;
+    for (int i = 0; i < H5_NHDR; i++) h->hdr[i].addr = H5_UNDEF;
     /* Defaults of the format (section II.A); superblock 0/1 may override. Version
      * 2/3 keep non-default values in the superblock extension, which is not read,
      * so their nodes are only bounded by the 16-bit entry count. */
@@ -1729,8 +1841,7 @@ void cv_h5_close(cv_h5 *h)
 {
     if (!h) return;
     for (unsigned i = 0; i < H5_NPAGES; i++) free(h->pages[i]);
-    free(h->hdr.buf);
-    free(h->hdr.msgs);
+    for (int i = 0; i < H5_NHDR; i++) h5_hdr_drop(&h->hdr[i]);
     free(h);
 }
 
@@ -1783,8 +1894,9 @@ int cv_h5_list(cv_h5 *h, cv_h5_obj group, int (*cb)(void *ctx, const char *name,
         h5_list_ctx l = { cb, ctx };
         return h5_gtree_walk(h, g.btree, -1, &g.heap, &budget, h5_list_tramp, &l, e);
     }
-    /* Compact links: decode all first; callbacks may replace the cached header. */
-    h5_ohdr *o = &h->hdr;
+    /* Compact links: decode all first; callbacks may evict the cached header. */
+    h5_ohdr *o = h5_hdr(h, group, e);
+    if (!o) return -1;
     int n = 0;
     for (int i = 0; i < o->n; i++) n += o->msgs[i].type == H5M_LINK;
     h5_link *links = malloc((size_t)(n ? n : 1) * sizeof *links);
@@ -1862,7 +1974,7 @@ int cv_h5_dataset_read_f32(cv_h5 *h, cv_h5_obj ds, float *dst, uint64_t n, cv_er
                        HX(ds), HX(d.space.nelem), HX(n));
     if (n == 0) return 0;
     if (d.layout == 0) {
-        h5_convert(dst, h->hdr.buf + d.compact_off, (size_t)n, d.kind);
+        h5_convert(dst, d.hdr->buf + d.compact_off, (size_t)n, d.kind);
         return 0;
     }
     if (d.layout == 1) return h5_read_elems(h, d.addr, dst, n, d.esize, d.kind, e);
