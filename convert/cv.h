@@ -102,7 +102,7 @@ void cv_graph_free(cv_graph *g);            /* frees names, data, labels; not lo
 int cv_graph_add_value(cv_graph *g, const char *name, int h, int w, int c);       /* id or -1 (OOM) */
 int cv_graph_add_tensor(cv_graph *g, const char *name, int rank, const int64_t *dims); /* id or -1 */
 cv_node *cv_graph_add_node(cv_graph *g, int op, const char *name);   /* zeroed, w[] = -1; NULL on OOM */
-int64_t cv_tensor_elems(const cv_tensor *t);
+int64_t cv_tensor_elems(const cv_tensor *t);   /* INT64_MAX if the product overflows */
 int64_t cv_graph_params(const cv_graph *g); /* elements of non-derived tensors (Keras count_params) */
 
 /* The structural checks engine/model.c makes when it loads the file, made on

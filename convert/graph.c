@@ -97,8 +97,12 @@ cv_node *cv_graph_add_node(cv_graph *g, int op, const char *name)
 
 int64_t cv_tensor_elems(const cv_tensor *t)
 {
+    /* Dims come from files: a product past int64 saturates (and is then
+     * refused by every limit) instead of overflowing. Negative dims count as 0. */
     int64_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= t->dims[i];
+    for (int i = 0; i < t->rank; i++)
+        if (t->dims[i] <= 0) return 0;
+        else if (__builtin_mul_overflow(n, t->dims[i], &n)) return INT64_MAX;
     return n;
 }
 
@@ -106,7 +110,8 @@ int64_t cv_graph_params(const cv_graph *g)
 {
     int64_t n = 0;
     for (int i = 0; i < g->n_tensors; i++)
-        if (!(g->tensors[i].flags & ECM_TF_DERIVED)) n += cv_tensor_elems(&g->tensors[i]);
+        if (!(g->tensors[i].flags & ECM_TF_DERIVED) && __builtin_add_overflow(n, cv_tensor_elems(&g->tensors[i]), &n))
+            return INT64_MAX;
     return n;
 }
 
