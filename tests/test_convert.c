@@ -622,7 +622,8 @@ static void expect_refused(const char *name, const char *in, const char *extra, 
     snprintf(od, sizeof od, "%s/hostile_out", t_tmp());
     mkdir(od, 0755);
     snprintf(args, sizeof args, "convert '%s' -o '%s/out.ecm' %s", in, od, extra ? extra : "");
-    run_result r = run(args);
+    long long peak;
+    run_result r = run_limited(args, 0, &peak);   /* killed after 120 s: a hang fails (status 137) */
     size_t lines = 0;
     for (const char *p = r.err; *p; p++) lines += *p == '\n';
     snprintf(t, sizeof t, "hostile: %s", name);
