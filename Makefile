@@ -179,14 +179,16 @@ FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(KERNEL_SRC) $(ENGINE_SRC) $
 FUZZ_BIN     := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 FUZZ_MAIN    := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRC))
 # Per target: -max_len and extra seed directories (libFuzzer writes to the first).
-FUZZ_ARGS_ecm   := -max_len=65536
-FUZZ_ARGS_keras := -max_len=262144 -dict=tests/fuzz/keras.dict
-FUZZ_ARGS_json  := -max_len=65536 tests/fuzz/seeds/keras
-FUZZ_ARGS_zip   := -max_len=262144
-FUZZ_ARGS_image := -max_len=16384
-FUZZ_ARGS_jpeg  := -max_len=16384 tests/fuzz/seeds/image
-FUZZ_ARGS_hdf5  := -max_len=262144 tests/fixtures/hdf5
-FUZZ_ARGS_serve := -max_len=4096
+# Kept small so that an execution costs microseconds (tests/fuzz/README.md).
+FUZZ_ARGS_ecm    := -max_len=16384
+FUZZ_ARGS_keras  := -max_len=262144 -dict=tests/fuzz/keras.dict
+FUZZ_ARGS_json   := -max_len=4096 -dict=tests/fuzz/keras.dict
+FUZZ_ARGS_zip    := -max_len=16384
+FUZZ_ARGS_image  := -max_len=16384
+FUZZ_ARGS_hdf5   := -max_len=16384
+FUZZ_ARGS_labels := -max_len=4096
+FUZZ_ARGS_jpeg   := -max_len=16384 tests/fuzz/seeds/image
+FUZZ_ARGS_serve  := -max_len=4096
 fuzz_args = $(or $(FUZZ_ARGS_$(1)),-max_len=65536) $(wildcard tests/fuzz/seeds/$(1) tests/fuzz/regressions/$(1))
 
 .PHONY: fuzz fuzz-smoke fuzz-check fuzz-build fuzz-bins $(addprefix fuzz-run-,$(FUZZ_NAMES))

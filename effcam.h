@@ -66,6 +66,9 @@ typedef struct {
     int64_t max_pixels;      /* largest decoded image accepted (default 50,000,000) */
     ec_resize_filter resize;          /* the model input's filter (default LANCZOS, as the app) */
     ec_resize_filter overlay_resize;  /* the overlay base's filter (default BICUBIC, as the app) */
+    int64_t max_arena_bytes; /* largest activation arena accepted, Grad-CAM included
+                              * (default 1 GiB); larger models fail ec_session_new
+                              * with EC_ERR_LIMIT "model needs N MiB of activations" */
 } ec_session_options;
 
 typedef struct {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cv.h"
+#include "engine/ecm_format.h"
 
 int cv_fail(cv_err *e, const char *fmt, ...)
 {
@@ -30,6 +31,8 @@ cv_limits cv_limits_default(void)
     cv_limits l;
     l.max_file_bytes = (uint64_t)2 << 30;
     l.max_tensor_elems = (uint64_t)256 << 20;
+    l.max_total_elems = (uint64_t)512 << 20;
+    l.max_activation_bytes = (uint64_t)ECM_DEFAULT_MAX_ACTIVATION_BYTES;
     l.max_layers = 100000;
     l.max_json_depth = 256;
     return l;

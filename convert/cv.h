@@ -21,6 +21,11 @@ int cv_fail(cv_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 typedef struct {
     uint64_t max_file_bytes;     /* largest model file accepted (default 2 GiB) */
     uint64_t max_tensor_elems;   /* largest single tensor (default 256 M elements) */
+    uint64_t max_total_elems;    /* all weights together (default 512 M elements: a
+                                  * 2 GiB file of float32 holds as many) */
+    uint64_t max_activation_bytes; /* float32 values alive at once at some layer
+                                  * (default ECM_DEFAULT_MAX_ACTIVATION_BYTES, 1 GiB;
+                                  * the engine's session limit is the same) */
     int max_layers;              /* layers / nodes / tensors (default 100000) */
     int max_json_depth;          /* nesting of config JSON (default 256) */
 } cv_limits;
@@ -97,8 +102,20 @@ void cv_graph_free(cv_graph *g);            /* frees names, data, labels; not lo
 int cv_graph_add_value(cv_graph *g, const char *name, int h, int w, int c);       /* id or -1 (OOM) */
 int cv_graph_add_tensor(cv_graph *g, const char *name, int rank, const int64_t *dims); /* id or -1 */
 cv_node *cv_graph_add_node(cv_graph *g, int op, const char *name);   /* zeroed, w[] = -1; NULL on OOM */
-int64_t cv_tensor_elems(const cv_tensor *t);
+int64_t cv_tensor_elems(const cv_tensor *t);   /* INT64_MAX if the product overflows */
 int64_t cv_graph_params(const cv_graph *g); /* elements of non-derived tensors (Keras count_params) */
+
+/* The structural checks engine/model.c makes when it loads the file, made on
+ * the graph before it is written, with the loader's messages ("node 3 (rs):
+ * scale inf / offset 0 not finite"): convert never writes a file the loader
+ * refuses. Weight values are checked as cv_ecm_write streams them. */
+int cv_graph_check(const cv_graph *g, cv_err *e);
+
+/* A lower bound on the activation memory the engine plans for g (bytes of
+ * float32 values alive at the same time, at the worst layer; aliases share,
+ * elementwise ops may write over an input that dies there). The engine's arena
+ * (engine/plan.c) is never smaller. */
+uint64_t cv_graph_activation_bytes(const cv_graph *g);
 
 /* Fills the Grad-CAM target the app would pick: the last conv (CONV2D/DWCONV2D)
  * in layer order. */
@@ -116,7 +133,11 @@ void cv_graph_pick_gradcam(cv_graph *g);
  * -0.50 to above 0.99 against Keras's float32 map). */
 void cv_graph_keep_f32_ends(cv_graph *g);
 
-/* Labels: one per line from a file (must match the class count), or class_0... */
+/* Labels: one per line from a file (must match the class count), or class_0...
+ * The file must be a regular file of at most CV_LABELS_MAX_BYTES, without NUL
+ * bytes; a UTF-8 byte order mark is dropped, "\r\n" endings are accepted and
+ * blank lines skipped. */
+#define CV_LABELS_MAX_BYTES (16u << 20)
 int cv_graph_set_labels(cv_graph *g, const char *labels_path, cv_err *e);
 
 /* ---- .ecm writer (ecm_write.c) --------------------------------------------- */

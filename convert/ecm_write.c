@@ -1,14 +1,27 @@
 /* ecm_write.c - serializes a cv_graph into an .ecm file (engine/ecm_format.h).
  *
- * Written atomically: everything goes to "<path>.tmpXXXXXX" in the same
- * directory, the CRC is patched in last, and only a complete file is renamed
- * onto path. Tensor data is streamed one tensor at a time (graph->load for
- * tensors not held in memory), so memory stays at one tensor's worth. */
+ * Written atomically: everything goes to an unnamed file in the output's
+ * directory (O_TMPFILE), the CRC is patched in last, and only a complete file
+ * is given a name (linkat to "<path>.tmpXXXXXX", then renamed onto path).
+ * Killed at any moment before that, even by SIGKILL or the OOM killer, the
+ * writer leaves nothing behind; a named temporary exists only for the
+ * microseconds between the link and the rename. Where O_TMPFILE is not
+ * available the file is a named mkstemp temporary from the start, removed on
+ * every error (but not after SIGKILL).
+ *
+ * Tensor data is streamed one tensor at a time (graph->load for tensors not
+ * held in memory): memory stays at one tensor's float32 values. Every value
+ * is checked on the way: finite, representable in float16 where stored so,
+ * and the vectors the loader derives (folded BatchNorm, Normalization
+ * reciprocals) finite too, so the file never makes the engine compute NaN. */
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -119,9 +132,223 @@ static int check_graph(const cv_graph *g, cv_err *e)
     return 0;
 }
 
+/* ---- the values ------------------------------------------------------------------- */
+
+/* n floats of tensor t into dst: from memory, or through the graph's loader. */
+static int load_into(const cv_graph *g, const cv_tensor *t, float *dst, size_t n, cv_err *e)
+{
+    if (t->data) {
+        memcpy(dst, t->data, n * sizeof *dst);
+        return 0;
+    }
+    if (!g->load) return cv_fail(e, "tensor %s has no data", t->name);
+    return g->load(g->load_ctx, t, dst, n, e);
+}
+
+/* Every weight finite: NaN or infinity in a weight (or a float64 beyond
+ * float32's range, read as infinity) only ever turns predictions into NaN. */
+static int check_finite(const cv_tensor *t, const float *v, size_t n, cv_err *e)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(v[k]))
+            return cv_fail(e, "tensor %s: element %zu is %g (weights must be finite float32 values)", t->name, k,
+                           (double)v[k]);
+    return 0;
+}
+
+#define NODE_FAIL(i, fmt, ...) cv_fail(e, "node %d (%s): " fmt, (i), g->nodes[i].name, __VA_ARGS__)
+
+/* The vectors engine/model.c derives at load (ec_derive), computed the same
+ * way in float32: statistics that make them NaN or infinite (a negative
+ * variance, epsilon 0 with variance 0, a huge gamma) are refused here, with
+ * the loader's messages, instead of making every prediction NaN. */
+static int check_derived(const cv_graph *g, cv_err *e)
+{
+    int *producer = malloc((size_t)g->n_values * sizeof *producer);
+    float *v = malloc((size_t)5 * ECM_MAX_DIM * sizeof *v);   /* gamma, beta, mean, var, bias [c] */
+    int rc = -1;
+    if (!producer || !v) { cv_fail(e, "out of memory"); goto out; }
+    for (int i = 0; i < g->n_values; i++) producer[i] = -1;
+    for (int i = 0; i < g->n_nodes; i++) producer[g->nodes[i].out] = i;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const cv_node *n = &g->nodes[i];
+        if (n->op != ECM_OP_BATCHNORM && n->op != ECM_OP_NORMALIZE) continue;
+        int c = g->values[n->out].c;
+        float *gamma = v, *beta = v + ECM_MAX_DIM, *mean = v + 2 * ECM_MAX_DIM, *var = v + 3 * ECM_MAX_DIM;
+        float *bias = v + 4 * ECM_MAX_DIM;
+        int slot_mean = n->op == ECM_OP_BATCHNORM ? 2 : 0, slot_var = n->op == ECM_OP_BATCHNORM ? 3 : 1;
+        if (c < 1 || c > ECM_MAX_DIM || n->w[slot_mean] < 0 || n->w[slot_var] < 0) continue;   /* cv_graph_check's */
+        if (cv_tensor_elems(&g->tensors[n->w[slot_mean]]) != c || cv_tensor_elems(&g->tensors[n->w[slot_var]]) != c)
+            continue;
+        if (load_into(g, &g->tensors[n->w[slot_mean]], mean, (size_t)c, e) ||
+            load_into(g, &g->tensors[n->w[slot_var]], var, (size_t)c, e))
+            goto out;
+        const char *vname = n->op == ECM_OP_BATCHNORM ? "moving_variance" : "variance";
+        for (int j = 0; j < c; j++)
+            if (!(var[j] >= 0) || !isfinite(var[j]) || !isfinite(mean[j])) {
+                NODE_FAIL(i, "%s[%d] = %g (mean %g) is not a finite non-negative variance", vname, j, (double)var[j],
+                          (double)mean[j]);
+                goto out;
+            }
+        if (n->op == ECM_OP_NORMALIZE) continue;   /* 1 / max(sqrt(var), 1e-7) <= 1e7 */
+        const cv_tensor *tg = n->w[0] >= 0 ? &g->tensors[n->w[0]] : NULL, *tb = n->w[1] >= 0 ? &g->tensors[n->w[1]] : NULL;
+        if ((tg && cv_tensor_elems(tg) != c) || (tb && cv_tensor_elems(tb) != c)) continue;   /* cv_graph_check's */
+        if ((tg && load_into(g, tg, gamma, (size_t)c, e)) || (tb && load_into(g, tb, beta, (size_t)c, e))) goto out;
+        int pr = producer[n->in[0]];
+        const cv_node *p = pr >= 0 ? &g->nodes[pr] : NULL;
+        const cv_tensor *tbias = p && (p->op == ECM_OP_CONV2D || p->op == ECM_OP_DWCONV2D || p->op == ECM_OP_DENSE) &&
+                                         p->w[1] >= 0 ? &g->tensors[p->w[1]] : NULL;
+        if (tbias && (cv_tensor_elems(tbias) != c || load_into(g, tbias, bias, (size_t)c, e))) tbias = NULL;
+        for (int j = 0; j < c; j++) {
+            float ga = tg ? gamma[j] : 1.0f, be = tb ? beta[j] : 0.0f;
+            /* as ec_derive: (x - mean) * g/sqrt(var+eps) + beta, the bias folded in */
+            float scale = ga / sqrtf(var[j] + n->f0), shift = be - mean[j] * scale;
+            float fshift = tbias ? bias[j] * scale + shift : 0.0f;
+            if (!isfinite(scale) || !isfinite(shift) || !isfinite(fshift)) {
+                NODE_FAIL(i, "channel %d folds to scale %g, shift %g (variance %g, epsilon %g): not finite", j,
+                          (double)scale, (double)(tbias ? fshift : shift), (double)var[j], (double)n->f0);
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    free(producer);
+    free(v);
+    return rc;
+}
+
+#undef NODE_FAIL
+
+/* ---- the output file ---------------------------------------------------------------- */
+
+typedef struct {
+    int fd;
+    int anon;          /* O_TMPFILE: nameless until out_commit */
+    char *tmp;         /* the temporary's name (mkstemp fallback, or once linked) */
+} out_file;
+
+static char *tmp_name(const char *path)
+{
+    size_t n = strlen(path);
+    char *t = malloc(n + 16);
+    if (t) memcpy(t, path, n), memcpy(t + n, ".tmpXXXXXX", 11);
+    return t;
+}
+
+/* A named temporary next to path (mkstemp), with the usual umask-derived mode. */
+static int out_named(const char *path, char **tmp, cv_err *e)
+{
+    if (!(*tmp = tmp_name(path))) return cv_fail(e, "out of memory");
+    int fd = mkostemp(*tmp, O_CLOEXEC);
+    if (fd < 0) {
+        cv_fail(e, "%s: cannot create: %s", path, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        return -1;
+    }
+    mode_t um = umask(0);   /* mkstemp makes 0600 */
+    umask(um);
+    if (fchmod(fd, 0666 & ~um) != 0) { /* not fatal: the file is still usable */ }
+    return fd;
+}
+
+static int out_open(const char *path, out_file *o, cv_err *e)
+{
+    memset(o, 0, sizeof *o);
+    size_t n = strlen(path);
+    const char *slash = strrchr(path, '/');
+    char *dir = malloc(n + 2);
+    if (!dir) return cv_fail(e, "out of memory");
+    if (!slash) strcpy(dir, ".");
+    else if (slash == path) strcpy(dir, "/");
+    else memcpy(dir, path, (size_t)(slash - path)), dir[slash - path] = 0;
+    o->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0666);   /* the umask applies */
+    free(dir);
+    if (o->fd >= 0) {
+        o->anon = 1;
+        return 0;
+    }
+    /* No O_TMPFILE here (old kernel, some filesystems), or no such directory:
+     * mkstemp says which. */
+    o->fd = out_named(path, &o->tmp, e);
+    return o->fd < 0 ? -1 : 0;
+}
+
+/* Copies the anonymous file into a named temporary (no /proc to link through). */
+static int out_copy(const char *path, out_file *o, cv_err *e)
+{
+    int fd = out_named(path, &o->tmp, e);
+    if (fd < 0) return -1;
+    static unsigned char b[1 << 16];
+    ssize_t r = 0;
+    for (off_t at = 0;;) {
+        r = pread(o->fd, b, sizeof b, at);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r < 0) cv_fail(e, "%s: cannot read back the temporary file: %s", path, strerror(errno));
+            break;
+        }
+        for (ssize_t w = 0; w < r;) {
+            ssize_t k = write(fd, b + w, (size_t)(r - w));
+            if (k < 0 && errno == EINTR) continue;
+            if (k < 0) {
+                cv_fail(e, "%s: write failed: %s", path, strerror(errno));
+                r = -1;
+                break;
+            }
+            w += k;
+        }
+        if (r < 0) break;
+        at += r;
+    }
+    int bad = r < 0;
+    if (close(fd) != 0 && !bad) bad = cv_fail(e, "%s: write failed: %s", path, strerror(errno));
+    if (bad) unlink(o->tmp);
+    return bad ? -1 : 0;
+}
+
+/* Gives the complete file its name: linked under a fresh temporary name in the
+ * same directory, then renamed onto path (rename replaces atomically; linkat
+ * would not replace an existing file). */
+static int out_commit(const char *path, out_file *o, cv_err *e)
+{
+    if (o->anon) {
+        if (!(o->tmp = tmp_name(path))) return cv_fail(e, "out of memory");
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", o->fd);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        unsigned x = (unsigned)getpid() * 2654435761u ^ (unsigned)ts.tv_nsec;
+        int linked = 0;
+        for (int attempt = 0; attempt < 64 && !linked; attempt++) {
+            x = x * 1664525u + 1013904223u;   /* another name if this one exists */
+            snprintf(o->tmp + strlen(path), 12, ".tmp%06x", x >> 8);
+            if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0 ||
+                linkat(o->fd, "", AT_FDCWD, o->tmp, AT_EMPTY_PATH) == 0)
+                linked = 1;
+            else if (errno != EEXIST)
+                break;
+        }
+        if (!linked) {
+            free(o->tmp);
+            o->tmp = NULL;
+            if (out_copy(path, o, e)) return -1;
+        }
+    }
+    if (rename(o->tmp, path) != 0) {
+        cv_fail(e, "%s: cannot rename into place: %s", path, strerror(errno));
+        unlink(o->tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- writing ------------------------------------------------------------------------ */
+
 int cv_ecm_write(const cv_graph *g, const char *path, cv_err *e)
 {
-    if (check_graph(g, e)) return -1;
+    if (check_graph(g, e) || cv_graph_check(g, e) || check_derived(g, e)) return -1;
 
     /* String blob: ids for every name, in table order. */
     strtab st = {0};
@@ -228,29 +455,16 @@ int cv_ecm_write(const cv_graph *g, const char *path, cv_err *e)
     for (int i = 0; i < g->n_labels; i++, p += 4) put_u32(p, (uint32_t)lname[i]);
     memcpy(p, st.blob, st.len);
 
-    /* One tensor's worth of float32 plus its float16 image. */
-    buf = malloc((size_t)(max_elems ? max_elems : 1) * 6);
+    /* One tensor's worth of float32, and float16 in pieces. */
+    enum { F16_PIECE = 32768 };
+    buf = malloc((size_t)(max_elems ? max_elems : 1) * 4 + F16_PIECE * 2);
     if (!buf) goto oom;
-
-    size_t plen = strlen(path);
-    tmp = malloc(plen + 16);
-    if (!tmp) goto oom;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmpXXXXXX", 11);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        cv_fail(e, "%s: cannot create: %s", path, strerror(errno));
-        free(tmp);
-        tmp = NULL;
-        goto out;
-    }
-    /* mkstemp makes 0600; give the file the usual umask-derived mode. */
-    mode_t um = umask(0);
-    umask(um);
-    if (fchmod(fd, 0666 & ~um) != 0) { /* not fatal: the file is still usable */ }
-    f = fdopen(fd, "w+b");
+    out_file of;
+    if (out_open(path, &of, e)) goto out;
+    tmp = of.tmp;
+    f = fdopen(of.fd, "w+b");
     if (!f) {
-        close(fd);
+        close(of.fd);
         cv_fail(e, "%s: cannot open: %s", path, strerror(errno));
         goto fail_unlink;
     }
@@ -259,33 +473,34 @@ int cv_ecm_write(const cv_graph *g, const char *path, cv_err *e)
     ow(&o, meta, ECM_HEADER_SIZE + meta_size);
     ozero(&o, data_offset - (ECM_HEADER_SIZE + meta_size));
     uint64_t written = 0;
-    float *fb = buf;
-    uint16_t *hb = (uint16_t *)(fb + (max_elems ? max_elems : 1));
+    float *fb = buf;                                            /* [max_elems] */
+    uint16_t *hb = (uint16_t *)(fb + (max_elems ? max_elems : 1));   /* [F16_PIECE] */
     for (int i = 0; i < g->n_tensors && !o.err; i++) {
         const cv_tensor *t = &g->tensors[i];
         size_t n = (size_t)cv_tensor_elems(t);
         ozero(&o, toff[i] - written);
         written = toff[i];
-        if (t->data) {
-            memcpy(fb, t->data, n * 4);
-        } else if (!g->load || g->load(g->load_ctx, t, fb, n, e)) {
-            if (!g->load) cv_fail(e, "tensor %s has no data", t->name);
-            goto fail_unlink;
-        }
+        if (load_into(g, t, fb, n, e) || check_finite(t, fb, n, e)) goto fail_unlink;
         /* Little-endian bytes: on a little-endian host the in-memory layout
          * already is the file layout; elsewhere swap field by field. */
-        unsigned char *bytes;
-        size_t nb;
         if (t->to_f16) {
-            ec_f32_to_f16_n(fb, hb, n);             /* round to nearest even (F16C when present) */
-            bytes = (unsigned char *)hb;
-            nb = n * 2;
+            for (size_t k0 = 0; k0 < n; k0 += F16_PIECE) {
+                size_t k = n - k0 < F16_PIECE ? n - k0 : F16_PIECE;
+                ec_f32_to_f16_n(fb + k0, hb, k);                /* round to nearest even (F16C when present) */
+                for (size_t j = 0; j < k; j++)
+                    if ((hb[j] & 0x7c00) == 0x7c00) {           /* finite in, infinite out: past 65504 */
+                        cv_fail(e, "tensor %s: element %zu = %g does not fit float16 (largest 65504): convert with --dtype fp32",
+                                t->name, k0 + j, (double)fb[k0 + j]);
+                        goto fail_unlink;
+                    }
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-            for (size_t k = 0; k < n; k++) hb[k] = (uint16_t)(hb[k] << 8 | hb[k] >> 8);
+                for (size_t j = 0; j < k; j++) hb[j] = (uint16_t)(hb[j] << 8 | hb[j] >> 8);
 #endif
+                ow(&o, hb, k * 2);
+            }
+            written += (uint64_t)n * 2;
         } else {
-            bytes = (unsigned char *)fb;
-            nb = n * 4;
+            unsigned char *bytes = (unsigned char *)fb;
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
             for (size_t k = 0; k < n; k++) {
                 uint32_t u;
@@ -293,9 +508,9 @@ int cv_ecm_write(const cv_graph *g, const char *path, cv_err *e)
                 put_u32(bytes + 4 * k, u);
             }
 #endif
+            ow(&o, bytes, n * 4);
+            written += (uint64_t)n * 4;
         }
-        ow(&o, bytes, nb);
-        written += nb;
     }
     ozero(&o, data_size - written);
     if (o.err) {
@@ -310,16 +525,20 @@ int cv_ecm_write(const cv_graph *g, const char *path, cv_err *e)
         cv_fail(e, "%s: write failed: %s", path, strerror(errno));
         goto fail_unlink;
     }
+    /* Complete: name it (the descriptor is still open: linkat needs it). */
+    if (out_commit(path, &of, e)) {   /* it removed whatever name it made */
+        free(of.tmp);
+        tmp = NULL;
+        goto fail_unlink;
+    }
+    tmp = of.tmp;
     if (fclose(f) != 0) {
         f = NULL;
         cv_fail(e, "%s: write failed: %s", path, strerror(errno));
-        goto fail_unlink;
+        unlink(path);
+        goto out;
     }
     f = NULL;
-    if (rename(tmp, path) != 0) {
-        cv_fail(e, "%s: cannot rename into place: %s", path, strerror(errno));
-        goto fail_unlink;
-    }
     rc = 0;
     goto out;
 

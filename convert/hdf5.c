@@ -20,12 +20,20 @@
  * Choices:
  *  - Addresses are relative to where the superblock signature was found (user
  *    blocks), as the library itself does when the stored base address differs.
- *  - Checksums of version 2 structures are not verified (every field is bounds-
- *    checked anyway; a checksum adds no safety against a crafted file).
- *  - A contiguous dataset whose address is undefined (never written: h5py does
- *    that for datasets created without data) reads as all zeros, as the library
- *    returns the default fill value. Missing chunks of a chunked dataset too.
- *  - Fill value messages are ignored (Keras never sets one).
+ *  - Checksums of version 2 structures (superblock 2/3, OHDR and OCHK object
+ *    header chunks) are verified (Jenkins lookup3, as the library does): h5py
+ *    refuses a file whose checksum does not match, so do we. The other
+ *    checksummed structures (v2 B-trees, fractal heaps) are not supported.
+ *  - Every element of a dataset must be stored in the file: a dataset whose
+ *    data was never written (undefined address, missing chunks) is refused,
+ *    which makes fill values moot (the library would return the fill value,
+ *    0 or whatever the fill value message says; Keras always writes its data).
+ *    Refusing them also bounds what a small file can make a reader allocate:
+ *    contiguous data is as large as the file holds, and a deflated chunk may
+ *    expand at most 1032-fold (deflate's limit), which is checked for every
+ *    chunk before any data is read.
+ *  - Chunks are inflated through a 64 KiB window straight into the caller's
+ *    array (never a whole chunk in memory).
  *  - Little-endian integer datasets are read too (converted to float): Keras
  *    keeps some state as int64 (Normalization's count) and lists it as a weight.
  *  - Dense link/attribute storage (fractal heap + v2 B-tree), layout v4 chunk
@@ -83,7 +91,18 @@ typedef struct {
     size_t len, cap;
     h5_msg *msgs;
     int n, cap_msgs;
+    int first[H5M_FSINFO + 1];  /* index of the first message of each known type, -1 if none */
+    uint64_t used;          /* cache: tick of the last use */
+    uint32_t *lidx;         /* compact group: link-name hash slots (message index + 1, 0 empty) */
+    size_t lmask;           /* slots - 1, or 0 while no index is built */
 } h5_ohdr;
+
+/* Object headers cached, least recently used evicted. A .keras lookup from the
+ * root touches the root, "layers", the layer, its "vars" and a few datasets:
+ * eight keep the root and "layers" cached across layers, so a compact
+ * "layers" group of 100000 links is read and indexed once, not per layer. */
+#define H5_NHDR 8
+#define H5_HDR_CACHE_BYTES (32u << 20)   /* buffers kept beyond this are dropped */
 
 struct cv_h5 {
     const cv_source *src;
@@ -94,9 +113,11 @@ struct cv_h5 {
     int sb_version;
     int group_k, chunk_k;   /* v1 B-tree "K": a node holds at most 2K children */
     cv_h5_obj root;
-    uint8_t *pages;
+    uint8_t *pages[H5_NPAGES];  /* [H5_PAGE] each, allocated when first used: a small
+                                 * file needs a few, and each is a small allocation */
     uint64_t page_tag[H5_NPAGES];   /* page number + 1; 0 = empty */
-    h5_ohdr hdr;
+    h5_ohdr hdr[H5_NHDR];
+    uint64_t tick;
 };
 
 /* A bounds-checked little-endian decoder over a byte range. Reading past the
@@ -150,6 +171,54 @@ static uint64_t h5_addr(const cv_h5 *h, h5_cur *c) { return h5_addr_val(h5_u(c, 
 
 #define HX(v) ((unsigned long long)(v))
 
+/* ---- checksums ------------------------------------------------------------------
+ * Bob Jenkins' lookup3 "hashlittle" with initial value 0, which HDF5 uses for
+ * the checksums of its version 2 structures. Twelve bytes at a time go into
+ * three 32-bit lanes (little-endian words) that are mixed after each block;
+ * the last 1..12 bytes are added as zero-padded words and the lanes go through
+ * a final avalanche (no final mix when the input is a multiple of 12 and not
+ * empty: the last full block takes that path too). */
+static uint32_t h5_rot(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+static uint32_t h5_word(const uint8_t *p) { return (uint32_t)h5_le(p, 4); }
+
+uint32_t cv_h5_lookup3(const void *data, size_t n)
+{
+    const uint8_t *k = data;
+    uint32_t a, b, c;
+    a = b = c = 0xdeadbeefu + (uint32_t)n;
+    while (n > 12) {
+        a += h5_word(k);
+        b += h5_word(k + 4);
+        c += h5_word(k + 8);
+        a -= c; a ^= h5_rot(c, 4);  c += b;
+        b -= a; b ^= h5_rot(a, 6);  a += c;
+        c -= b; c ^= h5_rot(b, 8);  b += a;
+        a -= c; a ^= h5_rot(c, 16); c += b;
+        b -= a; b ^= h5_rot(a, 19); a += c;
+        c -= b; c ^= h5_rot(b, 4);  b += a;
+        n -= 12;
+        k += 12;
+    }
+    if (n == 0) return c;
+    uint8_t t[12] = { 0 };
+    memcpy(t, k, n);
+    a += h5_word(t);
+    b += h5_word(t + 4);
+    c += h5_word(t + 8);
+    c ^= b; c -= h5_rot(b, 14);
+    a ^= c; a -= h5_rot(c, 11);
+    b ^= a; b -= h5_rot(a, 25);
+    c ^= b; c -= h5_rot(b, 16);
+    a ^= c; a -= h5_rot(c, 4);
+    b ^= a; b -= h5_rot(a, 14);
+    c ^= b; c -= h5_rot(b, 24);
+    return c;
+}
+
+/* 0 if the 4 bytes after p[0, n) hold lookup3 of p[0, n). */
+static int h5_checksum_ok(const uint8_t *p, size_t n) { return cv_h5_lookup3(p, n) == h5_word(p + n); }
+
 /* ---- I/O ------------------------------------------------------------------------ */
 
 static int h5_in(const cv_h5 *h, uint64_t addr, uint64_t len)
@@ -185,7 +254,8 @@ static int h5_read(cv_h5 *h, uint64_t addr, void *buf, size_t len, const char *w
     while (len > 0) {
         uint64_t pg = addr / H5_PAGE;
         unsigned slot = (unsigned)(pg % H5_NPAGES);
-        uint8_t *page = h->pages + (size_t)slot * H5_PAGE;
+        if (!h->pages[slot] && !(h->pages[slot] = malloc(H5_PAGE))) return cv_fail(e, "hdf5: out of memory");
+        uint8_t *page = h->pages[slot];
         uint64_t start = pg * H5_PAGE;
         size_t plen = h->size - start < H5_PAGE ? (size_t)(h->size - start) : H5_PAGE;
         if (h->page_tag[slot] != pg + 1) {
@@ -267,6 +337,9 @@ static int h5_superblock(cv_h5 *h, cv_err *e)
         h5_skip(&c, (size_t)h->so * 2);     /* base address, superblock extension */
         eof = h5_addr(h, &c);
         h->root = h5_addr(h, &c);
+        /* Then a checksum of everything before it. */
+        if (!c.bad && (c.n - c.i < 4 || !h5_checksum_ok(b, c.i)))
+            return cv_fail(e, "hdf5: superblock checksum mismatch (corrupt file)");
     } else {
         return cv_fail(e, "hdf5: superblock version %d not supported", ver);
     }
@@ -304,6 +377,7 @@ static int h5_hdr_add_msg(h5_ohdr *o, unsigned type, unsigned flags, size_t off,
         o->msgs = nm;
         o->cap_msgs = cap;
     }
+    if (type <= H5M_FSINFO && o->first[type] < 0) o->first[type] = o->n;
     o->msgs[o->n++] = (h5_msg){ (uint16_t)type, (uint8_t)flags, (uint32_t)off, (uint32_t)len };
     return 0;
 }
@@ -378,6 +452,10 @@ static int h5_hdr_load_uncached(cv_h5 *h, uint64_t addr, h5_ohdr *o, cv_err *e)
     o->addr = H5_UNDEF;
     o->len = 0;
     o->n = 0;
+    free(o->lidx);
+    o->lidx = NULL;
+    o->lmask = 0;
+    for (int i = 0; i <= H5M_FSINFO; i++) o->first[i] = -1;
     uint8_t pre[64];
     if (!h5_in(h, addr, 16))
         return cv_fail(e, "hdf5: object header at 0x%llx past end of file", HX(addr));
@@ -387,7 +465,7 @@ static int h5_hdr_load_uncached(cv_h5 *h, uint64_t addr, h5_ohdr *o, cv_err *e)
     h5_span *conts = malloc(H5_MAX_CHUNKS * sizeof *conts);
     if (!conts) return cv_fail(e, "hdf5: out of memory");
     int n_conts = 0, crt_order = 0, rc = -1;
-    size_t at;
+    size_t at, c0skip = 0;
     uint64_t c0addr, c0len;
 
     if (memcmp(pre, "OHDR", 4) == 0) {
@@ -404,6 +482,11 @@ static int h5_hdr_load_uncached(cv_h5 *h, uint64_t addr, h5_ohdr *o, cv_err *e)
         crt_order = (fl & 0x04) != 0;
         o->version = 2;
         c0addr = addr + c.i;
+        c0skip = c.i;
+        if (c0len > H5_MAX_HDR) {
+            cv_fail(e, "hdf5: object header at 0x%llx: larger than %u bytes", HX(addr), H5_MAX_HDR);
+            goto out;
+        }
     } else {
         /* Version 1 (section IV.A.1.a): version, reserved, message count, reference
          * count, header size; messages start at the next 8-byte boundary (16). */
@@ -415,7 +498,18 @@ static int h5_hdr_load_uncached(cv_h5 *h, uint64_t addr, h5_ohdr *o, cv_err *e)
         c0len = h5_le(pre + 8, 4);
         c0addr = addr + 16;
     }
-    if (h5_hdr_append(h, addr, o, c0addr, c0len, &at, e) != 0) goto out;
+    if (o->version == 2) {
+        /* Chunk 0 of a v2 header is followed by a checksum of the header from
+         * its signature: read prefix, messages and checksum together. */
+        if (h5_hdr_append(h, addr, o, addr, c0skip + c0len + 4, &at, e) != 0) goto out;
+        if (!h5_checksum_ok(o->buf + at, c0skip + (size_t)c0len)) {
+            cv_fail(e, "hdf5: object header at 0x%llx: checksum mismatch (corrupt file)", HX(addr));
+            goto out;
+        }
+        at += c0skip;
+    } else if (h5_hdr_append(h, addr, o, c0addr, c0len, &at, e) != 0) {
+        goto out;
+    }
     if (h5_hdr_parse_chunk(h, addr, o, at, (size_t)c0len, crt_order, conts, &n_conts, e) != 0) goto out;
 
     /* Continuation chunks, in order; a repeated address is a loop. */
@@ -443,6 +537,11 @@ static int h5_hdr_load_uncached(cv_h5 *h, uint64_t addr, h5_ohdr *o, cv_err *e)
                         HX(addr), HX(ca));
                 goto out;
             }
+            if (!h5_checksum_ok(o->buf + at, (size_t)cl - 4)) {
+                cv_fail(e, "hdf5: object header at 0x%llx: continuation chunk at 0x%llx: checksum mismatch (corrupt file)",
+                        HX(addr), HX(ca));
+                goto out;
+            }
             mstart += 4;
             mlen -= 8;
         }
@@ -456,17 +555,50 @@ out:
     return rc;
 }
 
-static h5_ohdr *h5_hdr(cv_h5 *h, uint64_t addr, cv_err *e)
+static void h5_hdr_drop(h5_ohdr *o)
 {
-    if (h->hdr.addr == addr && addr != H5_UNDEF) return &h->hdr;
-    if (addr == H5_UNDEF) { cv_fail(e, "hdf5: object at undefined address"); return NULL; }
-    if (h5_hdr_load_uncached(h, addr, &h->hdr, e) != 0) return NULL;
-    return &h->hdr;
+    free(o->buf);
+    free(o->msgs);
+    free(o->lidx);
+    memset(o, 0, sizeof *o);
+    o->addr = H5_UNDEF;
 }
 
-/* First message of a type, or NULL. */
+/* The object header at addr, from the cache or loaded into its least recently
+ * used entry. The pointer stays valid until H5_NHDR other headers are asked for. */
+static h5_ohdr *h5_hdr(cv_h5 *h, uint64_t addr, cv_err *e)
+{
+    if (addr == H5_UNDEF) { cv_fail(e, "hdf5: object at undefined address"); return NULL; }
+    int lru = 0;
+    for (int i = 0; i < H5_NHDR; i++) {
+        if (h->hdr[i].addr == addr) {
+            h->hdr[i].used = ++h->tick;
+            return &h->hdr[i];
+        }
+        if (h->hdr[i].used < h->hdr[lru].used) lru = i;
+    }
+    h5_ohdr *o = &h->hdr[lru];
+    if (h5_hdr_load_uncached(h, addr, o, e) != 0) return NULL;
+    o->used = ++h->tick;
+    /* Bound the cache: a hostile file may have headers of up to H5_MAX_HDR. */
+    for (;;) {
+        size_t total = 0;
+        int big = -1;
+        for (int i = 0; i < H5_NHDR; i++) {
+            total += h->hdr[i].cap;
+            if (&h->hdr[i] != o && (big < 0 || h->hdr[i].cap > h->hdr[big].cap)) big = i;
+        }
+        if (total <= H5_HDR_CACHE_BYTES || big < 0 || h->hdr[big].cap == 0) break;
+        h5_hdr_drop(&h->hdr[big]);
+    }
+    return o;
+}
+
+/* First message of a type, or NULL (known types in O(1): a group header may
+ * hold 65536 link messages and is asked about several types per lookup). */
 static const h5_msg *h5_find_msg(const h5_ohdr *o, unsigned type)
 {
+    if (type <= H5M_FSINFO) return o->first[type] >= 0 && o->first[type] < o->n ? &o->msgs[o->first[type]] : NULL;
     for (int i = 0; i < o->n; i++)
         if (o->msgs[i].type == type) return &o->msgs[i];
     return NULL;
@@ -896,6 +1028,65 @@ static int h5_classify(cv_h5 *h, uint64_t obj, h5_group *g, cv_err *e)
     return cv_fail(e, "hdf5: object at 0x%llx is neither a group nor a dataset", HX(obj));
 }
 
+/* The name of a link message, in place: 0, or -1 if the message is malformed. */
+static int h5_link_name(const h5_ohdr *o, const h5_msg *m, const uint8_t **name, uint64_t *len)
+{
+    h5_cur c = h5_cursor(o->buf + m->off, m->len);
+    unsigned ver = (unsigned)h5_u(&c, 1), fl = (unsigned)h5_u(&c, 1);
+    if (fl & 0x08) h5_skip(&c, 1);
+    if (fl & 0x04) h5_skip(&c, 8);
+    if (fl & 0x10) h5_skip(&c, 1);
+    uint64_t n = h5_u(&c, 1 << (fl & 3));
+    if (c.bad || ver != 1 || n > c.n - c.i) return -1;
+    *name = c.p + c.i;
+    *len = n;
+    return 0;
+}
+
+static uint64_t h5_name_hash(const void *k, size_t n)
+{
+    const uint8_t *p = k;
+    uint64_t x = 1469598103934665603ull;   /* FNV-1a */
+    for (size_t i = 0; i < n; i++) x = (x ^ p[i]) * 1099511628211ull;
+    return x;
+}
+
+/* Indexes the link messages of a compact group by name (the first of equal
+ * names wins, as a scan in header order would find it). */
+static int h5_link_index(h5_ohdr *o, cv_err *e)
+{
+    size_t links = 0, cap = 16;
+    for (int i = 0; i < o->n; i++) links += o->msgs[i].type == H5M_LINK;
+    while (cap < 2 * links + 16) cap *= 2;
+    o->lidx = calloc(cap, sizeof *o->lidx);
+    if (!o->lidx) return cv_fail(e, "hdf5: out of memory");
+    o->lmask = cap - 1;
+    for (int i = 0; i < o->n; i++) {
+        if (o->msgs[i].type != H5M_LINK) continue;
+        const uint8_t *nm;
+        uint64_t len;
+        if (h5_link_name(o, &o->msgs[i], &nm, &len) != 0) {
+            free(o->lidx);
+            o->lidx = NULL;
+            o->lmask = 0;
+            return cv_fail(e, "hdf5: object header at 0x%llx: bad link message", HX(o->addr));
+        }
+        size_t j = (size_t)h5_name_hash(nm, (size_t)len) & o->lmask;
+        for (;; j = (j + 1) & o->lmask) {
+            uint32_t k = o->lidx[j];
+            if (!k) {
+                o->lidx[j] = (uint32_t)i + 1;
+                break;
+            }
+            const uint8_t *om;
+            uint64_t ol;
+            h5_link_name(o, &o->msgs[k - 1], &om, &ol);
+            if (ol == len && !memcmp(om, nm, (size_t)len)) break;   /* a duplicate: keep the first */
+        }
+    }
+    return 0;
+}
+
 static int h5_group_lookup(cv_h5 *h, uint64_t grp, const char *name, uint64_t *out, cv_err *e)
 {
     h5_group g;
@@ -907,26 +1098,26 @@ static int h5_group_lookup(cv_h5 *h, uint64_t grp, const char *name, uint64_t *o
         if (g.btree == H5_UNDEF) return 0;
         return h5_gtree_find(h, g.btree, -1, &g.heap, name, out, e);
     }
-    h5_ohdr *o = &h->hdr;       /* loaded by h5_classify */
-    for (int i = 0; i < o->n; i++) {
-        if (o->msgs[i].type != H5M_LINK) continue;
+    h5_ohdr *o = h5_hdr(h, grp, e);   /* cached by h5_classify */
+    if (!o) return -1;
+    /* Compact links: a hash index of the link names, built at the first lookup
+     * (a linear scan per lookup made a group of n links cost n^2). The name is
+     * compared before the target is decoded, so that an unrelated soft link
+     * does not fail the lookup. */
+    if (!o->lmask && h5_link_index(o, e) != 0) return -1;
+    size_t nl = strlen(name);
+    for (size_t i = h5_name_hash(name, nl) & o->lmask;; i = (i + 1) & o->lmask) {
+        uint32_t slot = o->lidx[i];
+        if (!slot) return 0;
+        const uint8_t *nm;
+        uint64_t len;
+        h5_link_name(o, &o->msgs[slot - 1], &nm, &len);   /* well-formed: indexed */
+        if (len != nl || memcmp(nm, name, nl) != 0) continue;
         h5_link lk;
-        /* Compare the name before decoding the target, so that an unrelated soft
-         * link does not fail the lookup. */
-        h5_cur c = h5_cursor(o->buf + o->msgs[i].off, o->msgs[i].len);
-        unsigned ver = (unsigned)h5_u(&c, 1), fl = (unsigned)h5_u(&c, 1);
-        if (fl & 0x08) h5_skip(&c, 1);
-        if (fl & 0x04) h5_skip(&c, 8);
-        if (fl & 0x10) h5_skip(&c, 1);
-        uint64_t nlen = h5_u(&c, 1 << (fl & 3));
-        if (c.bad || ver != 1 || nlen > c.n - c.i)
-            return cv_fail(e, "hdf5: object header at 0x%llx: bad link message", HX(grp));
-        if (nlen != strlen(name) || memcmp(c.p + c.i, name, (size_t)nlen) != 0) continue;
-        if (h5_parse_link(h, o, &o->msgs[i], &lk, e) != 0) return -1;
+        if (h5_parse_link(h, o, &o->msgs[slot - 1], &lk, e) != 0) return -1;
         *out = lk.obj;
         return 1;
     }
-    return 0;
 }
 
 /* ---- attributes (section IV.A.2.m) ------------------------------------------------ */
@@ -1168,6 +1359,7 @@ typedef struct {
     uint64_t cdims[CV_H5_MAX_RANK];
     int n_filters;          /* deflate only */
     int filter_optional[H5_MAX_FILTERS];
+    const h5_ohdr *hdr;     /* its header (compact data lives in it) */
 } h5_dset;
 
 /* Filter pipeline (section IV.A.2.l): accepts deflate (id 1) only. */
@@ -1199,13 +1391,17 @@ static int h5_parse_filters(const h5_ohdr *o, const h5_msg *m, h5_dset *d, cv_er
     return 0;
 }
 
+static int h5_chunk_scan(cv_h5 *h, uint64_t obj, const h5_dset *d, cv_err *e);
+
 static int h5_dset_open(cv_h5 *h, uint64_t obj, h5_dset *d, cv_err *e)
 {
     memset(d, 0, sizeof *d);
     int k = h5_classify(h, obj, NULL, e);
     if (k < 0) return -1;
     if (k == 1) return cv_fail(e, "hdf5: object at 0x%llx is a group, not a dataset", HX(obj));
-    h5_ohdr *o = &h->hdr;
+    h5_ohdr *o = h5_hdr(h, obj, e);   /* cached by h5_classify */
+    if (!o) return -1;
+    d->hdr = o;
     if (h5_hdr_check_unknown(o, e) != 0) return -1;
     const h5_msg *ms = h5_find_msg(o, H5M_DATASPACE), *mt = h5_find_msg(o, H5M_DATATYPE);
     const h5_msg *ml = h5_find_msg(o, H5M_LAYOUT), *mf = h5_find_msg(o, H5M_FILTER);
@@ -1297,6 +1493,9 @@ static int h5_dset_open(cv_h5 *h, uint64_t obj, h5_dset *d, cv_err *e)
         return cv_fail(e, "hdf5: dataset at 0x%llx: filters on a non-chunked dataset", HX(obj));
     if (d->layout == 0 && d->size < need)
         return cv_fail(e, "hdf5: dataset at 0x%llx: compact data %llu bytes, need %llu", HX(obj), HX(d->size), HX(need));
+    if (d->layout == 2 && h5_chunk_scan(h, obj, d, e) != 0) return -1;
+    if (d->layout == 1 && d->space.nelem > 0 && d->addr == H5_UNDEF)
+        return cv_fail(e, "hdf5: dataset at 0x%llx: its data was never written", HX(obj));
     if (d->layout == 1 && d->addr != H5_UNDEF) {
         if (d->size < need)
             return cv_fail(e, "hdf5: dataset at 0x%llx: contiguous data %llu bytes, need %llu",
@@ -1384,32 +1583,83 @@ static int h5_read_elems(cv_h5 *h, uint64_t addr, float *dst, uint64_t n, int es
     return 0;
 }
 
-/* ---- chunked data (v1 B-tree type 1, section III.A.1) ------------------------------ */
+/* ---- chunked data (v1 B-tree type 1, section III.A.1) ------------------------------
+ * A chunked dataset is walked twice. h5_dset_open scans the chunk index first
+ * (keys only, no data): every chunk of the dataset must be stored exactly once,
+ * and each must be able to hold its data: a deflated chunk expands at most
+ * H5_MAX_INFLATE_RATIO-fold. Only then is anything allocated or read. The read
+ * streams each chunk through a fixed window into the caller's array. */
+
+/* Deflate emits at most 258 bytes per 2 bits (a length-258, distance-1 match
+ * with 1-bit codes): 1032 bytes per byte of input. */
+#define H5_MAX_INFLATE_RATIO 1032u
+#define H5_WIN (64u * 1024)     /* decoded bytes on their way to dst; a multiple of 8 */
+#define H5_INBUF (64u * 1024)   /* compressed input */
 
 typedef struct {
     cv_h5 *h;
     const h5_dset *d;
     uint64_t obj;
-    float *dst;
-    uint8_t *chunk;         /* one uncompressed chunk */
-    uint8_t *in;            /* compressed input window */
+    float *dst;             /* [nelem] (read), or NULL (scan) */
+    uint8_t *win;           /* [H5_WIN] */
+    uint8_t *in;            /* [H5_INBUF] */
+    uint8_t *seen;          /* scan: one bit per chunk of the dataset */
+    uint64_t n_chunks, found;
     uint64_t budget;
 } h5_chunk_ctx;
 
-#define H5_INBUF (64u * 1024)
-
-static int h5_inflate_chunk(h5_chunk_ctx *x, uint64_t addr, uint64_t csize, cv_err *e)
+/* Converts elements [first, first + n) of the chunk at offsets off[] (row-major
+ * over the chunk dims) from src into dst, dropping those outside the dataset
+ * (edge chunks overhang it). One run per chunk row. */
+static void h5_chunk_put(h5_chunk_ctx *x, const uint64_t *off, uint64_t first, const uint8_t *src, uint64_t n)
 {
     const h5_dset *d = x->d;
+    int r = d->crank;
+    if (r == 0) {
+        if (first == 0 && n > 0) h5_convert(x->dst, src, 1, d->kind);
+        return;
+    }
+    uint64_t row = d->cdims[r - 1];
+    while (n > 0) {
+        /* chunk coordinates of element `first` */
+        uint64_t idx[CV_H5_MAX_RANK] = { 0 }, q = first;
+        for (int k = r - 1; k >= 0; k--) {
+            idx[k] = q % d->cdims[k];
+            q /= d->cdims[k];
+        }
+        uint64_t len = row - idx[r - 1];
+        if (len > n) len = n;
+        int inside = 1;
+        uint64_t at = 0;
+        for (int k = 0; k < r; k++) {
+            uint64_t pos = off[k] + idx[k];
+            if (pos >= d->space.dims[k]) inside = 0;
+            at = at * d->space.dims[k] + pos;
+        }
+        if (inside) {
+            uint64_t keep = d->space.dims[r - 1] - (off[r - 1] + idx[r - 1]);
+            h5_convert(x->dst + at, src, (size_t)(keep < len ? keep : len), d->kind);
+        }
+        src += len * (uint64_t)d->esize;
+        first += len;
+        n -= len;
+    }
+}
+
+/* Inflates the chunk at addr (csize bytes) window by window into dst. */
+static int h5_inflate_chunk(h5_chunk_ctx *x, const uint64_t *off, uint64_t addr, uint64_t csize, cv_err *e)
+{
+    const h5_dset *d = x->d;
+    const size_t es = (size_t)d->esize;
     z_stream z;
     memset(&z, 0, sizeof z);
     if (inflateInit(&z) != Z_OK) return cv_fail(e, "hdf5: zlib init failed");
-    z.next_out = x->chunk;
-    z.avail_out = (uInt)d->size;
-    uint64_t pos = 0;
-    int zr;
+    uint64_t pos = 0, elems = 0;   /* input consumed; chunk elements delivered */
+    size_t carry = 0;              /* bytes of a split element at the start of win */
+    int zr = Z_OK;
     /* Each Z_OK made progress; anything else (including Z_BUF_ERROR: input used
-     * up or output full) ends the loop. */
+     * up or output full) ends the loop. At most one byte past the chunk size is
+     * ever asked for: enough to tell a stream that runs over. */
     do {
         if (z.avail_in == 0 && pos < csize) {
             size_t step = csize - pos < H5_INBUF ? (size_t)(csize - pos) : H5_INBUF;
@@ -1418,13 +1668,27 @@ static int h5_inflate_chunk(h5_chunk_ctx *x, uint64_t addr, uint64_t csize, cv_e
             z.avail_in = (uInt)step;
             pos += step;
         }
+        uint64_t left = d->size - z.total_out;   /* total_out <= d->size + 1, see below */
+        if (z.total_out > d->size) break;
+        size_t room = H5_WIN - carry;
+        if (left + 1 < room) room = (size_t)left + 1;
+        z.next_out = x->win + carry;
+        z.avail_out = (uInt)room;
         zr = inflate(&z, Z_NO_FLUSH);
+        size_t have = carry + (room - z.avail_out);
+        if (z.total_out > d->size) break;
+        size_t whole = have / es;
+        h5_chunk_put(x, off, elems, x->win, whole);
+        elems += whole;
+        carry = have - whole * es;
+        memmove(x->win, x->win + whole * es, carry);
     } while (zr == Z_OK);
-    uint64_t got = d->size - z.avail_out;
+    uint64_t got = z.total_out;
     inflateEnd(&z);
+    if (got > d->size)
+        return cv_fail(e, "hdf5: dataset at 0x%llx: chunk at 0x%llx inflates past the chunk size", HX(x->obj), HX(addr));
     if (zr != Z_STREAM_END)
         return cv_fail(e, "hdf5: dataset at 0x%llx: chunk at 0x%llx: %s", HX(x->obj), HX(addr),
-                       z.avail_out == 0 ? "inflates past the chunk size" :
                        zr == Z_BUF_ERROR ? "deflate data truncated" : "corrupt deflate data");
     if (got != d->size)
         return cv_fail(e, "hdf5: dataset at 0x%llx: chunk at 0x%llx inflates to %llu bytes, expected %llu",
@@ -1432,31 +1696,35 @@ static int h5_inflate_chunk(h5_chunk_ctx *x, uint64_t addr, uint64_t csize, cv_e
     return 0;
 }
 
-/* Copies the part of a chunk at offsets off[] that lies inside the dataset. */
-static void h5_scatter_chunk(h5_chunk_ctx *x, const uint64_t *off)
+/* Reads an unfiltered chunk window by window into dst. */
+static int h5_copy_chunk(h5_chunk_ctx *x, const uint64_t *off, uint64_t addr, cv_err *e)
 {
     const h5_dset *d = x->d;
-    int r = d->crank;
-    if (r == 0) { h5_convert(x->dst, x->chunk, 1, d->kind); return; }
-    uint64_t cnt[CV_H5_MAX_RANK], idx[CV_H5_MAX_RANK] = { 0 };
-    for (int i = 0; i < r; i++) {
-        uint64_t left = d->space.dims[i] - off[i];
-        cnt[i] = left < d->cdims[i] ? left : d->cdims[i];
+    uint64_t step = H5_WIN / (uint64_t)d->esize * (uint64_t)d->esize;
+    for (uint64_t done = 0; done < d->size;) {
+        uint64_t k = d->size - done < step ? d->size - done : step;
+        if (h5_read(x->h, addr + done, x->win, (size_t)k, "chunk", e) != 0) return -1;
+        h5_chunk_put(x, off, done / (uint64_t)d->esize, x->win, k / (uint64_t)d->esize);
+        done += k;
     }
-    for (;;) {
-        uint64_t so = 0, dof = 0;
-        for (int i = 0; i < r; i++) {
-            so = so * d->cdims[i] + idx[i];
-            dof = dof * d->space.dims[i] + off[i] + idx[i];
-        }
-        h5_convert(x->dst + dof, x->chunk + so * (uint64_t)d->esize, (size_t)cnt[r - 1], d->kind);
-        int i = r - 2;
-        for (; i >= 0; i--) {
-            if (++idx[i] < cnt[i]) break;
-            idx[i] = 0;
-        }
-        if (i < 0) break;
+    return 0;
+}
+
+/* Scan: marks the chunk at off[] as stored; refuses one stored twice. */
+static int h5_chunk_mark(h5_chunk_ctx *x, const uint64_t *off, cv_err *e)
+{
+    const h5_dset *d = x->d;
+    uint64_t lin = 0;
+    for (int k = 0; k < d->crank; k++) {
+        /* chunks per dimension; the product (n_chunks) was checked for overflow */
+        uint64_t per = (d->space.dims[k] + d->cdims[k] - 1) / d->cdims[k];
+        lin = lin * per + off[k] / d->cdims[k];
     }
+    if (x->seen[lin / 8] & (1u << (lin % 8)))
+        return cv_fail(e, "hdf5: dataset at 0x%llx: chunk %llu is stored twice", HX(x->obj), HX(lin));
+    x->seen[lin / 8] |= (uint8_t)(1u << (lin % 8));
+    x->found++;
+    return 0;
 }
 
 static int h5_chunk_walk(h5_chunk_ctx *x, uint64_t addr, int level, cv_err *e)
@@ -1504,17 +1772,42 @@ static int h5_chunk_walk(h5_chunk_ctx *x, uint64_t addr, int level, cv_err *e)
         }
         if (filtered > 1)
             return cv_fail(e, "hdf5: dataset at 0x%llx: more than one deflate pass not supported", HX(x->obj));
-        if (filtered) {
-            if (h5_inflate_chunk(x, child, csize, e) != 0) return -1;
-        } else {
-            if (csize != d->size)
-                return cv_fail(e, "hdf5: dataset at 0x%llx: unfiltered chunk of %llu bytes, expected %llu",
-                               HX(x->obj), HX(csize), HX(d->size));
-            if (h5_read(h, child, x->chunk, (size_t)csize, "chunk", e) != 0) return -1;
+        if (!filtered && csize != d->size)
+            return cv_fail(e, "hdf5: dataset at 0x%llx: unfiltered chunk of %llu bytes, expected %llu",
+                           HX(x->obj), HX(csize), HX(d->size));
+        if (filtered && d->size > csize * H5_MAX_INFLATE_RATIO)
+            return cv_fail(e, "hdf5: dataset at 0x%llx: a deflated chunk of %llu bytes cannot hold %llu bytes",
+                           HX(x->obj), HX(csize), HX(d->size));
+        if (!x->dst) {
+            if (h5_chunk_mark(x, off, e) != 0) return -1;
+        } else if (filtered ? h5_inflate_chunk(x, off, child, csize, e) : h5_copy_chunk(x, off, child, e)) {
+            return -1;
         }
-        h5_scatter_chunk(x, off);
     }
     return 0;
+}
+
+/* The scan of h5_dset_open: every chunk present once, each able to hold its data. */
+static int h5_chunk_scan(cv_h5 *h, uint64_t obj, const h5_dset *d, cv_err *e)
+{
+    if (d->space.nelem == 0) return 0;
+    if (d->addr == H5_UNDEF)
+        return cv_fail(e, "hdf5: dataset at 0x%llx: its data was never written", HX(obj));
+    uint64_t n = 1;
+    for (int k = 0; k < d->crank; k++)
+        if (__builtin_mul_overflow(n, (d->space.dims[k] + d->cdims[k] - 1) / d->cdims[k], &n))
+            n = UINT64_MAX;
+    /* Each chunk needs a B-tree entry of more than 24 bytes in the file. */
+    if (n > h5_budget(h))
+        return cv_fail(e, "hdf5: dataset at 0x%llx: %llu chunks cannot fit in the file", HX(obj), HX(n));
+    h5_chunk_ctx x = { h, d, obj, NULL, NULL, NULL, calloc((size_t)(n / 8 + 1), 1), n, 0, h5_budget(h) };
+    if (!x.seen) return cv_fail(e, "hdf5: out of memory");
+    int r = h5_chunk_walk(&x, d->addr, -1, e);
+    free(x.seen);
+    if (r == 0 && x.found != n)
+        return cv_fail(e, "hdf5: dataset at 0x%llx: %llu of its %llu chunks were never written", HX(obj),
+                       HX(n - x.found), HX(n));
+    return r;
 }
 
 /* ---- public API ------------------------------------------------------------------- */
@@ -1526,14 +1819,12 @@ int cv_h5_open(const cv_source *src, const cv_limits *lim, cv_h5 **out, cv_err *
     if (!h) return cv_fail(e, "hdf5: out of memory");
     h->src = src;
     h->lim = lim ? *lim : cv_limits_default();
-    h->hdr.addr = H5_UNDEF;
+    for (int i = 0; i < H5_NHDR; i++) h->hdr[i].addr = H5_UNDEF;
     /* Defaults of the format (section II.A); superblock 0/1 may override. Version
      * 2/3 keep non-default values in the superblock extension, which is not read,
      * so their nodes are only bounded by the 16-bit entry count. */
     h->group_k = 16;
     h->chunk_k = 32;
-    h->pages = malloc((size_t)H5_NPAGES * H5_PAGE);
-    if (!h->pages) { free(h); return cv_fail(e, "hdf5: out of memory"); }
     if (h5_superblock(h, e) != 0) { cv_h5_close(h); return -1; }
     /* The root must be a readable group. */
     int k = h5_classify(h, h->root, NULL, e);
@@ -1549,9 +1840,8 @@ int cv_h5_open(const cv_source *src, const cv_limits *lim, cv_h5 **out, cv_err *
 void cv_h5_close(cv_h5 *h)
 {
     if (!h) return;
-    free(h->pages);
-    free(h->hdr.buf);
-    free(h->hdr.msgs);
+    for (unsigned i = 0; i < H5_NPAGES; i++) free(h->pages[i]);
+    for (int i = 0; i < H5_NHDR; i++) h5_hdr_drop(&h->hdr[i]);
     free(h);
 }
 
@@ -1604,8 +1894,9 @@ int cv_h5_list(cv_h5 *h, cv_h5_obj group, int (*cb)(void *ctx, const char *name,
         h5_list_ctx l = { cb, ctx };
         return h5_gtree_walk(h, g.btree, -1, &g.heap, &budget, h5_list_tramp, &l, e);
     }
-    /* Compact links: decode all first; callbacks may replace the cached header. */
-    h5_ohdr *o = &h->hdr;
+    /* Compact links: decode all first; callbacks may evict the cached header. */
+    h5_ohdr *o = h5_hdr(h, group, e);
+    if (!o) return -1;
     int n = 0;
     for (int i = 0; i < o->n; i++) n += o->msgs[i].type == H5M_LINK;
     h5_link *links = malloc((size_t)(n ? n : 1) * sizeof *links);
@@ -1683,22 +1974,16 @@ int cv_h5_dataset_read_f32(cv_h5 *h, cv_h5_obj ds, float *dst, uint64_t n, cv_er
                        HX(ds), HX(d.space.nelem), HX(n));
     if (n == 0) return 0;
     if (d.layout == 0) {
-        h5_convert(dst, h->hdr.buf + d.compact_off, (size_t)n, d.kind);
+        h5_convert(dst, d.hdr->buf + d.compact_off, (size_t)n, d.kind);
         return 0;
     }
-    if (d.layout == 1) {
-        if (d.addr == H5_UNDEF) { memset(dst, 0, (size_t)n * sizeof *dst); return 0; }
-        return h5_read_elems(h, d.addr, dst, n, d.esize, d.kind, e);
-    }
-    memset(dst, 0, (size_t)n * sizeof *dst);
-    if (d.addr == H5_UNDEF) return 0;
-    h5_chunk_ctx x = { h, &d, ds, dst, NULL, NULL, h5_budget(h) };
-    x.chunk = malloc((size_t)d.size);
-    x.in = d.n_filters ? malloc(H5_INBUF) : NULL;
+    if (d.layout == 1) return h5_read_elems(h, d.addr, dst, n, d.esize, d.kind, e);
+    /* h5_dset_open found every chunk stored exactly once: they cover dst. */
+    h5_chunk_ctx x = { h, &d, ds, dst, malloc(H5_WIN), d.n_filters ? malloc(H5_INBUF) : NULL, NULL, 0, 0, h5_budget(h) };
     int r;
-    if (!x.chunk || (d.n_filters && !x.in)) r = cv_fail(e, "hdf5: out of memory");
+    if (!x.win || (d.n_filters && !x.in)) r = cv_fail(e, "hdf5: out of memory");
     else r = h5_chunk_walk(&x, d.addr, -1, e);
-    free(x.chunk);
+    free(x.win);
     free(x.in);
     return r;
 }

@@ -7,9 +7,11 @@
  * (v1 B-tree type 1, deflate filter only) layouts, float16/32/64 little-endian data
  * (and little-endian integers, converted to float),
  * attributes (message v1/v2/v3) holding fixed-length strings, arrays of them,
- * and variable-length strings stored in global heap collections.
+ * and variable-length strings stored in global heap collections. Checksums of
+ * version 2 structures (superblock 2/3, object header chunks) are verified.
  * Refused with a message: dense link storage (fractal heaps), soft/external
- * links, external storage, virtual datasets, other filters, big-endian data.
+ * links, external storage, virtual datasets, other filters, big-endian data,
+ * datasets whose data was never written (undefined address, missing chunks).
  * Hostile input: every address/size/count is checked against the source size,
  * header walks are bounded, recursion is depth-limited, allocations are bounded
  * by the limits. */
@@ -65,5 +67,9 @@ int cv_h5_dataset_info_get(cv_h5 *h, cv_h5_obj ds, cv_h5_dataset_info *out, cv_e
 /* Reads the whole dataset as float32 (float16, float64 and little-endian integers
  * converted; float64 beyond float range saturates to infinity); n must equal nelem. */
 int cv_h5_dataset_read_f32(cv_h5 *h, cv_h5_obj ds, float *dst, uint64_t n, cv_err *e);
+
+/* Jenkins' lookup3 hash (initial value 0): the checksum HDF5 stores after its
+ * version 2 structures. For tools and tests that write such files. */
+uint32_t cv_h5_lookup3(const void *data, size_t n);
 
 #endif

@@ -21,6 +21,7 @@
 
 #define MAX_MODEL_DEPTH 8          /* nested models inside nested models */
 #define MAX_CONFIG_BYTES (64u << 20)
+#define MAX_CONFIG_VECTOR_ELEMS (16u << 20)   /* Normalization mean/variance given in the config */
 
 struct cv_keras {
     cv_source file;                /* the input file (.h5) */
@@ -81,17 +82,72 @@ static void snake_case(const char *in, char *out, size_t cap)
     out[o] = 0;
 }
 
+/* ---- name index -------------------------------------------------------------------
+ * Open addressing over (bytes, length) keys that point into the config or the
+ * weight name lists (not copied): a model's layer names, the suffixes of legacy
+ * weight names. Lookups are O(1), so a config at the layer limit builds in
+ * linear time whatever the order of its layers. */
+typedef struct {
+    const char *key;     /* NULL: empty slot */
+    size_t len;
+    int val;
+} name_slot;
+
+typedef struct {
+    name_slot *s;
+    size_t mask;         /* capacity - 1, a power of two at least twice the keys */
+} name_index;
+
+static uint64_t name_hash(const char *k, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+    return h;
+}
+
+static int name_index_init(name_index *x, size_t keys)
+{
+    size_t cap = 16;
+    while (cap < 2 * keys + 16) cap *= 2;
+    x->s = calloc(cap, sizeof *x->s);
+    x->mask = cap - 1;
+    return x->s ? 0 : -1;
+}
+
+static void name_index_free(name_index *x)
+{
+    free(x->s);
+    x->s = NULL;
+}
+
+static name_slot *name_index_slot(const name_index *x, const char *k, size_t n)
+{
+    for (size_t i = (size_t)name_hash(k, n) & x->mask;; i = (i + 1) & x->mask) {
+        name_slot *s = &x->s[i];
+        if (!s->key || (s->len == n && !memcmp(s->key, k, n))) return s;
+    }
+}
+
+/* val of key k, or -1 */
+static int name_index_find(const name_index *x, const char *k, size_t n)
+{
+    const name_slot *s = x->s ? name_index_slot(x, k, n) : NULL;
+    return s && s->key ? s->val : -1;
+}
+
+/* Adds k -> val unless k is there already (then returns 1 and keeps the first).
+ * The caller sized the index for all its keys. */
+static int name_index_add(name_index *x, const char *k, size_t n, int val)
+{
+    name_slot *s = name_index_slot(x, k, n);
+    if (s->key) return 1;
+    s->key = k;
+    s->len = n;
+    s->val = val;
+    return 0;
+}
+
 /* ---- builder context ---------------------------------------------------------- */
-
-typedef struct {
-    char *name;          /* layer name within its model */
-    int out;             /* output value id (single-output layers) */
-} binding;
-
-typedef struct {
-    binding *b;
-    int n, cap;
-} scope;
 
 typedef struct {
     cv_graph *g;
@@ -101,36 +157,19 @@ typedef struct {
     char **lw_names;     /* legacy: weight path "layer/var" -> dataset (flattened) */
     cv_h5_obj *lw_obj;
     int n_lw, cap_lw;
+    name_index lw_index; /* legacy: every '/'-suffix of a weight name (":0" dropped) -> lw id */
+    uint64_t total_elems; /* weight elements registered so far */
+    uint64_t config_elems; /* of which vectors given in the config (held in memory) */
 } ctx;
 
-static int scope_bind(scope *s, const char *name, int out)
+/* A double from the config as float32: values beyond float range become
+ * infinities (a plain conversion is undefined behaviour), which the loader's
+ * checks (cv_graph_check) then refuse with the loader's message. */
+static float to_f32(double x)
 {
-    if (s->n == s->cap) {
-        int ncap = s->cap ? 2 * s->cap : 64;
-        binding *p = realloc(s->b, (size_t)ncap * sizeof *p);
-        if (!p) return -1;
-        s->b = p;
-        s->cap = ncap;
-    }
-    char *nm = strdup(name);
-    if (!nm) return -1;
-    s->b[s->n].name = nm;
-    s->b[s->n].out = out;
-    s->n++;
-    return 0;
-}
-
-static int scope_find(const scope *s, const char *name)
-{
-    for (int i = s->n - 1; i >= 0; i--)
-        if (strcmp(s->b[i].name, name) == 0) return s->b[i].out;
-    return -1;
-}
-
-static void scope_free(scope *s)
-{
-    for (int i = 0; i < s->n; i++) free(s->b[i].name);
-    free(s->b);
+    if (x > 3.4028234663852886e38) return INFINITY;
+    if (x < -3.4028234663852886e38) return -INFINITY;
+    return (float)x;
 }
 
 /* ---- config field readers ------------------------------------------------------ */
@@ -319,20 +358,15 @@ static int find_vars(ctx *c, const char *layer, const char *h5path, const char *
         if (r < 0) return -1;
         if (r == 1) return cv_fail(c->e, "layer %s: more weights stored than the layer has", layer);
     } else {
+        /* legacy names: ".../<layer>/<var>" with an optional ":0"; the first
+         * listed weight whose path ends with "<layer>/<var>" at a '/' boundary */
         for (int i = 0; i < n_names; i++) {
-            for (int j = 0; j < c->n_lw; j++) {
-                /* legacy names: ".../<layer>/<var>" with an optional ":0" */
-                const char *w = c->lw_names[j];
-                size_t ll = strlen(layer), vl = strlen(names[i]), wl = strlen(w);
-                if (wl >= 2 && !strcmp(w + wl - 2, ":0")) wl -= 2;
-                if (wl < ll + vl + 1) continue;
-                if (strncmp(w + wl - vl, names[i], vl) || w[wl - vl - 1] != '/') continue;
-                const char *lp = w + wl - vl - 1 - ll;
-                if (strncmp(lp, layer, ll) || (lp != w && lp[-1] != '/')) continue;
-                objs[i] = c->lw_obj[j];
-                have[i] = 1;
-                break;
-            }
+            char key[1100];
+            int kl = snprintf(key, sizeof key, "%s/%s", layer, names[i]);
+            int j = kl > 0 && (size_t)kl < sizeof key ? name_index_find(&c->lw_index, key, (size_t)kl) : -1;
+            if (j < 0) continue;
+            objs[i] = c->lw_obj[j];
+            have[i] = 1;
         }
     }
     for (int i = 0; i < n_names; i++) {
@@ -344,8 +378,17 @@ static int find_vars(ctx *c, const char *layer, const char *h5path, const char *
             return cv_fail(c->e, "layer %s: weight %s: %s", layer, names[i], m);
         }
         if (info.rank > 4) return cv_fail(c->e, "layer %s: weight %s has rank %d", layer, names[i], info.rank);
+        /* Integers only where Keras keeps a counter (Normalization's int64 count):
+         * an integer kernel is not a model effcam can run as Keras does. */
+        if (info.is_int && strcmp(names[i], "count") != 0)
+            return cv_fail(c->e, "layer %s: weight %s is stored as %d-byte integers, not floats", layer, names[i],
+                           info.elem_size);
         if (info.nelem > c->k->lim.max_tensor_elems)
             return cv_fail(c->e, "layer %s: weight %s exceeds the tensor size limit", layer, names[i]);
+        c->total_elems += info.nelem;   /* each term is under the tensor limit: no overflow */
+        if (c->total_elems > c->k->lim.max_total_elems)
+            return cv_fail(c->e, "layer %s: the weights exceed the limit of %llu elements in total", layer,
+                           (unsigned long long)c->k->lim.max_total_elems);
         int64_t dims[4];
         for (int d = 0; d < info.rank; d++) {
             if (info.dims[d] > (1u << 30)) return cv_fail(c->e, "layer %s: weight %s too large", layer, names[i]);
@@ -384,6 +427,14 @@ static int config_vector(ctx *c, const char *layer, const js_value *v, int ch, c
 {
     int64_t dims[1] = { ch };
     char tn[512];
+    /* Held in memory until written: bounded apart from the weights in the file,
+     * which a config cannot inflate (a few channels per Normalization layer
+     * in practice; 100000 layers of 65536 channels would be 50 GB). */
+    c->total_elems += (uint64_t)ch;
+    c->config_elems += (uint64_t)ch;
+    if (c->config_elems > MAX_CONFIG_VECTOR_ELEMS || c->total_elems > c->k->lim.max_total_elems)
+        return cv_fail(c->e, "layer %s: per-channel %s vectors of the config exceed %u elements in total", layer, what,
+                       MAX_CONFIG_VECTOR_ELEMS);
     snprintf(tn, sizeof tn, "%s/%s", layer, what);
     int t = cv_graph_add_tensor(c->g, tn, 1, dims);
     if (t < 0) return cv_fail(c->e, "out of memory");
@@ -393,11 +444,11 @@ static int config_vector(ctx *c, const char *layer, const js_value *v, int ch, c
     if (!ts->data) return cv_fail(c->e, "out of memory");
     double x;
     if (js_num(v, &x) == 0) {
-        for (int i = 0; i < ch; i++) ts->data[i] = (float)x;
+        for (int i = 0; i < ch; i++) ts->data[i] = to_f32(x);
     } else if (v->type == JS_ARRAY && (v->n == ch || v->n == 1)) {
         for (int i = 0; i < ch; i++) {
             if (js_num(js_at(v, v->n == 1 ? 0 : i), &x)) return cv_fail(c->e, "layer %s: bad %s", layer, what);
-            ts->data[i] = (float)x;
+            ts->data[i] = to_f32(x);
         }
     } else {
         return cv_fail(c->e, "layer %s: %s does not match %d channels", layer, what, ch);
@@ -417,16 +468,20 @@ typedef struct {
     int n_in;
 } layer_call;
 
-static int new_value(ctx *c, const char *name, int h, int w, int ch)
+/* A new value of shape h x w x ch (computed in 64 bits by the caller): each
+ * extent 1..ECM_MAX_DIM, as the loader requires, so later int arithmetic on
+ * them cannot overflow. */
+static int new_value(ctx *c, const char *name, int64_t h, int64_t w, int64_t ch)
 {
-    if (h <= 0 || w <= 0 || ch <= 0)
-        return cv_fail(c->e, "layer %s: output shape %dx%dx%d is out of range", name, h, w, ch), -1;
+    if (h <= 0 || w <= 0 || ch <= 0 || h > ECM_MAX_DIM || w > ECM_MAX_DIM || ch > ECM_MAX_DIM)
+        return cv_fail(c->e, "layer %s: output shape %lldx%lldx%lld is out of range (1..%d each)", name, (long long)h,
+                       (long long)w, (long long)ch, ECM_MAX_DIM), -1;
     if ((uint64_t)h * (uint64_t)w * (uint64_t)ch > c->k->lim.max_tensor_elems)
-        return cv_fail(c->e, "layer %s: output of %dx%dx%d exceeds the tensor limit of %llu elements", name, h, w, ch,
-                       (unsigned long long)c->k->lim.max_tensor_elems), -1;
+        return cv_fail(c->e, "layer %s: output of %lldx%lldx%lld exceeds the tensor limit of %llu elements", name,
+                       (long long)h, (long long)w, (long long)ch, (unsigned long long)c->k->lim.max_tensor_elems), -1;
     if (c->g->n_values >= c->k->lim.max_layers * 2)
         return cv_fail(c->e, "too many layers (limit %d)", c->k->lim.max_layers), -1;
-    int v = cv_graph_add_value(c->g, name, h, w, ch);
+    int v = cv_graph_add_value(c->g, name, (int)h, (int)w, (int)ch);
     if (v < 0) cv_fail(c->e, "out of memory");
     return v;
 }
@@ -548,7 +603,7 @@ static int build_layer(ctx *c, const layer_call *L, int depth, int *out)
             if (want_shape(c, name, tid[i], 1, vd)) return -1;
             n->w[slot[i]] = tid[i];
         }
-        n->f0 = (float)eps;
+        n->f0 = to_f32(eps);   /* negative, NaN or infinite: refused by cv_graph_check */
         n->n_in = 1;
         n->in[0] = L->in[0];
         if ((n->out = new_value(c, name, h, w, ch)) < 0) return -1;
@@ -585,8 +640,8 @@ static int build_layer(ctx *c, const layer_call *L, int depth, int *out)
         if (ov && js_num(ov, &of)) return cv_fail(c->e, "layer %s: only a scalar Rescaling offset is supported", name);
         cv_node *n = new_node(c, ECM_OP_RESCALE, name);
         if (!n) return -1;
-        n->f0 = (float)sc;
-        n->f1 = (float)of;
+        n->f0 = to_f32(sc);    /* beyond float range or NaN: refused by cv_graph_check */
+        n->f1 = to_f32(of);
         n->n_in = 1;
         n->in[0] = L->in[0];
         if ((n->out = new_value(c, name, h, w, ch)) < 0) return -1;
@@ -664,7 +719,7 @@ static int build_layer(ctx *c, const layer_call *L, int depth, int *out)
         n->pr = (int)v[3];
         n->n_in = 1;
         n->in[0] = L->in[0];
-        if ((n->out = new_value(c, name, h + (int)(v[0] + v[1]), w + (int)(v[2] + v[3]), ch)) < 0) return -1;
+        if ((n->out = new_value(c, name, (int64_t)h + v[0] + v[1], (int64_t)w + v[2] + v[3], ch)) < 0) return -1;
         *out = n->out;
         return 0;
     }
@@ -681,8 +736,8 @@ static int build_layer(ctx *c, const layer_call *L, int depth, int *out)
         return 0;
     }
     if (!strcmp(cls, "Reshape") || !strcmp(cls, "Flatten")) {
-        int64_t total = (int64_t)h * w * ch;
-        int nh = 1, nw = 1, nc = (int)total;
+        int64_t total = (int64_t)h * w * ch;   /* each <= ECM_MAX_DIM: < 2^49 */
+        int64_t nh = 1, nw = 1, nc = total;
         if (cls[0] == 'R') {
             const js_value *ts = js_get(cfg, "target_shape");
             if (!ts || ts->type != JS_ARRAY || ts->n < 1 || ts->n > 3)
@@ -696,19 +751,21 @@ static int build_layer(ctx *c, const layer_call *L, int depth, int *out)
                 if (d[3 - ts->n + i] == -1) {
                     if (neg >= 0) return cv_fail(c->e, "layer %s: bad target_shape", name);
                     neg = 3 - ts->n + i;
-                } else {
-                    known *= d[3 - ts->n + i];
+                } else if (__builtin_mul_overflow(known, (int64_t)d[3 - ts->n + i], &known) || known > total) {
+                    /* [2^30, 2^30, 2^30] overflowed here (found by UBSan) */
+                    return cv_fail(c->e, "layer %s: target_shape has a different element count", name);
                 }
             }
             if (neg >= 0) {
                 if (known <= 0 || total % known) return cv_fail(c->e, "layer %s: target_shape does not fit", name);
                 d[neg] = (long)(total / known);
             }
+            /* known <= total, and d[neg] * known == total: the product cannot overflow */
             if ((int64_t)d[0] * d[1] * d[2] != total)
                 return cv_fail(c->e, "layer %s: target_shape has a different element count", name);
-            nh = (int)d[0];
-            nw = (int)d[1];
-            nc = (int)d[2];
+            nh = d[0];
+            nw = d[1];
+            nc = d[2];
         }
         cv_node *n = new_node(c, ECM_OP_RESHAPE, name);
         if (!n) return -1;
@@ -766,9 +823,11 @@ static int collect_keras3(const js_value *v, const char **names, int *n, int dep
     if (!v || depth > 16) return depth > 16 ? -1 : 0;
     if (v->type == JS_OBJECT) {
         const js_value *hist = js_get(js_get(v, "config"), "keras_history");
-        if (hist && hist->type == JS_ARRAY && hist->n >= 1 && js_str(js_at(hist, 0))) {
-            if (*n >= ECM_MAX_IN) return -1;
-            names[(*n)++] = js_str(js_at(hist, 0));
+        const js_value *hn = js_at(hist, 0);
+        if (hist && hist->type == JS_ARRAY && hist->n >= 1 && js_str(hn)) {
+            /* a name with a NUL character would look up a shorter name */
+            if (*n >= ECM_MAX_IN || strlen(hn->str) != hn->len) return -1;
+            names[(*n)++] = hn->str;
             return 0;
         }
         for (int i = 0; i < v->n; i++)
@@ -792,9 +851,9 @@ static int inbound_names(ctx *c, const char *layer, const js_value *inb, const c
     } else if (node->type == JS_ARRAY) {
         r = 0;
         for (int i = 0; i < node->n && r == 0; i++) {
-            const js_value *t = js_at(node, i);
-            const char *s = js_str(js_at(t, 0));
-            if (!s || *n >= ECM_MAX_IN) r = -1;
+            const js_value *t = js_at(node, i), *tn = js_at(t, 0);
+            const char *s = js_str(tn);
+            if (!s || *n >= ECM_MAX_IN || strlen(s) != tn->len) r = -1;
             else names[(*n)++] = s;
         }
     } else {
@@ -867,6 +926,30 @@ static int h5_child_path(ctx *c, const char *parent, const char *cls, class_coun
     return 0;
 }
 
+/* A layer's name (config.name, else the layer's own "name"), or NULL. */
+static const js_value *layer_name(const js_value *L)
+{
+    const js_value *v = js_get(js_get(L, "config"), "name");
+    if (!v || v->type != JS_STRING) v = js_get(L, "name");
+    return v && v->type == JS_STRING ? v : NULL;
+}
+
+/* Indexes the layer names of one model: each present, free of NUL characters
+ * ("a\u0000b" would read as "a" and collapse two layers) and unique (Keras
+ * refuses duplicates; with them the last one won). */
+static int index_layers(ctx *c, const char *mname, const js_value *layers, name_index *idx)
+{
+    if (name_index_init(idx, (size_t)layers->n)) return cv_fail(c->e, "out of memory");
+    for (int i = 0; i < layers->n; i++) {
+        const js_value *nv = layer_name(js_at(layers, i));
+        if (!nv) return cv_fail(c->e, "model %s: layer %d has no name", mname, i);
+        if (strlen(nv->str) != nv->len) return cv_fail(c->e, "model %s: layer %d: its name contains a NUL character", mname, i);
+        if (name_index_add(idx, nv->str, nv->len, i))
+            return cv_fail(c->e, "model %s: two layers are named %s (layer names must be unique)", mname, nv->str);
+    }
+    return 0;
+}
+
 /* Builds a Functional or Sequential model {class_name, config}. inputs: values
  * feeding it when nested (NULL at top level: its InputLayer makes the model input). */
 static int build_model(ctx *c, const js_value *model, const char *h5path, const int *inputs, int n_inputs,
@@ -880,16 +963,22 @@ static int build_model(ctx *c, const js_value *model, const char *h5path, const 
     const js_value *layers = js_get(cfg, "layers");
     if (!is_model_class(cls) || !layers || layers->type != JS_ARRAY)
         return cv_fail(c->e, "model %s: not a Functional or Sequential model", mname);
-    int seq = !strcmp(cls, "Sequential");
-    scope sc = { 0 };
+    int seq = !strcmp(cls, "Sequential"), n = layers->n;
     class_count *cc = calloc(256, sizeof *cc);
     int ncc = 0, rc = -1;
-    char *done = calloc((size_t)layers->n + 1, 1);
-    char (*paths)[512] = calloc((size_t)layers->n + 1, sizeof *paths);
-    if (!cc || !done || !paths) { cv_fail(c->e, "out of memory"); goto out; }
+    char (*paths)[512] = calloc((size_t)n + 1, sizeof *paths);
+    /* Functional: per layer its state (0 not visited, 1 waiting for its inputs,
+     * 2 built), output value, InputLayer ordinal, and inbound layer indexes. */
+    unsigned char *state = calloc((size_t)n + 1, 1);
+    int *outv = calloc((size_t)n + 1, sizeof *outv), *ord = calloc((size_t)n + 1, sizeof *ord);
+    int *stack = calloc((size_t)n + 1, sizeof *stack), *nin = calloc((size_t)n + 1, sizeof *nin);
+    int (*lin)[ECM_MAX_IN] = calloc((size_t)n + 1, sizeof *lin);
+    name_index idx = { 0 };
+    if (!cc || !paths || !state || !outv || !ord || !stack || !nin || !lin) { cv_fail(c->e, "out of memory"); goto out; }
+    if (index_layers(c, mname, layers, &idx)) goto out;
 
     /* Weight paths in model.layers order (InputLayers are not in model.layers). */
-    for (int i = 0; i < layers->n; i++) {
+    for (int i = 0; i < n; i++) {
         const char *lcls = js_get_str(js_at(layers, i), "class_name");
         if (!lcls) { cv_fail(c->e, "model %s: layer %d has no class_name", mname, i); goto out; }
         if (!strcmp(lcls, "InputLayer")) continue;
@@ -913,12 +1002,11 @@ static int build_model(ctx *c, const js_value *model, const char *h5path, const 
             if ((cur = new_value(c, "input", ih, iw, ic)) < 0) goto out;
             c->g->input_value = cur;
         }
-        for (int i = 0; i < layers->n; i++) {
+        for (int i = 0; i < n; i++) {
             const js_value *L = js_at(layers, i);
             const char *lcls = js_get_str(L, "class_name");
             const js_value *lcfg = js_get(L, "config");
-            const char *lname = js_get_str(lcfg, "name");
-            if (!lname) { cv_fail(c->e, "model %s: layer %d has no name", mname, i); goto out; }
+            const char *lname = layer_name(L)->str;
             if (!strcmp(lcls, "InputLayer")) continue;
             layer_call call = { lcls, lname, lcfg, paths[i], { cur }, 1 };
             if (is_model_class(lcls)) {
@@ -932,26 +1020,57 @@ static int build_model(ctx *c, const js_value *model, const char *h5path, const 
         goto out;
     }
 
-    /* Functional: layers in config order, deferring any whose inputs are not
-     * built yet (configs are topologically sorted in practice). */
-    int remaining = layers->n, progress = 1;
+    /* Functional: one pass in dependency order. From each layer in config order,
+     * a depth-first walk (explicit stack: a chain of 100000 layers is fine)
+     * builds its unbuilt inputs first, so a sorted config (as Keras writes
+     * them) builds in config order and any other in linear time too; an input
+     * met again while it waits for its own inputs is a cycle. InputLayers take
+     * the given inputs in config order. */
     int n_in_layers = 0;
-    while (remaining > 0 && progress) {
-        progress = 0;
-        for (int i = 0; i < layers->n; i++) {
-            if (done[i]) continue;
-            const js_value *L = js_at(layers, i);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(js_get_str(js_at(layers, i), "class_name"), "InputLayer")) ord[i] = n_in_layers++;
+    for (int r = 0; r < n; r++) {
+        int sp = 0;
+        if (state[r] == 0) stack[sp++] = r;
+        while (sp > 0) {
+            int t = stack[sp - 1];
+            const js_value *L = js_at(layers, t);
             const char *lcls = js_get_str(L, "class_name");
             const js_value *lcfg = js_get(L, "config");
-            const char *lname = js_get_str(lcfg, "name");
-            if (!lname) lname = js_get_str(L, "name");
-            if (!lname) { cv_fail(c->e, "model %s: layer %d has no name", mname, i); goto out; }
-            if (!strcmp(lcls, "InputLayer")) {
-                int v;
+            const char *lname = layer_name(L)->str;
+            int input_layer = !strcmp(lcls, "InputLayer");
+            if (state[t] == 0) {
+                state[t] = 1;
+                if (!input_layer) {
+                    const char *in_names[ECM_MAX_IN];
+                    if (inbound_names(c, lname, js_get(L, "inbound_nodes"), in_names, &nin[t])) goto out;
+                    if (nin[t] == 0) { cv_fail(c->e, "layer %s (%s): no inbound tensors", lname, lcls); goto out; }
+                    for (int k = 0; k < nin[t]; k++)
+                        if ((lin[t][k] = name_index_find(&idx, in_names[k], strlen(in_names[k]))) < 0) {
+                            cv_fail(c->e, "model %s: layer %s has inputs that are never produced (cycle or missing layer)",
+                                    mname, lname);
+                            goto out;
+                        }
+                }
+            }
+            int wait = -1;
+            for (int k = 0; k < nin[t] && wait < 0; k++)
+                if (state[lin[t][k]] != 2) wait = lin[t][k];
+            if (wait >= 0) {
+                if (state[wait] == 1) {
+                    cv_fail(c->e, "model %s: layer %s has inputs that are never produced (cycle or missing layer)", mname,
+                            lname);
+                    goto out;
+                }
+                stack[sp++] = wait;   /* each layer is pushed once: it is processed right away */
+                continue;
+            }
+            int v;
+            if (input_layer) {
+                int ih, iw, ic;
                 if (inputs) {
-                    if (n_in_layers >= n_inputs) { cv_fail(c->e, "model %s: more inputs than given", mname); goto out; }
-                    v = inputs[n_in_layers++];
-                    int ih, iw, ic;
+                    if (ord[t] >= n_inputs) { cv_fail(c->e, "model %s: more inputs than given", mname); goto out; }
+                    v = inputs[ord[t]];
                     if (input_shape(c, lname, lcfg, &ih, &iw, &ic) == 0) {
                         const cv_value *vv = &c->g->values[v];
                         if (vv->h != ih || vv->w != iw || vv->c != ic) {
@@ -961,48 +1080,24 @@ static int build_model(ctx *c, const js_value *model, const char *h5path, const 
                         }
                     }
                 } else {
-                    int ih, iw, ic;
                     if (c->g->input_value >= 0) { cv_fail(c->e, "models with several inputs are not supported"); goto out; }
                     if (input_shape(c, lname, lcfg, &ih, &iw, &ic)) goto out;
                     if ((v = new_value(c, lname, ih, iw, ic)) < 0) goto out;
                     c->g->input_value = v;
                 }
-                if (scope_bind(&sc, lname, v)) { cv_fail(c->e, "out of memory"); goto out; }
-                done[i] = 1;
-                remaining--;
-                progress = 1;
-                continue;
+            } else {
+                layer_call call = { lcls, lname, lcfg, paths[t], { 0 }, nin[t] };
+                for (int k = 0; k < nin[t]; k++) call.in[k] = outv[lin[t][k]];
+                if (is_model_class(lcls)) {
+                    if (build_model(c, L, paths[t], call.in, nin[t], depth + 1, &v)) goto out;
+                } else if (build_layer(c, &call, depth, &v)) {
+                    goto out;
+                }
             }
-            const char *in_names[ECM_MAX_IN];
-            int nin;
-            if (inbound_names(c, lname, js_get(L, "inbound_nodes"), in_names, &nin)) goto out;
-            if (nin == 0) { cv_fail(c->e, "layer %s (%s): no inbound tensors", lname, lcls); goto out; }
-            layer_call call = { lcls, lname, lcfg, paths[i], { 0 }, nin };
-            int ready = 1;
-            for (int k = 0; k < nin && ready; k++)
-                if ((call.in[k] = scope_find(&sc, in_names[k])) < 0) ready = 0;
-            if (!ready) continue;
-            int v;
-            if (is_model_class(lcls)) {
-                if (build_model(c, L, paths[i], call.in, nin, depth + 1, &v)) goto out;
-            } else if (build_layer(c, &call, depth, &v)) {
-                goto out;
-            }
-            if (scope_bind(&sc, lname, v)) { cv_fail(c->e, "out of memory"); goto out; }
-            done[i] = 1;
-            remaining--;
-            progress = 1;
+            outv[t] = v;
+            state[t] = 2;
+            sp--;
         }
-    }
-    if (remaining > 0) {
-        for (int i = 0; i < layers->n; i++)
-            if (!done[i]) {
-                const char *ln = js_get_str(js_get(js_at(layers, i), "config"), "name");
-                cv_fail(c->e, "model %s: layer %s has inputs that are never produced (cycle or missing layer)", mname,
-                        ln ? ln : "?");
-                break;
-            }
-        goto out;
     }
     const js_value *ol = js_get(cfg, "output_layers");
     /* [name, 0, 0] or [[name, 0, 0], ...] */
@@ -1010,17 +1105,24 @@ static int build_model(ctx *c, const js_value *model, const char *h5path, const 
         if (ol->n != 1) { cv_fail(c->e, "model %s: models with several outputs are not supported", mname); goto out; }
         ol = js_at(ol, 0);
     }
-    const char *oname = js_str(js_at(ol, 0));
-    if (!oname || (*out = scope_find(&sc, oname)) < 0) {
-        cv_fail(c->e, "model %s: output layer %s not found", mname, oname ? oname : "(missing)");
+    const js_value *on = js_at(ol, 0);
+    int oi = on && on->type == JS_STRING ? name_index_find(&idx, on->str, on->len) : -1;
+    if (oi < 0) {
+        cv_fail(c->e, "model %s: output layer %s not found", mname, on && on->type == JS_STRING ? on->str : "(missing)");
         goto out;
     }
+    *out = outv[oi];
     rc = 0;
 out:
-    scope_free(&sc);
+    name_index_free(&idx);
     free(cc);
-    free(done);
     free(paths);
+    free(state);
+    free(outv);
+    free(ord);
+    free(stack);
+    free(nin);
+    free(lin);
     return rc;
 }
 
@@ -1109,7 +1211,24 @@ static int legacy_index(ctx *c)
         if (r > 0 || nw) cv_h5_strings_free(wn, nw);
     }
     cv_h5_strings_free(layer_names, nl);
-    return rc;
+    if (rc) return rc;
+    /* Index every '/'-suffix of every weight name (without ":0"), the first
+     * weight listed winning: find_vars looks "layer/var" up in O(1). */
+    size_t keys = 0;
+    for (int j = 0; j < c->n_lw; j++) {
+        keys++;
+        for (const char *q = c->lw_names[j]; *q; q++) keys += *q == '/';
+    }
+    if (name_index_init(&c->lw_index, keys)) return cv_fail(c->e, "out of memory");
+    for (int j = 0; j < c->n_lw; j++) {
+        const char *w = c->lw_names[j];
+        size_t wl = strlen(w);
+        if (wl >= 2 && !strcmp(w + wl - 2, ":0")) wl -= 2;
+        name_index_add(&c->lw_index, w, wl, j);
+        for (size_t q = 0; q < wl; q++)
+            if (w[q] == '/') name_index_add(&c->lw_index, w + q + 1, wl - q - 1, j);
+    }
+    return 0;
 }
 
 /* ---- entry points ------------------------------------------------------------ */
@@ -1137,7 +1256,7 @@ int cv_keras_open(const char *path, const cv_options *opt, cv_graph *g, cv_keras
     size_t text_len = 0;
     js_doc *doc = NULL;
     const js_value *root = NULL;
-    ctx c = { g, k, opt, e, NULL, NULL, 0, 0 };
+    ctx c = { g, k, opt, e, NULL, NULL, 0, 0, { NULL, 0 }, 0, 0 };
 
     if (cv_source_open_file(path, &k->lim, &k->file, e)) goto fail;
     unsigned char magic[8] = { 0 };
@@ -1189,6 +1308,7 @@ int cv_keras_open(const char *path, const cv_options *opt, cv_graph *g, cv_keras
         goto fail;
     }
     const cv_value *ov = &g->values[outv];
+    if (outv == g->input_value) { cv_fail(e, "model output is its input"); goto fail; }
     if (ov->h != 1 || ov->w != 1) {
         cv_fail(e, "model output is %dx%dx%d; expected a vector of class scores", ov->h, ov->w, ov->c);
         goto fail;
@@ -1197,11 +1317,20 @@ int cv_keras_open(const char *path, const cv_options *opt, cv_graph *g, cv_keras
     cv_graph_pick_gradcam(g);
     if (opt->f16) cv_graph_keep_f32_ends(g);
     if (cv_graph_set_labels(g, opt->labels_path, e)) goto fail;
+    if (cv_graph_check(g, e)) goto fail;
+    /* The session would refuse the plan (same limit, engine/plan.c): say so now. */
+    uint64_t act = cv_graph_activation_bytes(g);
+    if (act > k->lim.max_activation_bytes) {
+        cv_fail(e, "model needs %llu MiB of activations, over the limit of %llu MiB", (unsigned long long)((act + (1u << 20) - 1) >> 20),
+                (unsigned long long)(k->lim.max_activation_bytes >> 20));
+        goto fail;
+    }
     g->load = load_tensor;
     g->load_ctx = k;
     for (int i = 0; i < c.n_lw; i++) free(c.lw_names[i]);
     free(c.lw_names);
     free(c.lw_obj);
+    name_index_free(&c.lw_index);
     js_doc_free(doc);
     free(text);
     *out = k;
@@ -1211,6 +1340,7 @@ fail:
     for (int i = 0; i < c.n_lw; i++) free(c.lw_names[i]);
     free(c.lw_names);
     free(c.lw_obj);
+    name_index_free(&c.lw_index);
     js_doc_free(doc);
     free(text);
     cv_graph_free(g);

@@ -56,9 +56,12 @@ struct cv_zip {
     int n;
     cv_zip_entry *ent;      /* sorted by name */
     unsigned char *cd;      /* central directory bytes (names point here) */
-    /* ibuf = io, obuf = io + CV_ZIP_BUF; one array so the EOCD search may use
-     * both (its window is 64 KiB + 22 bytes). */
-    unsigned char io[2 * CV_ZIP_BUF];
+    /* Two buffers, each allocated on its own (under 128 KiB, which keeps a
+     * sanitizer's allocator from mapping and unmapping them at every open):
+     * ibuf holds the EOCD search window (64 KiB + 22 bytes), a local header's
+     * name, compressed input; obuf a local header's extra field, inflated output. */
+    unsigned char *ibuf;    /* [CV_ZIP_BUF + CV_ZIP_EOCD_LEN] */
+    unsigned char *obuf;    /* [CV_ZIP_BUF] */
 };
 
 /* ---- little helpers --------------------------------------------------------- */
@@ -156,16 +159,16 @@ static int cv_zip_find_cd(cv_zip *z, uint64_t *cd_size, uint64_t *count, uint64_
     /* The record is 22 bytes plus a comment of at most 65535 bytes, at the end. */
     size_t tail = z->size < 65535 + CV_ZIP_EOCD_LEN ? (size_t)z->size : 65535 + CV_ZIP_EOCD_LEN;
     uint64_t tail_off = z->size - tail;
-    if (cv_zip_pread(z, tail_off, z->io, tail, e) < 0) return -1;
+    if (cv_zip_pread(z, tail_off, z->ibuf, tail, e) < 0) return -1;
     /* Scan backwards; demanding that the comment ends exactly at end of file
      * rejects a signature that merely occurs inside a comment or member data. */
     size_t i = tail - CV_ZIP_EOCD_LEN;
     for (;; i--) {
-        const unsigned char *r = z->io + i;
+        const unsigned char *r = z->ibuf + i;
         if (cv_zip_u32(r) == CV_ZIP_SIG_EOCD && i + CV_ZIP_EOCD_LEN + cv_zip_u16(r + 20) == tail) break;
         if (i == 0) return cv_fail(e, "zip: not a zip archive (no end-of-central-directory record)");
     }
-    const unsigned char *r = z->io + i;
+    const unsigned char *r = z->ibuf + i;
     uint64_t eocd = tail_off + i;
     unsigned disk = cv_zip_u16(r + 4), cd_disk = cv_zip_u16(r + 6);
     uint64_t on_disk = cv_zip_u16(r + 8);
@@ -296,6 +299,12 @@ int cv_zip_open_fd(int fd, const cv_limits *lim, cv_zip **out, cv_err *e)
     }
     z->fd = fd;
     z->lim = lim ? *lim : cv_limits_default();
+    z->ibuf = malloc(CV_ZIP_BUF + CV_ZIP_EOCD_LEN);
+    z->obuf = malloc(CV_ZIP_BUF);
+    if (!z->ibuf || !z->obuf) {
+        cv_zip_close(z);
+        return cv_fail(e, "zip: out of memory");
+    }
     if (cv_zip_load(z, e) < 0) {
         cv_zip_close(z);
         return -1;
@@ -318,6 +327,8 @@ void cv_zip_close(cv_zip *z)
     if (z->fd >= 0) close(z->fd);
     free(z->ent);
     free(z->cd);
+    free(z->ibuf);
+    free(z->obuf);
     free(z);
 }
 
@@ -358,15 +369,17 @@ static int cv_zip_member(cv_zip *z, const char *name, const cv_zip_entry **out, 
     uint64_t hdr_end = en->lho + CV_ZIP_LOCAL_LEN + nlen + xlen;
     if (hdr_end > z->cd_off)
         return cv_fail(e, "zip: member %s: local header overruns the central directory", name);
-    if (cv_zip_pread(z, en->lho + CV_ZIP_LOCAL_LEN, z->io, nlen + xlen, e) < 0) return -1;
-    if (nlen != en->name_len || memcmp(z->io, en->name, nlen) != 0)
+    if (cv_zip_pread(z, en->lho + CV_ZIP_LOCAL_LEN, z->ibuf, nlen, e) < 0 ||
+        cv_zip_pread(z, en->lho + CV_ZIP_LOCAL_LEN + nlen, z->obuf, xlen, e) < 0)
+        return -1;
+    if (nlen != en->name_len || memcmp(z->ibuf, en->name, nlen) != 0)
         return cv_fail(e, "zip: member %s: local header names another file", name);
     if (cv_zip_u16(h + 8) != en->method || ((cv_zip_u16(h + 6) ^ en->flags) & CV_ZIP_FLAG_ENCRYPTED))
         return cv_fail(e, "zip: member %s: local header disagrees with the central directory (method/flags)", name);
     if (!(cv_zip_u16(h + 6) & CV_ZIP_FLAG_DESCRIPTOR)) {
         /* Without a data descriptor the local header carries crc and sizes too. */
         uint64_t cs = cv_zip_u32(h + 18), us = cv_zip_u32(h + 22);
-        if (cv_zip_extra64(z->io + nlen, xlen, &us, &cs, NULL) < 0 || cv_zip_u32(h + 14) != en->crc ||
+        if (cv_zip_extra64(z->obuf, xlen, &us, &cs, NULL) < 0 || cv_zip_u32(h + 14) != en->crc ||
             cs != en->csize || us != en->usize)
             return cv_fail(e, "zip: member %s: local header disagrees with the central directory (crc/sizes)", name);
     }
@@ -386,7 +399,7 @@ typedef int (*cv_zip_sink)(void *ctx, const unsigned char *p, size_t n, const ch
 static int cv_zip_extract(cv_zip *z, const char *name, const cv_zip_entry *en, uint64_t data_off,
                           cv_zip_sink sink, void *ctx, cv_err *e)
 {
-    unsigned char *ibuf = z->io, *obuf = z->io + CV_ZIP_BUF;
+    unsigned char *ibuf = z->ibuf, *obuf = z->obuf;
     uLong crc = crc32(0L, Z_NULL, 0);
     uint64_t in_left = en->csize, in_off = data_off, done = 0;
     int rc = -1;

@@ -13,6 +13,8 @@
 #ifndef EFFCAM_ECM_FORMAT_H
 #define EFFCAM_ECM_FORMAT_H
 
+#include <stdint.h>
+
 #define ECM_MAGIC          "ECMF"        /* 4 bytes at offset 0 */
 #define ECM_VERSION        1u
 #define ECM_HEADER_SIZE    96u
@@ -94,6 +96,23 @@
 #define ECM_DT_F16 1u
 
 #define ECM_TF_DERIVED 1u    /* not a Keras variable (e.g. Normalization mean from config): not in params */
+
+/* Limits of the format that every reader enforces: engine/model.c refuses a
+ * file beyond them and the converter refuses to write one. */
+#define ECM_MAX_NODES        100000
+#define ECM_MAX_LABELS       100000
+#define ECM_MAX_DIM          65536                 /* any h, w, c, kernel, stride or padding */
+#define ECM_MAX_TENSOR_ELEMS ((int64_t)1 << 31)    /* exclusive */
+#define ECM_MAX_VALUE_ELEMS  ((int64_t)1 << 28)    /* one activation (exclusive): 1 GiB of float32 */
+
+/* The default bound on a model's activation memory (float32 values alive at the
+ * same time): a session refuses a model whose planned arena is larger, and the
+ * converter one whose values alone need more at some step. EfficientNet-B7 at
+ * 1024x1024 needs ~400 MB with Grad-CAM; a hostile 1 KB model can ask for
+ * gigabytes (each value under the per-value limit, their sum not). Raised per
+ * session (ec_session_options.max_arena_bytes) and per conversion
+ * (cv_limits.max_activation_bytes). */
+#define ECM_DEFAULT_MAX_ACTIVATION_BYTES ((int64_t)1 << 30)
 
 /* Ops and their weight slots (w[i]); shapes are checked by the loader. */
 enum ecm_op {

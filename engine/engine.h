@@ -14,13 +14,14 @@
 #include "ecm_format.h"
 
 /* ---- limits (hostile files) ------------------------------------------------ */
-#define EC_MAX_NODES        100000
+/* The format's limits (ecm_format.h, shared with the converter). */
+#define EC_MAX_NODES        ECM_MAX_NODES
 #define EC_MAX_VALUES       (EC_MAX_NODES + 1)   /* every value but the input has a producer */
 #define EC_MAX_TENSORS      (ECM_MAX_W * EC_MAX_NODES)
-#define EC_MAX_LABELS       100000
-#define EC_MAX_DIM          65536                 /* any h, w, c or kernel extent */
-#define EC_MAX_TENSOR_ELEMS ((int64_t)1 << 31)    /* exclusive */
-#define EC_MAX_VALUE_ELEMS  ((int64_t)1 << 28)    /* one activation: 1 GiB of float32 */
+#define EC_MAX_LABELS       ECM_MAX_LABELS
+#define EC_MAX_DIM          ECM_MAX_DIM           /* any h, w, c or kernel extent */
+#define EC_MAX_TENSOR_ELEMS ECM_MAX_TENSOR_ELEMS  /* exclusive */
+#define EC_MAX_VALUE_ELEMS  ECM_MAX_VALUE_ELEMS   /* one activation: 1 GiB of float32 */
 #define EC_ARENA_ALIGN      64                    /* every planned buffer */
 
 /* ---- the loaded model ------------------------------------------------------ */
@@ -83,15 +84,19 @@ struct ec_model {
  * (and the few tensors folded at load), so a cold start streams the weights
  * once, for the first forward pass, not twice. That pass checks each step's
  * tensors before it uses them (ec_model_check_tensors), while they are on the
- * way into the cache anyway; ec_model_check_rest then checks whatever was not
- * used, combines the pieces and compares with the stored CRC. A mismatch fails
- * that predict call and every later one (EC_ERR_FORMAT, "checksum mismatch");
- * no result computed from a corrupt file is ever returned. Thread-safe: the
+ * way into the cache anyway: their CRC, and that no value is NaN or infinite;
+ * ec_model_check_rest then checks whatever was not used, combines the pieces
+ * and compares with the stored CRC. A mismatch or a non-finite weight fails
+ * that predict call and every later one (EC_ERR_FORMAT, "checksum mismatch" /
+ * "element N is not finite"); no result computed from a corrupt file is ever
+ * returned. Thread-safe: the
  * state is per model, set with atomics; racing sessions compute the same
  * values. ec_model_verify (effcam.h) runs the whole check at once. */
 void ec_model_check_tensors(const ec_model *m, const ec_node *n);
 ec_status ec_model_check_rest(const ec_model *m);
-int ec_model_checked(const ec_model *m);   /* 1: the checksum matched, -1: it did not, 0: not yet known */
+/* 1: the checksum matched and every weight is finite; -1: checksum mismatch;
+ * -2: a weight is NaN or infinite; 0: not yet known. */
+int ec_model_checked(const ec_model *m);
 
 /* Validates and wraps a whole .ecm image held in memory (not copied: buf must
  * outlive the model). ec_model_load = open + mmap + this. */
@@ -143,13 +148,17 @@ typedef struct {
     ec_plan_buf *bufs;            /* [n_bufs] */
     int *vbuf;                    /* [n_values] buffer id, -1 = fused away */
     size_t arena_bytes, pinned_bytes;
+    size_t max_arena_bytes;       /* the limit ec_plan_build was given (ec_plan_append_after keeps it) */
     size_t col_floats;            /* largest im2col tile or Winograd V + M (floats, one thread) */
     size_t wide_floats;           /* largest Winograd U or packed kernel (floats; the kernel scratch holds it) */
 } ec_plan;
 
 /* pin[v] != 0: value v must survive the forward pass (not fused, not reused).
- * keep_all: one buffer per value, no reuse, no fusion. */
-ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_all, ec_plan *p);
+ * keep_all: one buffer per value, no reuse, no fusion. A plan whose arena
+ * would exceed max_arena_bytes fails with EC_ERR_LIMIT ("model needs N MiB of
+ * activations, over the limit of M MiB"), before anything that size is
+ * allocated; so does ec_plan_append_after. */
+ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_all, size_t max_arena_bytes, ec_plan *p);
 void ec_plan_free(ec_plan *p);
 /* Adds n_extra buffers used after the forward pass, their first/last counted from
  * its end (0 = right after the last step); the values that live to the end of the

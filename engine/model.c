@@ -116,16 +116,59 @@ static ec_status ec_header_parse(const unsigned char *b, size_t size, ec_header 
  * pieces are joined with zlib's crc32_combine, which gives the CRC of the whole
  * from the CRCs of its parts. Checking a 42 MB model at load cost a cold start
  * a full extra pass over the weights (page faults included, ~6-8 ms), dropping
- * the pages again (~2 ms) and faulting them back in the first predict. */
+ * the pages again (~2 ms) and faulting them back in the first predict.
+ * The same pass, right after each tensor's CRC (its bytes in cache), looks
+ * for a NaN or infinity among its values: the converter never writes one,
+ * so a hand-made or damaged file holding one fails like a checksum mismatch
+ * instead of predicting NaN. */
 typedef struct ec_crc_check {
     atomic_uint *t_crc;           /* [n_tensors] CRC of each tensor's bytes, once done[t] */
     atomic_uchar *done;           /* [n_tensors] */
-    atomic_int status;            /* 0 not yet checked, 1 matches, -1 mismatch */
+    atomic_int status;            /* 0 not yet checked, 1 good, -1 checksum mismatch, -2 non-finite value */
     atomic_uint computed;         /* sessions racing here store the same values */
+    atomic_llong nonfinite;       /* 0, or (tensor + 1) << 32 | element of the first non-finite value found */
     uint32_t stored;
 } ec_crc_check;
 
 static size_t ec_tensor_bytes(const ec_tensor *t) { return (size_t)t->elems * (t->dtype == ECM_DT_F16 ? 2 : 4); }
+
+/* Index of the first NaN or infinity among the tensor's values, or -1: all
+ * exponent bits set, in float32 or float16. Blocks of 64 with a fixed trip
+ * count let the compiler vectorize the test (an OR over the block); only a
+ * block that has one is searched element by element. */
+static int64_t ec_first_nonfinite(const ec_tensor *T)
+{
+    const unsigned char *b = T->data;
+    int64_t n = T->elems, i = 0;
+    if (T->dtype == ECM_DT_F16) {
+        for (; i + 64 <= n; i += 64) {
+            uint16_t blk[64];
+            memcpy(blk, b + 2 * i, sizeof blk);   /* the map is aligned; memory images may not be */
+            unsigned bad = 0;
+            for (int k = 0; k < 64; k++) bad |= (blk[k] & 0x7c00u) == 0x7c00u;
+            if (bad) break;
+        }
+        for (; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, b + 2 * i, 2);
+            if ((h & 0x7c00u) == 0x7c00u) return i;
+        }
+        return -1;
+    }
+    for (; i + 64 <= n; i += 64) {
+        uint32_t blk[64];
+        memcpy(blk, b + 4 * i, sizeof blk);
+        unsigned bad = 0;
+        for (int k = 0; k < 64; k++) bad |= (blk[k] & 0x7f800000u) == 0x7f800000u;
+        if (bad) break;
+    }
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, b + 4 * i, 4);
+        if ((u & 0x7f800000u) == 0x7f800000u) return i;
+    }
+    return -1;
+}
 
 static void ec_check_tensor(const ec_model *m, int t)
 {
@@ -133,6 +176,11 @@ static void ec_check_tensor(const ec_model *m, int t)
     if (t < 0 || t >= m->n_tensors || atomic_load_explicit(&c->done[t], memory_order_acquire)) return;
     const ec_tensor *T = &m->tensors[t];
     atomic_store_explicit(&c->t_crc[t], ec_crc32_update(0, T->data, ec_tensor_bytes(T)), memory_order_relaxed);
+    int64_t bad = ec_first_nonfinite(T);
+    if (bad >= 0) {
+        long long want = 0;   /* the first one found is reported */
+        atomic_compare_exchange_strong(&c->nonfinite, &want, (long long)((int64_t)(t + 1) << 32 | bad));
+    }
     atomic_store_explicit(&c->done[t], 1, memory_order_release);
 }
 
@@ -177,10 +225,16 @@ ec_status ec_model_check_rest(const ec_model *m)
         }
         crc = ec_crc_span(crc, m->base, at, m->size);
         atomic_store_explicit(&c->computed, crc, memory_order_relaxed);
-        s = crc == c->stored ? 1 : -1;
+        s = crc != c->stored ? -1 : atomic_load(&c->nonfinite) ? -2 : 1;
         atomic_store_explicit(&c->status, s, memory_order_release);
     }
     if (s > 0) return EC_OK;
+    if (s == -2) {
+        long long nf = atomic_load(&c->nonfinite);
+        int t = (int)(nf >> 32) - 1;
+        return ec_fail(EC_ERR_FORMAT, "%stensor %d (%s): element %lld is not finite (NaN or infinity): the file is corrupt",
+                       m->path ? m->path : "", t, m->tensors[t].name, (long long)(nf & 0xffffffffLL));
+    }
     return ec_fail(EC_ERR_FORMAT, "%schecksum mismatch (stored %08x, computed %08x): the file is corrupt",
                    m->path ? m->path : "", c->stored, (uint32_t)atomic_load_explicit(&c->computed, memory_order_relaxed));
 }
@@ -519,6 +573,29 @@ static ec_status ec_read_nodes(ec_loader *L, const unsigned char *p)
     return EC_OK;
 }
 
+/* Each tensor belongs to one weight slot of one node, as the converter writes
+ * them (shared layers are refused there). Sharing would let a small file make
+ * load derive far more than it holds: 100000 BatchNorm nodes reading one pair
+ * of 65536-channel statistics would fold into 52 GB of vectors. */
+static ec_status ec_check_unshared(const ec_model *m)
+{
+    int *user = malloc((size_t)(m->n_tensors ? m->n_tensors : 1) * sizeof *user);   /* [n_tensors] node or -1 */
+    if (!user) return ec_fail(EC_ERR_NOMEM, "out of memory (%d tensors)", m->n_tensors);
+    for (int t = 0; t < m->n_tensors; t++) user[t] = -1;
+    ec_status st = EC_OK;
+    for (int i = 0; i < m->n_nodes && !st; i++)
+        for (int k = 0; k < ECM_MAX_W && !st; k++) {
+            int t = m->nodes[i].w[k];
+            if (t < 0) continue;
+            if (user[t] >= 0)
+                st = NODE_FAIL(EC_ERR_FORMAT, i, "weight tensor %d (%s) is already a weight of node %d (%s)", t,
+                               m->tensors[t].name, user[t], m->nodes[user[t]].name);
+            user[t] = i;
+        }
+    free(user);
+    return st;
+}
+
 /* Execution order: every input exists before its consumer; each value has one producer. */
 static ec_status ec_check_graph(ec_model *m)
 {
@@ -581,7 +658,12 @@ static size_t ec_derived_floats(const ec_model *m, int i)
     }
 }
 
-static void ec_derive(ec_model *m)
+/* Computes the derived vectors and checks them: the converter refuses
+ * statistics that make them NaN or infinite (same messages, convert/ecm_write.c),
+ * so only a hand-made or damaged file gets here with one. Checked now, at load,
+ * since they are read now anyway; the other weights are checked for NaN as the
+ * first forward pass reads them (ec_check_tensor). */
+static ec_status ec_derive(ec_model *m)
 {
     float *d = m->derived;   /* sized by ec_derived_floats; carved in node order */
     for (int i = 0; i < m->n_nodes; i++) {
@@ -593,43 +675,57 @@ static void ec_derive(ec_model *m)
             if (b->dtype == ECM_DT_F32) { n->bias = b->data; continue; }
             float *bias = d;
             d += c;
-            for (int j = 0; j < c; j++) bias[j] = ec_tensor_at(b, j);
+            for (int j = 0; j < c; j++) {
+                bias[j] = ec_tensor_at(b, j);
+                if (!isfinite(bias[j])) return NODE_FAIL(EC_ERR_FORMAT, i, "bias[%d] is %g, not finite", j, bias[j]);
+            }
             n->bias = bias;
         } else if (n->op == ECM_OP_BATCHNORM) {
             float *scale = d, *shift = d + c;   /* [c] each */
             d += 2 * c;
+            int pr = m->producer[n->in[0]];
+            const float *pbias = pr >= 0 && (m->nodes[pr].op == ECM_OP_CONV2D || m->nodes[pr].op == ECM_OP_DWCONV2D ||
+                                             m->nodes[pr].op == ECM_OP_DENSE) && m->nodes[pr].w[1] >= 0
+                                     ? m->nodes[pr].bias : NULL;   /* the producer precedes: already set */
+            float *fshift = pbias ? d : NULL;
+            if (pbias) d += c;
             for (int j = 0; j < c; j++) {
                 float gamma = n->w[0] >= 0 ? ec_tensor_at(&m->tensors[n->w[0]], j) : 1.0f;
                 float beta = n->w[1] >= 0 ? ec_tensor_at(&m->tensors[n->w[1]], j) : 0.0f;
                 float mean = ec_tensor_at(&m->tensors[n->w[2]], j);
                 float var = ec_tensor_at(&m->tensors[n->w[3]], j);
+                if (!(var >= 0) || !isfinite(var) || !isfinite(mean))
+                    return NODE_FAIL(EC_ERR_FORMAT, i, "moving_variance[%d] = %g (mean %g) is not a finite non-negative variance",
+                                     j, var, mean);
                 /* inference BN as one multiply-add: (x - mean) * g/sqrt(var+eps) + beta */
                 scale[j] = gamma / sqrtf(var + n->f0);
                 shift[j] = beta - mean * scale[j];
+                /* conv bias folded through BN: (x + b) * s + t = x * s + (b * s + t) */
+                if (pbias) fshift[j] = pbias[j] * scale[j] + shift[j];
+                if (!isfinite(scale[j]) || !isfinite(shift[j]) || (pbias && !isfinite(fshift[j])))
+                    return NODE_FAIL(EC_ERR_FORMAT, i, "channel %d folds to scale %g, shift %g (variance %g, epsilon %g): not finite",
+                                     j, scale[j], pbias ? fshift[j] : shift[j], var, n->f0);
             }
-            n->scale = scale, n->shift = shift;
-            int pr = m->producer[n->in[0]];
-            if (pr >= 0 && (m->nodes[pr].op == ECM_OP_CONV2D || m->nodes[pr].op == ECM_OP_DWCONV2D ||
-                            m->nodes[pr].op == ECM_OP_DENSE) && m->nodes[pr].w[1] >= 0) {
-                /* conv bias folded through BN: (x + b) * s + t = x * s + (b * s + t). The
-                 * producer precedes this node, so its bias pointer is already set. */
-                float *fshift = d;
-                d += c;
-                for (int j = 0; j < c; j++) fshift[j] = m->nodes[pr].bias[j] * scale[j] + shift[j];
-                n->fshift = fshift;
-            }
+            n->scale = scale, n->shift = shift, n->fshift = fshift;
         } else if (n->op == ECM_OP_NORMALIZE) {
             float *scale = d, *shift = d + c;   /* [c] each: 1/std, mean */
             d += 2 * c;
             for (int j = 0; j < c; j++) {
-                float sd = sqrtf(ec_tensor_at(&m->tensors[n->w[1]], j));
+                float var = ec_tensor_at(&m->tensors[n->w[1]], j), mean = ec_tensor_at(&m->tensors[n->w[0]], j);
+                /* sqrtf of a negative variance is NaN, which the floor below would
+                 * have turned into 1e-7 without a word */
+                if (!(var >= 0) || !isfinite(var) || !isfinite(mean))
+                    return NODE_FAIL(EC_ERR_FORMAT, i, "variance[%d] = %g (mean %g) is not a finite non-negative variance", j,
+                                     var, mean);
+                float sd = sqrtf(var);
                 /* Keras floors the std at 1e-7 so constant channels do not divide by 0 */
                 scale[j] = 1.0f / (sd > 1e-7f ? sd : 1e-7f);
-                shift[j] = ec_tensor_at(&m->tensors[n->w[0]], j);
+                shift[j] = mean;
             }
             n->scale = scale, n->shift = shift;
         }
     }
+    return EC_OK;
 }
 
 /* ---- load ------------------------------------------------------------------------ */
@@ -677,10 +773,13 @@ ec_status ec_model_from_memory(const void *buf, size_t size, ec_model **out)
     for (size_t i = 0; i < nt; i++) atomic_init(&m->crc->t_crc[i], 0), atomic_init(&m->crc->done[i], 0);
     atomic_init(&m->crc->status, 0);
     atomic_init(&m->crc->computed, 0);
+    atomic_init(&m->crc->nonfinite, 0);
     m->crc->stored = rd32(b + ECM_H_CRC32);
 
     ec_loader L = { m, &h, ps };
-    if ((st = ec_read_values(&L, pv)) || (st = ec_read_tensors(&L, pt, order)) || (st = ec_read_nodes(&L, pn))) goto fail;
+    if ((st = ec_read_values(&L, pv)) || (st = ec_read_tensors(&L, pt, order)) || (st = ec_read_nodes(&L, pn)) ||
+        (st = ec_check_unshared(m)))
+        goto fail;
     for (int i = 0; i < m->n_labels; i++)
         if (ec_str(&L, rd32(pl + 4 * (size_t)i), &m->labels[i])) {
             st = ec_fail(EC_ERR_FORMAT, "label %d: string id outside the string blob", i);
@@ -715,7 +814,7 @@ ec_status ec_model_from_memory(const void *buf, size_t size, ec_model **out)
         m->derived = malloc(nd * sizeof(float));
         if (!m->derived) { st = ec_fail(EC_ERR_NOMEM, "out of memory (%zu derived floats)", nd); goto fail; }
     }
-    ec_derive(m);
+    if ((st = ec_derive(m))) goto fail;
     *out = m;
     return EC_OK;
 fail:

@@ -172,9 +172,19 @@ static int ec_inplace_op(const ec_model *m, const ec_node *n, int k)
     }
 }
 
-ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_all, ec_plan *p)
+/* The activation memory limit (engine.h): the same words as the converter's
+ * check (convert/keras.c), which bounds the forward values from below. */
+static ec_status ec_plan_limit(const ec_plan *p)
+{
+    if (p->arena_bytes <= p->max_arena_bytes) return EC_OK;
+    return ec_fail(EC_ERR_LIMIT, "model needs %zu MiB of activations, over the limit of %zu MiB",
+                   (p->arena_bytes + (1u << 20) - 1) >> 20, p->max_arena_bytes >> 20);
+}
+
+ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_all, size_t max_arena_bytes, ec_plan *p)
 {
     memset(p, 0, sizeof *p);
+    p->max_arena_bytes = max_arena_bytes;
     int nn = m->n_nodes, nv = m->n_values;
     int *last_reader = malloc((size_t)nv * sizeof *last_reader);   /* [nv] node id */
     int *stepof = malloc((size_t)nn * sizeof *stepof);             /* [nn] step of each node */
@@ -350,6 +360,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
     }
     for (int b = 0; b < nb; b++)
         if (p->bufs[b].pinned) p->pinned_bytes += p->bufs[b].bytes;
+    if (!st) st = ec_plan_limit(p);
     if (st) ec_plan_free(p);
     return st;
 }
@@ -386,7 +397,8 @@ ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra
         size_t off = 0;
         for (int i = 0; i < p->n_bufs; i++) b[i].offset = off, off += b[i].bytes;
         p->arena_bytes = off;
-        return EC_OK;
+        return ec_plan_limit(p);
     }
-    return ec_plan_place(b, p->n_bufs, &p->arena_bytes);
+    ec_status st = ec_plan_place(b, p->n_bufs, &p->arena_bytes);
+    return st ? st : ec_plan_limit(p);
 }

@@ -109,6 +109,7 @@ ec_session_options ec_session_options_default(void)
     o.max_pixels = 50000000;
     o.resize = EC_RESIZE_LANCZOS;          /* the app's model input */
     o.overlay_resize = EC_RESIZE_BICUBIC;  /* Pillow's default: the app's overlay base */
+    o.max_arena_bytes = ECM_DEFAULT_MAX_ACTIVATION_BYTES;
     return o;
 }
 
@@ -145,6 +146,8 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
     if (o.max_pixels <= 0) return ec_fail(EC_ERR_ARG, "max_pixels = %lld must be positive", (long long)o.max_pixels);
     if ((unsigned)o.resize > EC_RESIZE_LANCZOS || (unsigned)o.overlay_resize > EC_RESIZE_LANCZOS)
         return ec_fail(EC_ERR_ARG, "resize filter %d / %d (0..%d)", (int)o.resize, (int)o.overlay_resize, EC_RESIZE_LANCZOS);
+    if (o.max_arena_bytes <= 0)
+        return ec_fail(EC_ERR_ARG, "max_arena_bytes = %lld must be positive", (long long)o.max_arena_bytes);
     if (o.gradcam && (o.cam_class < -1 || o.cam_class >= m->n_labels))
         return ec_fail(EC_ERR_ARG, "cam_class = %d (the model has %d classes)", o.cam_class, m->n_labels);
     ec_blas_init();
@@ -168,7 +171,7 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
         if ((st = ec_gradcam_prepare(m, &o, s->keep_all, &s->gc))) goto fail;
         memcpy(s->pin, s->gc.pin, (size_t)nv);
     }
-    if ((st = ec_plan_build(m, s->pin, s->keep_all, &s->plan))) goto fail;
+    if ((st = ec_plan_build(m, s->pin, s->keep_all, (size_t)o.max_arena_bytes, &s->plan))) goto fail;
     const ec_value *vi = &m->values[m->input];
     int gfirst = 0;   /* plan buffer id of the backward's buffer 0; then rgba, overlay scratch */
     size_t col_floats = s->plan.col_floats, wide_floats = s->plan.wide_floats;

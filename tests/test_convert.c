@@ -7,15 +7,30 @@
  *    `effcam info --json` reports the manifest's params.
  * 2. A table of broken inputs: each gives exit status 2, exactly one stderr
  *    line "effcam: FILE: reason", and no output file (nor a leftover temp).
+ * 3. Hostile models built here (tests/h5_write.h + a stored zip): weights that
+ *    are NaN, infinite, integers or never written; statistics that fold to
+ *    infinity; configs the loader would refuse, with duplicate or NUL names,
+ *    at the layer limit in reverse order; a model needing gigabytes of
+ *    activations; small files claiming huge tensors (run under a memory
+ *    cgroup where one can be made); labels from /dev/zero, a FIFO, a
+ *    directory; a writer killed mid-write leaves nothing.
  */
 #include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "convert/cv.h"
+#include "engine/ecm_format.h"
 #include "json_file.h"
+#include "tests/h5_write.h"
 
 /* ---- running the CLI ------------------------------------------------------------- */
 
@@ -491,11 +506,528 @@ static void bad_inputs(const char *dir)
     free(h5);
 }
 
+/* ---- 3. hostile models built here ----------------------------------------------------- */
+
+/* CPU seconds used by finished children (the CLI runs): unlike wall time, not
+ * inflated by a busy machine. */
+static double child_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* One layer's variables, written as layers/<path>/vars/0, 1, ... */
+typedef struct {
+    const char *path;
+    int n;
+    h5w_dset v[4];
+} kvars;
+
+/* A .keras archive: config.json (text) and a model.weights.h5 with these layers. */
+static int write_keras(const char *path, const char *config, int nl, const kvars *layers)
+{
+    h5w w;
+    h5w_init(&w);
+    h5w_group all = { 0 };
+    for (int i = 0; i < nl; i++) {
+        h5w_group vars = { 0 }, lg = { 0 };
+        for (int k = 0; k < layers[i].n; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", k);
+            h5w_link(&vars, key, h5w_dataset(&w, &layers[i].v[k]));
+        }
+        h5w_link(&lg, "vars", h5w_group_end(&w, &vars));
+        h5w_link(&all, layers[i].path, h5w_group_end(&w, &lg));
+    }
+    h5w_group root = { 0 };
+    h5w_link(&root, "layers", h5w_group_end(&w, &all));
+    size_t wl;
+    unsigned char *wb = h5w_finish(&w, h5w_group_end(&w, &root), &wl);
+    const char *names[3] = { "metadata.json", "config.json", "model.weights.h5" };
+    const unsigned char *data[3] = { (const unsigned char *)"{\"keras_version\": \"3.15.1\"}",
+                                     (const unsigned char *)config, wb };
+    size_t lens[3] = { 27, strlen(config), wl };
+    int r = zip_write(path, 3, names, data, lens);
+    free(wb);
+    return r;
+}
+
+/* Runs `effcam ARGS`; status as run(). With a memory limit, the child is put
+ * in a fresh cgroup v1 memory group first; *peak gets its peak usage (bytes),
+ * or -1 when no group could be made (then it runs unlimited). */
+static run_result run_limited(const char *args, long long limit, long long *peak)
+{
+    char cg[256] = "", f[300];
+    *peak = -1;
+    if (limit > 0) {
+        snprintf(cg, sizeof cg, "/sys/fs/cgroup/memory/effcam-test-%d", (int)getpid());
+        if (mkdir(cg, 0755) != 0) cg[0] = 0;
+        else {
+            snprintf(f, sizeof f, "%s/memory.limit_in_bytes", cg);
+            FILE *fp = fopen(f, "w");
+            if (!fp || fprintf(fp, "%lld", limit) < 0 || fclose(fp) != 0) { rmdir(cg); cg[0] = 0; }
+        }
+    }
+    run_result r = { -1, NULL, NULL };
+    char cmd[8192], o[1024], e[1024];
+    snprintf(o, sizeof o, "%s/run.out", t_tmp());
+    snprintf(e, sizeof e, "%s/run.err", t_tmp());
+    snprintf(cmd, sizeof cmd, "exec timeout -s KILL 120 '%s' %s >'%s' 2>'%s' </dev/null", t_bin(), args, o, e);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (cg[0]) {
+            snprintf(f, sizeof f, "%s/cgroup.procs", cg);
+            FILE *fp = fopen(f, "w");
+            if (fp) fprintf(fp, "%d\n", (int)getpid()), fclose(fp);
+        }
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    if (pid > 0 && waitpid(pid, &st, 0) == pid) {
+        if (WIFEXITED(st)) r.status = WEXITSTATUS(st);
+        else if (WIFSIGNALED(st)) r.status = 128 + WTERMSIG(st);
+    }
+    if (cg[0]) {
+        snprintf(f, sizeof f, "%s/memory.max_usage_in_bytes", cg);
+        char *u = t_slurp(f, NULL);
+        if (u) *peak = atoll(u), free(u);
+        rmdir(cg);
+    }
+    r.out = t_slurp(o, NULL);
+    r.err = t_slurp(e, NULL);
+    if (!r.out) r.out = calloc(1, 1);
+    if (!r.err) r.err = calloc(1, 1);
+    return r;
+}
+
+/* Nothing but dot files in dir. */
+static int dir_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.') n++;
+    if (d) closedir(d);
+    return n == 0;
+}
+
+/* Converts in into a fresh directory; expects exit 2, one line naming in and
+ * holding want, nothing left in the directory. */
+static void expect_refused(const char *name, const char *in, const char *extra, const char *want)
+{
+    char od[1024], args[4096], t[512];
+    snprintf(od, sizeof od, "%s/hostile_out", t_tmp());
+    mkdir(od, 0755);
+    snprintf(args, sizeof args, "convert '%s' -o '%s/out.ecm' %s", in, od, extra ? extra : "");
+    long long peak;
+    run_result r = run_limited(args, 0, &peak);   /* killed after 120 s: a hang fails (status 137) */
+    size_t lines = 0;
+    for (const char *p = r.err; *p; p++) lines += *p == '\n';
+    snprintf(t, sizeof t, "hostile: %s", name);
+    T_CHECK(t, r.status == 2 && lines == 1 && strstr(r.err, in) && strstr(r.err, want) && dir_empty(od),
+            "status %d, %zu lines, output dir %s, stderr: %.300s (want '%s')", r.status, lines,
+            dir_empty(od) ? "empty" : "NOT empty", r.err, want);
+    run_free(&r);
+    char rm[1100];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", od);
+    if (system(rm)) { /* best effort */ }
+}
+
+/* The small model every weight case starts from: 8x8x3 -> conv 3x3 (4) + bias ->
+ * BatchNorm -> conv 1x1 (4, stored float16) -> global average pool -> Dense
+ * (2, softmax). (The first conv and the Dense stay float32: cv_graph_keep_f32_ends.) */
+static const char small_config[] =
+    "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"small\", \"layers\": ["
+    "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 8, 8, 3]}},"
+    "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv\", \"filters\": 4, \"kernel_size\": [3, 3],"
+    " \"padding\": \"same\", \"use_bias\": true}},"
+    "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\", \"epsilon\": EPS}},"
+    "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv2\", \"filters\": 4, \"kernel_size\": 1,"
+    " \"use_bias\": false}},"
+    "{\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"gap\"}},"
+    "{\"class_name\": \"Dense\", \"config\": {\"name\": \"fc\", \"units\": 2, \"activation\": \"softmax\"}}]}}";
+
+enum { W_KERNEL, W_BIAS, W_GAMMA, W_BETA, W_MEAN, W_VAR, W_K2, W_FC, W_FCB, W_N };
+static const int w_elems[W_N] = { 108, 4, 4, 4, 4, 4, 16, 8, 2 };
+
+typedef struct {
+    const char *eps;        /* BatchNorm epsilon as JSON text */
+    int which;              /* tensor to poison, -1 none */
+    float value;            /* the value put at its element 1 */
+    int type;               /* H5W_* of that tensor (float32 otherwise) */
+    int unwritten;          /* that tensor never written (with a fill value of 5) */
+} small_case;
+
+static int write_small(const char *path, const small_case *c)
+{
+    static float w[W_N][108];
+    memset(w, 0, sizeof w);
+    double w64[108];
+    int32_t wi[108];
+    uint64_t wu[108];
+    for (int t = 0; t < W_N; t++)
+        for (int i = 0; i < w_elems[t]; i++) w[t][i] = t == W_VAR || t == W_GAMMA ? 1.0f + 0.01f * i : 0.01f * (i % 7) - 0.03f;
+    if (c->which >= 0) w[c->which][1] = c->value;
+    h5w_dset d[W_N];
+    static const uint64_t dims[W_N][4] = { { 3, 3, 3, 4 }, { 4 }, { 4 }, { 4 }, { 4 }, { 4 }, { 1, 1, 4, 4 }, { 4, 2 }, { 2 } };
+    static const int rank[W_N] = { 4, 1, 1, 1, 1, 1, 4, 2, 1 };
+    for (int t = 0; t < W_N; t++) {
+        d[t] = (h5w_dset){ .rank = rank[t], .type = H5W_F32, .data = w[t] };
+        memcpy(d[t].dims, dims[t], sizeof dims[t]);
+    }
+    if (c->which >= 0 && c->type != H5W_F32) {
+        int n = w_elems[c->which];
+        d[c->which].type = c->type;
+        for (int i = 0; i < n; i++) w64[i] = w[c->which][i], wi[i] = (int32_t)i, wu[i] = (uint64_t)i;
+        if (c->type == H5W_F64) w64[1] = 1e300;
+        d[c->which].data = c->type == H5W_F64 ? (const void *)w64 : c->type == H5W_I32 ? (const void *)wi : (const void *)wu;
+    }
+    if (c->which >= 0 && c->unwritten) {
+        d[c->which].data = NULL;
+        d[c->which].fill = 1;
+        d[c->which].fill_value = 5.0f;
+    }
+    kvars layers[4] = { { "conv2d", 2, { d[W_KERNEL], d[W_BIAS] } },
+                        { "batch_normalization", 4, { d[W_GAMMA], d[W_BETA], d[W_MEAN], d[W_VAR] } },
+                        { "conv2d_1", 1, { d[W_K2] } },
+                        { "dense", 2, { d[W_FC], d[W_FCB] } } };
+    char cfg[2048];
+    const char *at = strstr(small_config, "EPS");
+    snprintf(cfg, sizeof cfg, "%.*s%s%s", (int)(at - small_config), small_config, c->eps ? c->eps : "0.001", at + 3);
+    return write_keras(path, cfg, 4, layers);
+}
+
+static void hostile_weights(void)
+{
+    char in[1024], out[1024], args[4096];
+    snprintf(in, sizeof in, "%s/small.keras", t_tmp());
+    snprintf(out, sizeof out, "%s/small.ecm", t_tmp());
+    /* the unpoisoned model converts and predicts finite probabilities */
+    small_case ok = { NULL, -1, 0, H5W_F32, 0 };
+    write_small(in, &ok);
+    snprintf(args, sizeof args, "convert '%s' -o '%s'", in, out);
+    run_result r = run(args);
+    int conv_ok = r.status == 0;
+    run_free(&r);
+    snprintf(args, sizeof args, "predict '%s' '%s/images/small_120x90.jpg' --json", out, t_local());
+    r = run(args);
+    T_CHECK("hostile: the small model built here converts and predicts", conv_ok && r.status == 0 && strstr(r.out, "\"probabilities\"") &&
+            !strstr(r.out, "nan"), "convert %s, predict %d: %.300s %.300s", conv_ok ? "ok" : "failed", r.status, r.out, r.err);
+    run_free(&r);
+    unlink(out);
+
+    /* NaN reached the answer: convert exited 0 and predict printed NaN */
+    static const struct { const char *name; small_case c; const char *want; } cases[] = {
+        { "NaN in a conv kernel", { NULL, W_KERNEL, NAN, H5W_F32, 0 }, "conv/kernel: element 1 is nan" },
+        { "infinity in a Dense bias", { NULL, W_FCB, INFINITY, H5W_F32, 0 }, "fc/bias: element 1 is inf" },
+        { "infinity in a conv bias (folded into the BatchNorm shift)", { NULL, W_BIAS, INFINITY, H5W_F32, 0 },
+          "node 1 (bn): channel 1 folds to scale 1.00449, shift inf" },
+        { "float64 kernel of 1e300", { NULL, W_KERNEL, 0, H5W_F64, 0 }, "conv/kernel: element 1 is inf" },
+        { "moving_variance < 0", { NULL, W_VAR, -0.5f, H5W_F32, 0 }, "moving_variance[1] = -0.5" },
+        { "epsilon 0 with variance 0", { "0", W_VAR, 0.0f, H5W_F32, 0 }, "channel 1 folds to scale inf" },
+        { "int32 kernel", { NULL, W_KERNEL, 0, H5W_I32, 0 }, "weight kernel is stored as 4-byte integers" },
+        { "uint64 kernel", { NULL, W_KERNEL, 0, H5W_U64, 0 }, "weight kernel is stored as 8-byte integers" },
+        { "kernel never written (fill value 5)", { NULL, W_KERNEL, 0, H5W_F32, 1 }, "never written" },
+        { "float16 overflow (1e5 in a kernel stored as fp16)", { NULL, W_K2, 1e5f, H5W_F32, 0 },
+          "conv2/kernel: element 1 = 100000 does not fit float16" },
+        /* configs the loader refused while convert accepted them: same messages */
+        { "BatchNorm epsilon < 0", { "-0.5", -1, 0, H5W_F32, 0 }, "node 1 (bn): epsilon -0.5 is not a finite non-negative number" },
+        { "BatchNorm epsilon 1e400", { "1e400", -1, 0, H5W_F32, 0 }, "node 1 (bn): epsilon inf is not a finite non-negative number" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_small(in, &cases[i].c);
+        expect_refused(cases[i].name, in, NULL, cases[i].want);
+    }
+    unlink(in);
+}
+
+/* A Functional config: input 1x1x3, then n ReLU layers in a chain, listed in
+ * config order (reverse = 0) or reversed; the last one is the output. */
+static char *chain_config(int n, int reverse)
+{
+    size_t cap = (size_t)n * 200 + 1024, len = 0;
+    char *s = malloc(cap);
+    len += (size_t)snprintf(s + len, cap - len, "{\"class_name\": \"Functional\", \"config\": {\"name\": \"chain\", \"layers\": [");
+    for (int k = 0; k <= n; k++) {
+        int i = reverse ? n - k : k;
+        if (i == 0)
+            len += (size_t)snprintf(s + len, cap - len, "%s{\"class_name\": \"InputLayer\", \"name\": \"r0\", \"config\": "
+                                    "{\"name\": \"r0\", \"batch_shape\": [null, 1, 1, 3]}, \"inbound_nodes\": []}", k ? "," : "");
+        else
+            len += (size_t)snprintf(s + len, cap - len, "%s{\"class_name\": \"ReLU\", \"name\": \"r%d\", \"config\": {\"name\": \"r%d\"},"
+                                    " \"inbound_nodes\": [[[\"r%d\", 0, 0, {}]]]}", k ? "," : "", i, i, i - 1);
+    }
+    snprintf(s + len, cap - len, "], \"input_layers\": [[\"r0\", 0, 0]], \"output_layers\": [[\"r%d\", 0, 0]]}}", n);
+    return s;
+}
+
+static void hostile_configs(void)
+{
+    char in[1024];
+    snprintf(in, sizeof in, "%s/cfg.keras", t_tmp());
+    /* Quadratic/cubic work at the layer limit: 5000 layers in reverse order took
+     * 125 s (10000: 756 s); in order 0.03 s. Now one pass either way. */
+    for (int rev = 0; rev < 2; rev++) {
+        char *cfg = chain_config(10000, rev), args[2048], name[128];
+        write_keras(in, cfg, 0, NULL);
+        free(cfg);
+        snprintf(args, sizeof args, "convert '%s' -o '%s/chain.ecm'", in, t_tmp());
+        double t0 = child_cpu_s();
+        run_result r = run(args);
+        double dt = child_cpu_s() - t0;
+        /* a generous bound (sanitizer build): the old code took minutes */
+        snprintf(name, sizeof name, "hostile: 10000-layer chain listed %s converts in linear time (%.2f s CPU)",
+                 rev ? "in reverse" : "in order", dt);
+        T_CHECK(name, r.status == 0 && dt < 30, "status %d after %.1f s: %.300s", r.status, dt, r.err);
+        run_free(&r);
+    }
+    /* 60000 Dense layers whose weights sit in one compact (latest-format)
+     * "layers" group: every lookup scanned all its link messages, and the one
+     * cached header was evicted between layers (40000 layers: 10.5 s of CPU,
+     * growing as the square; now 0.3 s). */
+    {
+        int nd = 60000;
+        size_t cap = (size_t)nd * 100 + 1000, len = 0;
+        char *cfg = malloc(cap), args[2048], name[160];
+        len += (size_t)snprintf(cfg + len, cap - len, "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"m\", \"layers\": "
+                                "[{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 1, 1, 3]}}");
+        for (int i = 0; i < nd; i++)
+            len += (size_t)snprintf(cfg + len, cap - len, ",{\"class_name\": \"Dense\", \"config\": {\"name\": \"d%d\", \"units\": 3}}", i);
+        snprintf(cfg + len, cap - len, "]}}");
+        static const float eye[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 }, zero[3] = { 0, 0, 0 };
+        kvars *kv = calloc((size_t)nd, sizeof *kv);
+        char (*paths)[24] = calloc((size_t)nd, sizeof *paths);
+        for (int i = 0; i < nd; i++) {
+            if (i) snprintf(paths[i], sizeof paths[i], "dense_%d", i);
+            else snprintf(paths[i], sizeof paths[i], "dense");
+            kv[i] = (kvars){ paths[i], 2, { { .rank = 2, .dims = { 3, 3 }, .type = H5W_F32, .data = eye },
+                                            { .rank = 1, .dims = { 3 }, .type = H5W_F32, .data = zero } } };
+        }
+        write_keras(in, cfg, nd, kv);
+        free(cfg), free(kv), free(paths);
+        snprintf(args, sizeof args, "convert '%s' -o '%s/dense.ecm'", in, t_tmp());
+        double t0 = child_cpu_s();
+        run_result r = run(args);
+        double dt = child_cpu_s() - t0;
+        snprintf(name, sizeof name, "hostile: 60000 Dense layers in one compact weights group convert in linear time (%.2f s CPU)", dt);
+        T_CHECK(name, r.status == 0 && dt < 10, "status %d after %.1f s: %.300s", r.status, dt, r.err);
+        run_free(&r);
+        snprintf(args, sizeof args, "%s/dense.ecm", t_tmp());
+        unlink(args);
+    }
+    static const struct { const char *name, *config, *want; } cases[] = {
+        { "two layers of one name (Keras forbids it; the last one won)",
+          "{\"class_name\": \"Functional\", \"config\": {\"name\": \"m\", \"layers\": ["
+          "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 1, 1, 3]}, \"inbound_nodes\": []},"
+          "{\"class_name\": \"ReLU\", \"config\": {\"name\": \"a\"}, \"inbound_nodes\": [[[\"in\", 0, 0, {}]]]},"
+          "{\"class_name\": \"Softmax\", \"config\": {\"name\": \"a\"}, \"inbound_nodes\": [[[\"in\", 0, 0, {}]]]}],"
+          " \"output_layers\": [[\"a\", 0, 0]]}}",
+          "two layers are named a" },
+        { "a NUL character in a layer name",
+          "{\"class_name\": \"Functional\", \"config\": {\"name\": \"m\", \"layers\": ["
+          "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 1, 1, 3]}, \"inbound_nodes\": []},"
+          "{\"class_name\": \"ReLU\", \"config\": {\"name\": \"a\\u0000x\"}, \"inbound_nodes\": [[[\"in\", 0, 0, {}]]]},"
+          "{\"class_name\": \"Softmax\", \"config\": {\"name\": \"a\"}, \"inbound_nodes\": [[[\"in\", 0, 0, {}]]]}],"
+          " \"output_layers\": [[\"a\", 0, 0]]}}",
+          "its name contains a NUL character" },
+        { "a model whose output is its input",
+          "{\"class_name\": \"Functional\", \"config\": {\"name\": \"m\", \"layers\": ["
+          "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 1, 1, 3]}, \"inbound_nodes\": []},"
+          "{\"class_name\": \"ReLU\", \"config\": {\"name\": \"a\"}, \"inbound_nodes\": [[[\"in\", 0, 0, {}]]]}],"
+          " \"output_layers\": [[\"in\", 0, 0]]}}",
+          "model output is its input" },
+        { "Rescaling scale 1e39 (beyond float32)",
+          "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"m\", \"layers\": ["
+          "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 4, 4, 3]}},"
+          "{\"class_name\": \"Rescaling\", \"config\": {\"name\": \"rs\", \"scale\": 1e39, \"offset\": 0}},"
+          "{\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"gap\"}}]}}",
+          "node 0 (rs): scale inf / offset 0 not finite" },
+        { "stride 100000",
+          "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"m\", \"layers\": ["
+          "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 4, 4, 3]}},"
+          "{\"class_name\": \"DepthwiseConv2D\", \"config\": {\"name\": \"dw\", \"kernel_size\": 1, \"strides\": 100000,"
+          " \"padding\": \"same\", \"use_bias\": false}},"
+          "{\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"gap\"}}]}}",
+          "node 0 (dw): kernel/stride/padding field 2 is 100000" },
+        /* UBSan: signed overflow multiplying the target shape (the sanitizer run catches it) */
+        { "Reshape to [2^30, 2^30, 2^30]",
+          "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"m\", \"layers\": ["
+          "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 2, 2, 3]}},"
+          "{\"class_name\": \"Reshape\", \"config\": {\"name\": \"rs\", \"target_shape\": [1073741824, 1073741824, 1073741824]}},"
+          "{\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"gap\"}}]}}",
+          "target_shape has a different element count" },
+        /* 4: 1.5 GB of activations (3 GB with Grad-CAM) from a 1 KB model: predict was OOM-killed */
+        { "ZeroPadding2D to 8009x8015x3, then a 1x1 conv",
+          "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"m\", \"layers\": ["
+          "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 8, 8, 3]}},"
+          "{\"class_name\": \"ZeroPadding2D\", \"config\": {\"name\": \"pad\", \"padding\": [[4000, 4001], [4003, 4004]]}},"
+          "{\"class_name\": \"DepthwiseConv2D\", \"config\": {\"name\": \"dw\", \"kernel_size\": 1, \"use_bias\": false}},"
+          "{\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"gap\"}}]}}",
+          "model needs 1470 MiB of activations, over the limit of 1024 MiB" },
+    };
+    float ones[3] = { 1, 1, 1 };
+    kvars dw = { "depthwise_conv2d", 1, { { .rank = 4, .dims = { 1, 1, 3, 1 }, .type = H5W_F32, .data = ones } } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_keras(in, cases[i].config, strstr(cases[i].config, "Depthwise") ? 1 : 0, &dw);
+        expect_refused(cases[i].name, in, NULL, cases[i].want);
+    }
+    unlink(in);
+}
+
+/* 5: small files claiming huge tensors, converted under a 200 MB memory cgroup. */
+static void hostile_memory(void)
+{
+    char in[1024], args[4096], t[512];
+    snprintf(in, sizeof in, "%s/big.keras", t_tmp());
+    /* A kernel of 64x64x3x21845 elements (just under --max-tensor-elems) never
+     * written: convert allocated ~1.6 GB and wrote a 1.07 GB file from 2 KB. */
+    const char *cfg1 =
+        "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"m\", \"layers\": ["
+        "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 64, 64, 3]}},"
+        "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 21845, \"kernel_size\": 64, \"strides\": 64,"
+        " \"use_bias\": false}},"
+        "{\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"gap\"}}]}}";
+    kvars k1 = { "conv2d", 1, { { .rank = 4, .dims = { 64, 64, 3, 21845 }, .type = H5W_F32 } } };
+    /* A Dense kernel of 8192x8192 in one gzip chunk of a few KB: 267 MB of RSS. */
+    const char *cfg2 =
+        "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"m\", \"layers\": ["
+        "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 1, 1, 3]}},"
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d1\", \"units\": 8192, \"use_bias\": false}},"
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d2\", \"units\": 8192, \"use_bias\": false}}]}}";
+    static float d1w[3 * 8192];
+    unsigned char zeros[4096] = { 0 }, zs[256];
+    uLongf zl = sizeof zs;
+    compress2(zs, &zl, zeros, sizeof zeros, 9);
+    kvars k2[2] = { { "dense", 1, { { .rank = 2, .dims = { 3, 8192 }, .type = H5W_F32, .data = d1w } } },
+                    { "dense_1", 1, { { .rank = 2, .dims = { 8192, 8192 }, .type = H5W_F32, .chunked = 1,
+                                        .cdims = { 8192, 8192 }, .deflate = 1, .raw_chunk = zs, .raw_chunk_len = zl } } } };
+    for (int k = 0; k < 2; k++) {
+        if (k == 0) write_keras(in, cfg1, 1, &k1);
+        else write_keras(in, cfg2, 2, k2);
+        struct stat st;
+        stat(in, &st);
+        char od[1024];
+        snprintf(od, sizeof od, "%s/mem_out", t_tmp());
+        mkdir(od, 0755);
+        snprintf(args, sizeof args, "convert '%s' -o '%s/out.ecm'", in, od);
+        long long peak;
+        run_result r = run_limited(args, 200ll << 20, &peak);
+        const char *want = k == 0 ? "never written" : "cannot hold";
+        snprintf(t, sizeof t, "hostile: %lld-byte .keras claiming %s (%s)", (long long)st.st_size,
+                 k == 0 ? "a never-written 268 M-element kernel" : "a 64 M-element gzip chunk",
+                 peak < 0 ? "no memory cgroup here: unlimited" : "under a 200 MB memory cgroup");
+        T_CHECK(t, r.status == 2 && strstr(r.err, want) && dir_empty(od), "status %d (137: killed), peak %lld MB: %.300s",
+                r.status, peak >> 20, r.err);
+        if (peak >= 0) printf("# %s: peak memory %.1f MB\n", k == 0 ? "never-written kernel" : "gzip chunk", peak / 1e6);
+        run_free(&r);
+        rmdir(od);
+    }
+    unlink(in);
+}
+
+/* 2: labels. */
+static void hostile_labels(void)
+{
+    char src[1024], lb[1024], extra[2048];
+    snprintf(src, sizeof src, "%s/models/tiny_v2s_64.keras", t_local());
+    /* /dev/zero: NUL-filled lines counted as blank and EOF never came (a hang) */
+    expect_refused("--labels /dev/zero", src, "--labels /dev/zero", "labels: not a regular file");
+    snprintf(lb, sizeof lb, "%s/labels_fifo", t_tmp());
+    unlink(lb);
+    if (mkfifo(lb, 0600) == 0) {
+        snprintf(extra, sizeof extra, "--labels '%s'", lb);
+        expect_refused("--labels a FIFO (no writer)", src, extra, "labels: not a regular file");
+        unlink(lb);
+    }
+    snprintf(extra, sizeof extra, "--labels '%s'", t_tmp());
+    expect_refused("--labels a directory", src, extra, "is a directory");
+    snprintf(lb, sizeof lb, "%s/labels_nul.txt", t_tmp());
+    write_all(lb, "a\nb\nc\nd\0e\nf\ng\nh\n", 17);
+    snprintf(extra, sizeof extra, "--labels '%s'", lb);
+    expect_refused("labels with a NUL byte (truncated a label)", src, extra, "line 4: NUL byte");
+    /* a byte order mark (Windows editors) stayed in the first label */
+    const char seven[] = "\xEF\xBB\xBF" "akiec\r\nbcc\r\nbkl\r\ndf\r\nmel\r\nnv\r\nvasc\r\n";
+    write_all(lb, seven, sizeof seven - 1);
+    char out[1024], args[4096];
+    snprintf(out, sizeof out, "%s/bom.ecm", t_tmp());
+    snprintf(args, sizeof args, "convert '%s' -o '%s' --labels '%s'", src, out, lb);
+    run_result r = run(args);
+    run_free(&r);
+    snprintf(args, sizeof args, "info '%s' --json", out);
+    r = run(args);
+    js_doc *doc = NULL;
+    const js_value *root = NULL;
+    char err[128];
+    const char *l0 = NULL, *l6 = NULL;
+    if (!js_parse(r.out, strlen(r.out), 64, &doc, &root, err, sizeof err)) {
+        l0 = js_str(js_at(js_get(root, "labels"), 0));
+        l6 = js_str(js_at(js_get(root, "labels"), 6));
+    }
+    T_CHECK("hostile: labels with a UTF-8 byte order mark and CRLF", l0 && !strcmp(l0, "akiec") && l6 && !strcmp(l6, "vasc"),
+            "first label '%s', last '%s' (status %d %s)", l0 ? l0 : "?", l6 ? l6 : "?", r.status, r.err);
+    js_doc_free(doc);
+    run_free(&r);
+    unlink(out);
+    unlink(lb);
+}
+
+/* 5: the writer killed in the middle (SIGKILL, as the OOM killer does) left
+ * OUT.ecm.tmpXXXXXX behind. The graph's loader stops the child for good. */
+static int load_then_stop(void *ctx, const cv_tensor *t, float *dst, size_t n, cv_err *e)
+{
+    (void)ctx, (void)t, (void)e;
+    memset(dst, 0, n * sizeof *dst);
+    raise(SIGSTOP);
+    return 0;
+}
+
+static void hostile_kill(void)
+{
+    char od[1024], path[1100];
+    snprintf(od, sizeof od, "%s/kill_out", t_tmp());
+    mkdir(od, 0755);
+    snprintf(path, sizeof path, "%s/out.ecm", od);
+    pid_t pid = fork();
+    if (pid == 0) {
+        cv_graph g;
+        cv_graph_init(&g);
+        int x = cv_graph_add_value(&g, "input", 1, 1, 3), y = cv_graph_add_value(&g, "fc", 1, 1, 2);
+        int64_t kd[2] = { 3, 2 };
+        int t = cv_graph_add_tensor(&g, "fc/kernel", 2, kd);
+        cv_node *n = cv_graph_add_node(&g, ECM_OP_DENSE, "fc");
+        n->n_in = 1, n->in[0] = x, n->out = y, n->n_w = 2, n->w[0] = t;
+        g.input_value = x, g.output_value = y;
+        g.load = load_then_stop;
+        cv_err e = { "" };
+        if (cv_graph_set_labels(&g, NULL, &e)) _exit(3);
+        _exit(cv_ecm_write(&g, path, &e) ? 2 : 0);
+    }
+    int st = 0, stopped = 0;
+    if (pid > 0 && waitpid(pid, &st, WUNTRACED) == pid && WIFSTOPPED(st)) {
+        stopped = 1;
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    T_CHECK("hostile: convert killed (SIGKILL) while writing leaves no temporary file", stopped && dir_empty(od),
+            "%s", stopped ? "a file was left in the output directory" : "the writer never reached the weights");
+    char rm[1100];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", od);
+    if (system(rm)) { /* best effort */ }
+}
+
 int main(void)
 {
     check_fixture_set(t_local());
     if (t_shared()) check_fixture_set(t_shared());
     else t_skip("shared fixtures (EfficientNetV2-B0, V2-S)", "../shared/fixtures not found; set EFFCAM_FIXTURES");
     bad_inputs(t_local());
+    hostile_weights();
+    hostile_configs();
+    hostile_memory();
+    hostile_labels();
+    hostile_kill();
     return t_failed;
 }

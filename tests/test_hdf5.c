@@ -3,6 +3,7 @@
 #include "convert/hdf5.h"
 #include "convert/json.h"
 #include "convert/zip.h"
+#include "tests/h5_write.h"
 #include "tests/harness.h"
 
 #include <fcntl.h>
@@ -421,20 +422,23 @@ static void test_synthetic(const char *dir, const char *file, int latest)
     T_CHECK(t, v && info.elem_size == 8 && info.nelem == 6 && v[0] == 1e-3f && v[1] == -2.5f && isinf(v[2]) &&
                v[3] == 0 && v[4] == 3 && v[5] == 0 && signbit(v[5]), "%s", v ? "values" : e.msg);
     free(v);
-    snprintf(t, sizeof t, "hdf5 %s scalar, empty, unwritten, compact", file);
+    snprintf(t, sizeof t, "hdf5 %s scalar, empty, compact", file);
     float *a = read_ds(h, "grp/scalar", &info, &e);
     ok = a && info.rank == 0 && info.nelem == 1 && a[0] == 42.5f;
     free(a);
     a = ok ? read_ds(h, "grp/empty", &info, &e) : NULL;
     ok = a && info.rank == 2 && info.nelem == 0;
     free(a);
-    a = ok ? read_ds(h, "grp/unwritten", &info, &e) : NULL;
-    ok = a && info.nelem == 4 && a[0] == 0 && a[3] == 0;
-    free(a);
     a = ok ? read_ds(h, "grp/compact", &info, &e) : NULL;
     ok = a && info.nelem == 3 && a[0] == 1.5f && a[1] == -2.25f && a[2] == 3;
     free(a);
     T_CHECK(t, ok, "%s", e.msg);
+    /* Never written (h5py without data): the library would hand out the fill
+     * value; nothing in the file backs these elements, so they are refused. */
+    snprintf(t, sizeof t, "hdf5 %s refuses a never-written dataset", file);
+    a = read_ds(h, "grp/unwritten", &info, &e);
+    T_CHECK(t, !a && strstr(e.msg, "never written"), "%s", a ? "read it" : e.msg);
+    free(a);
     snprintf(t, sizeof t, "hdf5 %s integers as float, refuses big-endian", file);
     a = read_ds(h, "refused/ints", &info, &e);
     ok = a && info.is_int && info.elem_size == 4 && a[0] == 0 && a[3] == 3;
@@ -692,6 +696,162 @@ out:
     free(cb);
 }
 
+/* ---- files written by tests/h5_write.h ------------------------------------------------ */
+
+/* Writes bytes to a temporary file and opens it; NULL with e set on failure. */
+static cv_h5 *open_bytes(const unsigned char *b, size_t n, cv_source *src, cv_err *e)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/written_%d.h5", t_tmp(), (int)getpid());
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b, 1, n, f) != n) {
+        if (f) fclose(f);
+        cv_fail(e, "cannot write %s", path);
+        return NULL;
+    }
+    fclose(f);
+    cv_h5 *h = open_h5(path, src, e);
+    unlink(path);
+    return h;
+}
+
+/* A root group holding one dataset "d". */
+static unsigned char *one_dataset(const h5w_dset *d, size_t *len)
+{
+    h5w w;
+    h5w_init(&w);
+    uint64_t ds = h5w_dataset(&w, d);
+    h5w_group g = { 0 };
+    h5w_link(&g, "d", ds);
+    return h5w_finish(&w, h5w_group_end(&w, &g), len);
+}
+
+/* Reads "d" of the file; returns the data (caller frees) or NULL with e set. */
+static float *read_d(const unsigned char *b, size_t n, cv_h5_dataset_info *info, cv_err *e)
+{
+    cv_source src;
+    cv_h5 *h = open_bytes(b, n, &src, e);
+    if (!h) return NULL;
+    float *v = read_ds(h, "d", info, e);
+    cv_h5_close(h);
+    cv_source_close(&src);
+    return v;
+}
+
+static void test_written(void)
+{
+    float v[35];
+    for (int i = 0; i < 35; i++) v[i] = (float)i * 0.5f - 3;
+    cv_h5_dataset_info info;
+    cv_err e = { "" };
+    size_t n;
+    unsigned char *b;
+    float *got;
+    int ok;
+
+    /* The writer's files read back (so the hostile variants below test the reader). */
+    const char *names[] = { "contiguous", "chunked 3x2 deflate", "chunked 4x4 raw", "chunked 7x5 (one chunk) deflate" };
+    for (int k = 0; k < 4; k++) {
+        h5w_dset d = { .rank = 2, .dims = { 7, 5 }, .type = H5W_F32, .data = v, .chunked = k > 0,
+                       .cdims = { k == 1 ? 3 : k == 2 ? 4 : 7, k == 1 ? 2 : k == 2 ? 4 : 5 }, .deflate = k != 2 };
+        b = one_dataset(&d, &n);
+        got = read_d(b, n, &info, &e);
+        ok = got && info.nelem == 35;
+        for (int i = 0; ok && i < 35; i++) ok = got[i] == v[i];
+        char t[128];
+        snprintf(t, sizeof t, "hdf5 written: %s 7x5 reads back", names[k]);
+        T_CHECK(t, ok, "%s", got ? "values differ" : e.msg);
+        free(got);
+        free(b);
+    }
+
+    /* Checksums (superblock 2/3, OHDR): h5py refuses a file whose checksum is
+     * wrong; the reader used to read it. A byte of the dataset's dims flipped: */
+    h5w_dset d = { .rank = 2, .dims = { 7, 5 }, .type = H5W_F32, .data = v };
+    b = one_dataset(&d, &n);
+    long oh = find_sig(b, n, "OHDR", 4, 0);
+    b[oh + 4 + 1 + 1 + 4 + 4 + 4 + 8] ^= 1;       /* first dataspace dim, low byte: 7 -> 6 */
+    got = read_d(b, n, &info, &e);
+    T_CHECK("hdf5 written: object header checksum mismatch refused", !got && strstr(e.msg, "checksum mismatch"),
+            "%s", got ? "read a corrupt header" : e.msg);
+    free(got);
+    free(b);
+    b = one_dataset(&d, &n);
+    b[12 + 8 + 8 + 1] ^= 1;                       /* the end-of-file address */
+    got = read_d(b, n, &info, &e);
+    T_CHECK("hdf5 written: superblock checksum mismatch refused", !got && strstr(e.msg, "superblock checksum"),
+            "%s", got ? "read a corrupt superblock" : e.msg);
+    free(got);
+    free(b);
+    /* ... and h5py's own latest-format file, one message byte changed. */
+    char lpath[1024];
+    snprintf(lpath, sizeof lpath, "%s/hdf5/latest.h5", t_local());
+    size_t ln;
+    unsigned char *lb = (unsigned char *)t_slurp(lpath, &ln);
+    long lo = lb ? find_sig(lb, ln, "OHDR", 4, 0) : -1;   /* the root group */
+    if (lo >= 0) lb[lo + 12] ^= 0x40;
+    cv_source src;
+    cv_h5 *h = lo >= 0 ? open_bytes(lb, ln, &src, &e) : NULL;
+    int bad = 0;
+    if (h) {
+        walker wk = { h, &e, 0, 100000 };
+        bad = walk_obj(&wk, cv_h5_root(h)) != 0 && strstr(e.msg, "checksum mismatch");
+        cv_h5_close(h);
+        cv_source_close(&src);
+    } else {
+        bad = lo >= 0 && strstr(e.msg, "checksum mismatch");
+    }
+    T_CHECK("hdf5 latest.h5 with a header byte changed: checksum mismatch", bad, "%s", lo < 0 ? "no OHDR" : e.msg);
+    free(lb);
+
+    /* Never written, with a fill value of 5: h5py reads 5.0, this reader used to
+     * read 0; nothing in the file backs the data, so it is refused. */
+    h5w_dset u = { .rank = 1, .dims = { 4 }, .type = H5W_F32, .fill = 1, .fill_value = 5.0f };
+    b = one_dataset(&u, &n);
+    got = read_d(b, n, &info, &e);
+    T_CHECK("hdf5 written: unwritten dataset with fill value 5 refused", !got && strstr(e.msg, "never written"),
+            "%s", got ? "read it" : e.msg);
+    free(got);
+    free(b);
+    h5w_dset mc = { .rank = 2, .dims = { 7, 5 }, .type = H5W_F32, .data = v, .chunked = 1, .cdims = { 3, 2 },
+                    .deflate = 1, .skip_chunk = 4 };
+    b = one_dataset(&mc, &n);
+    got = read_d(b, n, &info, &e);
+    T_CHECK("hdf5 written: chunked dataset with a chunk never written refused",
+            !got && strstr(e.msg, "1 of its 9 chunks were never written"), "%s", got ? "read it" : e.msg);
+    free(got);
+    free(b);
+
+    /* Amplification: one chunk declared 4096 x 4096 float32 (64 MiB) whose
+     * deflate stream is 1 KiB. The reader used to allocate the whole chunk (and
+     * the caller the dataset) before finding out; now the scan refuses it from
+     * the chunk index alone, before the caller allocates anything. */
+    unsigned char zeros[4096] = { 0 }, zs[1100];
+    uLongf zl = sizeof zs;
+    compress2(zs, &zl, zeros, sizeof zeros, 9);
+    h5w_dset big = { .rank = 2, .dims = { 4096, 4096 }, .type = H5W_F32, .chunked = 1, .cdims = { 4096, 4096 },
+                     .deflate = 1, .raw_chunk = zs, .raw_chunk_len = zl };
+    b = one_dataset(&big, &n);
+    h = open_bytes(b, n, &src, &e);
+    cv_h5_obj o;
+    int r = h && cv_h5_find(h, cv_h5_root(h), "d", &o, &e) == 1 ? cv_h5_dataset_info_get(h, o, &info, &e) : 1;
+    T_CHECK("hdf5 written: 64 MiB chunk from a 1 KiB deflate stream refused by dataset info",
+            h && r == -1 && strstr(e.msg, "cannot hold"), "rc %d: %s (file %zu bytes)", r, e.msg, n);
+    if (h) { cv_h5_close(h); cv_source_close(&src); }
+    free(b);
+
+    /* Non-float data stays readable here (Keras's Normalization count is int64);
+     * the converter decides which variables may be integers. */
+    int32_t iv[4] = { -2, 0, 7, 1 << 20 };
+    h5w_dset id = { .rank = 1, .dims = { 4 }, .type = H5W_I32, .data = iv };
+    b = one_dataset(&id, &n);
+    got = read_d(b, n, &info, &e);
+    T_CHECK("hdf5 written: int32 dataset reads as float, flagged is_int",
+            got && info.is_int && got[0] == -2 && got[3] == 1048576.0f, "%s", got ? "values" : e.msg);
+    free(got);
+    free(b);
+}
+
 int main(void)
 {
     const char *local = t_local(), *shared = t_shared();
@@ -704,6 +864,7 @@ int main(void)
     test_synthetic(local, "latest.h5", 1);
     test_userblock(local);
     test_bad(local);
+    test_written();
     if (!shared) {
         t_skip("hdf5 keras efficientnetv2-b0_224", "no shared fixtures");
         t_skip("hdf5 keras dermatology_v2s_300", "no shared fixtures");

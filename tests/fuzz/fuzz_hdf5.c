@@ -20,7 +20,7 @@
 
 #define MAX_DEPTH 8
 #define MAX_OBJECTS 2000
-#define MAX_ELEMS (1u << 20)
+#define MAX_ELEMS (1u << 16)   /* per dataset: an execution stays cheap */
 
 typedef struct {
     cv_h5 *h;

@@ -12,12 +12,17 @@
  * variables (stem_conv, stem_bn, predictions; the Dense kernel chunked and
  * deflated) and keeps an execution cheap. Larger inputs (whole EfficientNet
  * configs) get the weights of a fixture: the model.weights.h5 member of
- * EC_FUZZ_KERAS, default tests/fixtures/models/tiny_v2s_64.keras. Paths are
+ * EC_FUZZ_KERAS, default tests/fixtures/models/tiny_v2s_64.keras, rewritten
+ * once at start-up (tests/h5_write.h) with the same groups, string attributes
+ * and dataset shapes but zeros, each dataset one deflated chunk: 2 MB become
+ * a few KB, so an execution no longer checksums and reads megabytes. Paths are
  * relative to the repository root.
  *
  * Each input then goes through cv_keras_open("/proc/self/fd/N") exactly as a
- * user's file would; on success every tensor is streamed through g.load (the
- * weights the converter would write), tensors over 4 M elements skipped.
+ * user's file would, under per-input limits that keep an execution cheap
+ * (4 M elements per tensor, 2000 layers, 64 MiB of activations); on success
+ * tensors are streamed through g.load (the weights the converter would write)
+ * until 256 K elements have been read.
  *
  *   build/fuzz/fuzz_keras -max_len=262144 -dict=tests/fuzz/keras.dict \
  *     CORPUS_DIR tests/fuzz/seeds/keras
@@ -31,9 +36,12 @@
 #include <zlib.h>
 
 #include "convert/cv.h"
+#include "convert/hdf5.h"
 #include "convert/zip.h"
+#include "tests/h5_write.h"
 
 #define FUZZ_MAX_ELEMS ((int64_t)1 << 22)
+#define FUZZ_LOAD_BUDGET ((int64_t)1 << 18)
 
 static const char metadata[] = "{\"keras_version\": \"3.6.0\", \"date_saved\": \"2024-01-01@00:00:00\"}";
 
@@ -161,6 +169,92 @@ static unsigned char *read_weights(const char *path, size_t *size)
     return w;
 }
 
+/* ---- the fixture's weights, rewritten small ---------------------------------------- */
+
+typedef struct {
+    cv_h5 *h;
+    h5w *w;
+    float *zeros;          /* [FUZZ_MAX_ELEMS] */
+    int depth;
+} rewrite;
+
+static uint64_t rewrite_obj(rewrite *r, cv_h5_obj obj);
+
+typedef struct {
+    rewrite *r;
+    h5w_group *g;
+    cv_h5_obj obj;
+} rewrite_ctx;
+
+static int rewrite_attr(void *ctx, const char *name)
+{
+    rewrite_ctx *x = ctx;
+    char **v;
+    int n;
+    cv_err e;
+    if (cv_h5_attr_strings(x->r->h, x->obj, name, &v, &n, &e) == 1) {
+        h5w_attr_strings(x->g, name, n, (const char *const *)v, n != 1);
+        cv_h5_strings_free(v, n);
+    }
+    return 0;
+}
+
+static int rewrite_link(void *ctx, const char *name, cv_h5_obj obj)
+{
+    rewrite_ctx *x = ctx;
+    h5w_link(x->g, name, rewrite_obj(x->r, obj));
+    return 0;
+}
+
+/* Writes obj (and, for a group, everything under it) into r->w; its address. */
+static uint64_t rewrite_obj(rewrite *r, cv_h5_obj obj)
+{
+    cv_err e = { "" };
+    int g = cv_h5_is_group(r->h, obj, &e);
+    if (g < 0 || r->depth > 32) die(e.msg[0] ? e.msg : "weights too deep");
+    if (g) {
+        h5w_group grp = { 0 };
+        rewrite_ctx x = { r, &grp, obj };
+        r->depth++;
+        if (cv_h5_attr_names(r->h, obj, rewrite_attr, &x, &e) || cv_h5_list(r->h, obj, rewrite_link, &x, &e)) die(e.msg);
+        r->depth--;
+        return h5w_group_end(r->w, &grp);
+    }
+    cv_h5_dataset_info info;
+    if (cv_h5_dataset_info_get(r->h, obj, &info, &e)) die(e.msg);
+    if (info.nelem > (uint64_t)FUZZ_MAX_ELEMS) die("a fixture tensor is over the fuzzing size cap");
+    h5w_dset d = { .rank = info.rank, .type = info.is_int ? H5W_I64 : H5W_F32, .data = r->zeros };
+    for (int i = 0; i < info.rank; i++) d.dims[i] = d.cdims[i] = info.dims[i];
+    /* one deflated chunk of zeros; scalars and empty datasets stay contiguous */
+    d.chunked = d.deflate = info.rank > 0 && info.nelem > 0;
+    if (info.nelem == 0) d.data = NULL;
+    return h5w_dataset(r->w, &d);
+}
+
+static unsigned char *rewrite_weights(const unsigned char *weights, size_t size, size_t *out)
+{
+    int mfd = memfd_create("fuzz_keras.h5", MFD_CLOEXEC);
+    if (mfd < 0) die("memfd_create failed");
+    for (size_t off = 0; off < size;) {
+        ssize_t k = write(mfd, weights + off, size - off);
+        if (k <= 0) die("write to memfd failed");
+        off += (size_t)k;
+    }
+    cv_source src = { mfd, 0, size, 0 };
+    cv_limits lim = cv_limits_default();
+    cv_err e = { "" };
+    rewrite r = { NULL, NULL, calloc((size_t)FUZZ_MAX_ELEMS, 8), 0 };
+    h5w w;
+    h5w_init(&w);
+    r.w = &w;
+    if (!r.zeros || cv_h5_open(&src, &lim, &r.h, &e)) die(e.msg[0] ? e.msg : "out of memory");
+    uint64_t root = rewrite_obj(&r, cv_h5_root(r.h));
+    cv_h5_close(r.h);
+    close(mfd);
+    free(r.zeros);
+    return h5w_finish(&w, root, out);
+}
+
 /* Writes the fixed part of an archive around these weights into a new memfd. */
 static void make_archive(archive *a, const unsigned char *weights, size_t size)
 {
@@ -186,6 +280,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     for (int i = 0; i < 2; i++) {
         size_t size = 0;
         unsigned char *w = read_weights(paths[i], &size);
+        if (i == 1) {
+            size_t small = 0;
+            unsigned char *z = rewrite_weights(w, size, &small);
+            free(w);
+            w = z;
+            size = small;
+        }
         make_archive(&arcs[i], w, size);
         free(w);
     }
@@ -209,6 +310,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     cv_options opt = { 1, NULL, cv_limits_default() };
     opt.limits.max_tensor_elems = FUZZ_MAX_ELEMS;
+    opt.limits.max_layers = 2000;
+    opt.limits.max_activation_bytes = (uint64_t)64 << 20;
     cv_graph g;
     cv_keras *k = NULL;
     cv_err e = { "" };
@@ -219,11 +322,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (g.input_value < 0 || g.input_value >= g.n_values || g.output_value < 0 || g.output_value >= g.n_values)
         abort();
-    for (int i = 0; i < g.n_tensors; i++) {
+    int64_t loaded = 0;
+    for (int i = 0; i < g.n_tensors && loaded < FUZZ_LOAD_BUDGET; i++) {
         const cv_tensor *t = &g.tensors[i];
         int64_t n = cv_tensor_elems(t);
         if (n < 0) abort();
         if (t->data || n > FUZZ_MAX_ELEMS) continue;
+        loaded += n;
         if (g.load(g.load_ctx, t, tensor_buf, (size_t)n, &e) != 0 && !e.msg[0]) abort();
     }
     cv_graph_free(&g);
