@@ -12,13 +12,15 @@
 static const char usage[] =
     "usage: effcam convert IN.keras|IN.h5 -o OUT.ecm [--dtype fp16|fp32] [--labels FILE]\n"
     "                      [--max-file-mb N] [--max-layers N] [--max-tensor-elems N] [--max-json-depth N]\n"
+    "                      [--max-arena-mb N]\n"
     "       effcam convert IN.keras|IN.h5 --list-weights\n"
     "Reads a Keras 3 / tf.keras .keras archive or a legacy .h5 file and writes effcam's model file:\n"
     "conv and dense kernels float16 (fp16, the default) or float32, BN statistics and biases float32.\n"
     "  --labels FILE      one class name per line (UTF-8)\n"
     "  --list-weights     print each Keras variable's shape and CRC-32 instead\n"
     "  --max-*            limits for hostile files (defaults: 2048 MB, 100000 layers,\n"
-    "                     268435456 elements per tensor, JSON depth 256)\n";
+    "                     268435456 elements per tensor, JSON depth 256, 1024 MB of activations:\n"
+    "                     --max-arena-mb, the same bound predict and serve apply)\n";
 
 static int usage_convert(void)
 {
@@ -57,6 +59,10 @@ int cli_convert(int argc, char **argv)
             long v;
             if (cli_int(argv[++i], 1, 1L << 40, &v)) { cli_err(NULL, "bad --max-tensor-elems"); return 2; }
             opt.limits.max_tensor_elems = (uint64_t)v;
+        } else if (!strcmp(a, "--max-arena-mb") && i + 1 < argc) {
+            long v;
+            if (cli_int(argv[++i], 1, 1 << 24, &v)) { cli_err(NULL, "bad --max-arena-mb"); return 2; }
+            opt.limits.max_activation_bytes = (uint64_t)v << 20;
         } else if (!strcmp(a, "--max-json-depth") && i + 1 < argc) {
             long v;
             if (cli_int(argv[++i], 1, 100000, &v)) { cli_err(NULL, "bad --max-json-depth"); return 2; }

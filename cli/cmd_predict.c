@@ -23,7 +23,7 @@ static const char usage[] =
     "usage: effcam predict MODEL.ecm IMAGE|DIR... [--from FILE] [--top-k N] [--json] [--threads N]\n"
     "                      [--jobs N] [--cam OUT] [--cam-layer NAME] [--cam-method M] [--class INDEX|LABEL]\n"
     "                      [--cam-score prob|logit] [--base64] [--resize FILTER] [--overlay-resize FILTER]\n"
-    "                      [--max-pixels N] [--stats]\n"
+    "                      [--max-pixels N] [--max-arena-mb N] [--stats]\n"
     "Top-k classes per image, as the app reports them. A DIR stands for the images in it\n"
     "(.jpg .jpeg .png .bmp .gif .tga .ppm .pgm, sorted by name); --from FILE reads one path per line.\n"
     "  --json            one JSON object per image per line (README: the result fields)\n"
@@ -40,6 +40,7 @@ static const char usage[] =
     "                    bilinear, hamming, box, nearest; --overlay-resize FILTER: for the overlay's\n"
     "                    base picture (default bicubic, the app's)\n"
     "  --max-pixels N    largest image accepted (default 50000000)\n"
+    "  --max-arena-mb N  largest activation memory a model may plan (default 1024)\n"
     "  --stats           time, peak memory and the moment the first answer was out, on stderr\n";
 
 #define MAX_PATHS 10000000   /* images in one run */
@@ -380,6 +381,9 @@ int cli_predict(int argc, char **argv)
             if (cli_filter("--resize", argv[++i], &o.resize)) goto usage;
         } else if (!strcmp(a, "--overlay-resize") && more) {
             if (cli_filter("--overlay-resize", argv[++i], &o.overlay_resize)) goto usage;
+        } else if (!strcmp(a, "--max-arena-mb") && more) {
+            if (cli_int(argv[++i], 1, 1 << 24, &v)) { cli_err(NULL, "--max-arena-mb takes a positive number"); goto usage; }
+            o.max_arena_bytes = (int64_t)v << 20;
         } else if (!strcmp(a, "--max-pixels") && more) {
             if (cli_int(argv[++i], 1, 1L << 40, &v)) { cli_err(NULL, "--max-pixels takes a positive number"); goto usage; }
             o.max_pixels = v;

@@ -56,7 +56,7 @@
 #define MAX_LAYER_SESSIONS 2          /* sessions for layers other than the default, LRU */
 
 static const char usage_serve[] =
-    "usage: effcam serve MODEL.ecm [--threads N] [--max-pixels N] [--resize FILTER]\n"
+    "usage: effcam serve MODEL.ecm [--threads N] [--max-pixels N] [--max-arena-mb N] [--resize FILTER]\n"
     "A resident worker: one JSON request per line on stdin, one JSON answer per line on stdout\n"
     "(README and docs/django.md describe the protocol). Memory stays flat; errors are answered.\n"
     "  request: {\"id\": ANY, \"image\": PATH | \"image_base64\": DATA, \"cam\": BOOL, \"top_k\": N,\n"
@@ -423,7 +423,7 @@ static int emit(server *sv)
 int cli_serve(int argc, char **argv)
 {
     const char *model = NULL;
-    long threads = 1, maxpx = 0;
+    long threads = 1, maxpx = 0, arena_mb = 0;
     ec_resize_filter resize = EC_RESIZE_LANCZOS;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -435,6 +435,8 @@ int cli_serve(int argc, char **argv)
             if (cli_int(argv[++i], 1, 64, &threads)) { cli_err(NULL, "--threads takes 1..64"); goto usage; }
         } else if (!strcmp(a, "--resize") && i + 1 < argc) {
             if (cli_filter("--resize", argv[++i], &resize)) goto usage;
+        } else if (!strcmp(a, "--max-arena-mb") && i + 1 < argc) {
+            if (cli_int(argv[++i], 1, 1 << 24, &arena_mb)) { cli_err(NULL, "--max-arena-mb takes a positive number"); goto usage; }
         } else if (!strcmp(a, "--max-pixels") && i + 1 < argc) {
             if (cli_int(argv[++i], 1, 1L << 40, &maxpx)) { cli_err(NULL, "--max-pixels takes a positive number"); goto usage; }
         } else if (a[0] == '-' && a[1]) { cli_err(NULL, "serve: unknown option %s", a); goto usage; }
@@ -449,6 +451,7 @@ int cli_serve(int argc, char **argv)
     sv.opt = ec_session_options_default();
     sv.opt.threads = (int)threads;
     if (maxpx) sv.opt.max_pixels = maxpx;
+    if (arena_mb) sv.opt.max_arena_bytes = (int64_t)arena_mb << 20;
     sv.opt.resize = resize;
     if (server_load(&sv) != 0) {
         cli_lib_err();   /* the loader's message starts with the path */

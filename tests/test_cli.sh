@@ -150,6 +150,14 @@ check "predict --help lists the CAM methods and how to pick a layer" \
     "$(grep -q "gradcampp" "$dir/help.txt" && grep -q "eigencam" "$dir/help.txt" && grep -q "effcam info" "$dir/help.txt"; echo $?)" \
     "$(grep cam "$dir/help.txt")"
 
+# ---- the activation limit ------------------------------------------------------------------
+"$EC_BIN" synth efficientnetv2-b0 --size 224 -o "$dir/b0.ecm" > /dev/null 2>&1
+"$EC_BIN" predict "$dir/b0.ecm" "$img/skin_capture.jpg" --max-arena-mb 1 > /dev/null 2> "$dir/err.txt"; rc=$?
+"$EC_BIN" predict "$dir/b0.ecm" "$img/skin_capture.jpg" --max-arena-mb 64 > /dev/null 2>&1; rc2=$?
+check "predict --max-arena-mb: a model needing more is refused with one line (exit 2), a larger limit runs it" \
+    "$([ "$rc" -eq 2 ] && grep -q "model needs .* MiB of activations" "$dir/err.txt" && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && [ "$rc2" -eq 0 ]; echo $?)" \
+    "exit $rc / $rc2: $(cat "$dir/err.txt")"
+
 # ---- info --plan -------------------------------------------------------------------------
 "$EC_BIN" info "$ecm" --plan > "$dir/plan.txt" 2>&1; rc=$?
 check "info --plan prints the memory plan" \
