@@ -150,6 +150,14 @@ check "predict --help lists the CAM methods and how to pick a layer" \
     "$(grep -q "gradcampp" "$dir/help.txt" && grep -q "eigencam" "$dir/help.txt" && grep -q "effcam info" "$dir/help.txt"; echo $?)" \
     "$(grep cam "$dir/help.txt")"
 
+# ---- labels with control characters: escaped in the text report ---------------------------
+printf 'a\033[31mred\nb\nc\nd\ne\nf\ng\n' > "$dir/labels.txt"
+"$EC_BIN" convert "$EC_LOCAL/models/tiny_v2s_64.keras" -o "$dir/lab.ecm" --labels "$dir/labels.txt" > /dev/null 2>&1
+"$EC_BIN" predict "$dir/lab.ecm" "$img/skin_capture.jpg" --top-k 7 > "$dir/lab.txt" 2>&1; rc=$?
+check "a label's control characters are shown escaped in the text report, never raw" \
+    "$([ "$rc" -eq 0 ] && grep -q 'a\\x1b\[31mred' "$dir/lab.txt" && ! grep -q "$(printf '\033')" "$dir/lab.txt"; echo $?)" \
+    "exit $rc: $(od -c "$dir/lab.txt" | head -5)"
+
 # ---- the activation limit ------------------------------------------------------------------
 "$EC_BIN" synth efficientnetv2-b0 --size 224 -o "$dir/b0.ecm" > /dev/null 2>&1
 "$EC_BIN" predict "$dir/b0.ecm" "$img/skin_capture.jpg" --max-arena-mb 1 > /dev/null 2> "$dir/err.txt"; rc=$?
