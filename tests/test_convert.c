@@ -637,8 +637,9 @@ static void expect_refused(const char *name, const char *in, const char *extra, 
 }
 
 /* The small model every weight case starts from: 8x8x3 -> conv 3x3 (4) + bias ->
- * BatchNorm -> conv 1x1 (4, stored float16) -> global average pool -> Dense
- * (2, softmax). (The first conv and the Dense stay float32: cv_graph_keep_f32_ends.) */
+ * BatchNorm -> conv 1x1 (4, stored float16) -> depthwise 1x1 -> global average
+ * pool -> Dense (2, softmax). (The first conv, the depthwise - the Grad-CAM
+ * layer, the last conv - and the Dense stay float32: cv_graph_keep_f32_ends.) */
 static const char small_config[] =
     "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"small\", \"layers\": ["
     "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 8, 8, 3]}},"
@@ -647,11 +648,12 @@ static const char small_config[] =
     "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\", \"epsilon\": EPS}},"
     "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv2\", \"filters\": 4, \"kernel_size\": 1,"
     " \"use_bias\": false}},"
+    "{\"class_name\": \"DepthwiseConv2D\", \"config\": {\"name\": \"dw\", \"kernel_size\": 1, \"use_bias\": false}},"
     "{\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"gap\"}},"
     "{\"class_name\": \"Dense\", \"config\": {\"name\": \"fc\", \"units\": 2, \"activation\": \"softmax\"}}]}}";
 
-enum { W_KERNEL, W_BIAS, W_GAMMA, W_BETA, W_MEAN, W_VAR, W_K2, W_FC, W_FCB, W_N };
-static const int w_elems[W_N] = { 108, 4, 4, 4, 4, 4, 16, 8, 2 };
+enum { W_KERNEL, W_BIAS, W_GAMMA, W_BETA, W_MEAN, W_VAR, W_K2, W_FC, W_FCB, W_DW, W_N };
+static const int w_elems[W_N] = { 108, 4, 4, 4, 4, 4, 16, 8, 2, 4 };
 
 typedef struct {
     const char *eps;        /* BatchNorm epsilon as JSON text */
@@ -672,8 +674,9 @@ static int write_small(const char *path, const small_case *c)
         for (int i = 0; i < w_elems[t]; i++) w[t][i] = t == W_VAR || t == W_GAMMA ? 1.0f + 0.01f * i : 0.01f * (i % 7) - 0.03f;
     if (c->which >= 0) w[c->which][1] = c->value;
     h5w_dset d[W_N];
-    static const uint64_t dims[W_N][4] = { { 3, 3, 3, 4 }, { 4 }, { 4 }, { 4 }, { 4 }, { 4 }, { 1, 1, 4, 4 }, { 4, 2 }, { 2 } };
-    static const int rank[W_N] = { 4, 1, 1, 1, 1, 1, 4, 2, 1 };
+    static const uint64_t dims[W_N][4] = { { 3, 3, 3, 4 }, { 4 }, { 4 }, { 4 }, { 4 }, { 4 }, { 1, 1, 4, 4 }, { 4, 2 }, { 2 },
+                                           { 1, 1, 4, 1 } };
+    static const int rank[W_N] = { 4, 1, 1, 1, 1, 1, 4, 2, 1, 4 };
     for (int t = 0; t < W_N; t++) {
         d[t] = (h5w_dset){ .rank = rank[t], .type = H5W_F32, .data = w[t] };
         memcpy(d[t].dims, dims[t], sizeof dims[t]);
@@ -690,14 +693,15 @@ static int write_small(const char *path, const small_case *c)
         d[c->which].fill = 1;
         d[c->which].fill_value = 5.0f;
     }
-    kvars layers[4] = { { "conv2d", 2, { d[W_KERNEL], d[W_BIAS] } },
+    kvars layers[5] = { { "conv2d", 2, { d[W_KERNEL], d[W_BIAS] } },
                         { "batch_normalization", 4, { d[W_GAMMA], d[W_BETA], d[W_MEAN], d[W_VAR] } },
                         { "conv2d_1", 1, { d[W_K2] } },
+                        { "depthwise_conv2d", 1, { d[W_DW] } },
                         { "dense", 2, { d[W_FC], d[W_FCB] } } };
     char cfg[2048];
     const char *at = strstr(small_config, "EPS");
     snprintf(cfg, sizeof cfg, "%.*s%s%s", (int)(at - small_config), small_config, c->eps ? c->eps : "0.001", at + 3);
-    return write_keras(path, cfg, 4, layers);
+    return write_keras(path, cfg, 5, layers);
 }
 
 static void hostile_weights(void)

@@ -285,13 +285,14 @@ static void test_structure(void)
     if (build("efficientnetv2-s", &o, &g, test)) return;
     for (int i = 0; i < g.n_nodes; i++) {
         const cv_node *n = &g.nodes[i];
-        /* The converter's rule: float32 ends (stem conv, classifier), fp16 between. */
-        int want = (n->op == ECM_OP_CONV2D || n->op == ECM_OP_DENSE) &&
-                   strcmp(n->name, "stem_conv") != 0 && strcmp(n->name, "predictions") != 0;
+        /* The converter's rule: float32 ends (stem conv, classifier) and the
+         * Grad-CAM layer (top_conv), fp16 between. */
+        int want = (n->op == ECM_OP_CONV2D || n->op == ECM_OP_DENSE) && strcmp(n->name, "stem_conv") != 0 &&
+                   strcmp(n->name, "predictions") != 0 && strcmp(n->name, "top_conv") != 0;
         if (n->n_w > 0 && n->w[0] >= 0 && g.tensors[n->w[0]].to_f16 != want) f16_ok = 0;
         if (n->n_w > 1 && n->w[1] >= 0 && g.tensors[n->w[1]].to_f16) f16_ok = 0;
     }
-    T_CHECK("models/f16_kernels", f16_ok, "to_f16 must be set on Conv2D/Dense kernels but the stem and classifier");
+    T_CHECK("models/f16_kernels", f16_ok, "to_f16 must be set on Conv2D/Dense kernels but the stem, top_conv and classifier");
     cv_graph_free(&g);
 
     /* V1 at an odd size: correct_pad gives (1, 1) there, (0, 1) for even sizes. */
