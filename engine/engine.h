@@ -154,11 +154,14 @@ typedef struct {
 } ec_plan;
 
 /* pin[v] != 0: value v must survive the forward pass (not fused, not reused).
- * keep_all: one buffer per value, no reuse, no fusion. A plan whose arena
+ * nofuse[v] != 0 (NULL: pin): v is not fused away, though it may be reused;
+ * a session passes the pins of the model's default Grad-CAM layer here, so
+ * its forward rounds the same way with or without an explanation. keep_all: one buffer per value, no reuse, no fusion. A plan whose arena
  * would exceed max_arena_bytes fails with EC_ERR_LIMIT ("model needs N MiB of
  * activations, over the limit of M MiB"), before anything that size is
  * allocated; so does ec_plan_append_after. */
-ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_all, size_t max_arena_bytes, ec_plan *p);
+ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsigned char *nofuse, int keep_all,
+                       size_t max_arena_bytes, ec_plan *p);
 void ec_plan_free(ec_plan *p);
 /* Adds n_extra buffers used after the forward pass, their first/last counted from
  * its end (0 = right after the last step); the values that live to the end of the

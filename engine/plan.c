@@ -181,8 +181,10 @@ static ec_status ec_plan_limit(const ec_plan *p)
                    (p->arena_bytes + (1u << 20) - 1) >> 20, p->max_arena_bytes >> 20);
 }
 
-ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_all, size_t max_arena_bytes, ec_plan *p)
+ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsigned char *nofuse, int keep_all,
+                       size_t max_arena_bytes, ec_plan *p)
 {
+    if (!nofuse) nofuse = pin;
     memset(p, 0, sizeof *p);
     p->max_arena_bytes = max_arena_bytes;
     int nn = m->n_nodes, nv = m->n_values;
@@ -212,14 +214,14 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, int keep_al
         st->node = i, st->bn = st->actn = -1, st->out = n->out;
         stepof[i] = ns;
         int mm = n->op == ECM_OP_CONV2D || n->op == ECM_OP_DWCONV2D || n->op == ECM_OP_DENSE;
-        if (mm && !keep_all && n->act == ECM_ACT_LINEAR && !pin[n->out] && n->out != m->output) {
+        if (mm && !keep_all && n->act == ECM_ACT_LINEAR && !pin[n->out] && !nofuse[n->out] && n->out != m->output) {
             int c = ec_sole_consumer(m, n->out, last_reader);
             if (c >= 0 && m->nodes[c].op == ECM_OP_BATCHNORM) {
                 st->bn = c;
                 stepof[c] = ns;
                 st->out = m->nodes[c].out;
                 int v = m->nodes[c].out, a = ec_sole_consumer(m, v, last_reader);
-                if (!pin[v] && v != m->output && a >= 0 && m->nodes[a].op == ECM_OP_ACTIVATION &&
+                if (!pin[v] && !nofuse[v] && v != m->output && a >= 0 && m->nodes[a].op == ECM_OP_ACTIVATION &&
                     m->nodes[a].act != ECM_ACT_SOFTMAX) {
                     st->actn = a;
                     stepof[a] = ns;

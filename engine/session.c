@@ -171,7 +171,27 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
         if ((st = ec_gradcam_prepare(m, &o, s->keep_all, &s->gc))) goto fail;
         memcpy(s->pin, s->gc.pin, (size_t)nv);
     }
-    if ((st = ec_plan_build(m, s->pin, s->keep_all, (size_t)o.max_arena_bytes, &s->plan))) goto fail;
+    /* The same fusions whatever is explained: a convolution whose BN and
+     * activation are fused rounds its epilogue differently (by an ulp or so)
+     * from one whose raw output is kept, so every session leaves unfused what
+     * the default Grad-CAM layer's backward reads. predict with and without
+     * --cam, and serve (which always can explain) give the same bytes. */
+    ec_gradcam_plan dflt;
+    int have_dflt = 0;
+    if (!s->keep_all && m->gradcam_node >= 0 && (!s->gradcam || s->gc.target != m->gradcam_node)) {
+        ec_session_options d = o;
+        d.cam_layer = NULL;
+        if (ec_gradcam_prepare(m, &d, 0, &dflt) == EC_OK) have_dflt = 1;
+        else ec_gradcam_plan_free(&dflt);
+    }
+    unsigned char *nofuse = NULL;
+    if (have_dflt) {
+        for (int v = 0; v < nv; v++) dflt.pin[v] |= s->pin[v];
+        nofuse = dflt.pin;
+    }
+    st = ec_plan_build(m, s->pin, nofuse, s->keep_all, (size_t)o.max_arena_bytes, &s->plan);
+    if (have_dflt) ec_gradcam_plan_free(&dflt);
+    if (st) goto fail;
     const ec_value *vi = &m->values[m->input];
     int gfirst = 0;   /* plan buffer id of the backward's buffer 0; then rgba, overlay scratch */
     size_t col_floats = s->plan.col_floats, wide_floats = s->plan.wide_floats;

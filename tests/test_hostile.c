@@ -170,12 +170,12 @@ static void test_arena_limit(void)
     /* the limit on the planner itself */
     unsigned char *pin = calloc((size_t)m->n_values, 1);
     ec_plan p;
-    ec_status sp = ec_plan_build(m, pin, 0, a0 - 1, &p);
+    ec_status sp = ec_plan_build(m, pin, NULL, 0, a0 - 1, &p);
     T_CHECK("arena limit: ec_plan_build refuses a plan one byte over its limit",
             sp == EC_ERR_LIMIT && strstr(ec_last_error(), "MiB of activations, over the limit of 0 MiB"), "%d: %s", sp,
             ec_last_error());
     if (sp == EC_OK) ec_plan_free(&p);
-    sp = ec_plan_build(m, pin, 0, a0, &p);
+    sp = ec_plan_build(m, pin, NULL, 0, a0, &p);
     T_CHECK("arena limit: ec_plan_build takes a plan exactly at its limit", sp == EC_OK && p.arena_bytes == a0, "%d: %s", sp,
             ec_last_error());
     if (sp == EC_OK) ec_plan_free(&p);
@@ -264,7 +264,7 @@ static void test_pad_bomb(void)
     unsigned char *pin = calloc((size_t)m->n_values, 1);
     ec_plan p;
     uint64_t lb = cv_graph_activation_bytes(&g);
-    ec_status sp = ec_plan_build(m, pin, 0, SIZE_MAX, &p);
+    ec_status sp = ec_plan_build(m, pin, NULL, 0, SIZE_MAX, &p);
     T_CHECK("arena limit: the converter's activation bound (ZeroPadding model) is at most the planned arena",
             sp == EC_OK && lb > ((uint64_t)1 << 30) && lb <= p.arena_bytes, "bound %llu, arena %zu (%d)", (unsigned long long)lb,
             sp == EC_OK ? p.arena_bytes : 0, sp);
@@ -305,7 +305,7 @@ static void test_bound_vs_plan(void)
         unsigned char *pin = calloc((size_t)m->n_values, 1);
         ec_plan p;
         uint64_t lb = cv_graph_activation_bytes(&g);
-        if (ec_plan_build(m, pin, 0, SIZE_MAX, &p) == EC_OK) {
+        if (ec_plan_build(m, pin, NULL, 0, SIZE_MAX, &p) == EC_OK) {
             double r = (double)lb / (double)p.arena_bytes;
             if (lb > p.arena_bytes) bad = 1;
             if (r > worst) worst = r, snprintf(worst_name, sizeof worst_name, "%s", *a);
