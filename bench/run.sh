@@ -177,6 +177,14 @@ for M in $MODELS; do
     [ "$RC" = 0 ] && put "rss.$M.t1.predict_stem_gradcam_overlay_kib" "$RSS_KB"
 done
 
+# ---- decode + resize of the 12 MP JPEG: before (stb_image whole + BILINEAR) and
+# after (libjpeg-turbo rows into LANCZOS + BICUBIC), alternated in one process
+say "decode + resize runs ..."
+ij=$("$B/bench/imgbench" --json "$BIG" 9 2> "$W/imgbench.err")
+put decode_12mp.before_stb_bilinear_ms "$(jnum "$ij" before_stb_bilinear_ms)"
+put decode_12mp.after_libjpeg_lanczos_bicubic_ms "$(jnum "$ij" after_libjpeg_lanczos_bicubic_ms)"
+put decode_12mp.rounds "$(jnum "$ij" rounds)"
+
 # ---- cold start: process start to the overlay PNG written ------------------------
 # The clock starts before the launch and stops when the first image's answer is
 # printed and its overlay renamed into place (`--stats` prints that moment as
@@ -465,6 +473,8 @@ for M in $MODELS; do
     printf '  cold start (process start -> overlay PNG written), 1 thread: %s ms (to exit %s ms; warm reference beside it %s ms)\n' \
         "$(v cold_start.$M.t1.median_ms)" "$(v cold_start.$M.t1.exit_median_ms)" "$(v cold_start.$M.t1.warm_median_ms)"
 done
+printf '\n12 MP JPEG -> 300x300 input + overlay base (median of 9): before (stb_image + BILINEAR x2) %s ms, after (libjpeg-turbo rows -> LANCZOS + BICUBIC) %s ms\n' \
+    "$(v decode_12mp.before_stb_bilinear_ms)" "$(v decode_12mp.after_libjpeg_lanczos_bicubic_ms)"
 if [ -n "$(get convert.time_s_median)" ]; then
     printf '\nconverter on the %s-byte fixture: %s s (median of 3), peak RSS %s MiB\n' "$(v convert.keras_bytes)" \
         "$(v convert.time_s_median)" "$(m convert.peak_rss_kib_max)"
