@@ -23,4 +23,16 @@ static inline const js_value *t_json_file(const char *path, js_doc **doc)
     return root;
 }
 
+/* A JSON array of n numbers into out[n]; 0 on a size or type mismatch. */
+static inline int t_json_floats(const js_value *arr, float *out, size_t n)
+{
+    if (!arr || arr->type != JS_ARRAY || (size_t)arr->n != n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        double v;
+        if (js_num(&arr->items[i], &v)) return 0;
+        out[i] = (float)v;
+    }
+    return 1;
+}
+
 #endif

@@ -21,32 +21,9 @@
 
 #include "kernels/kernels.h"
 #include "tests/harness.h"
+#include "tests/testutil.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-
-static uint32_t rng_u32(void)          /* xorshift64* */
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-
-static float rng_uniform(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) * 0x1p-24f; }
-
-static void fill(float *p, size_t n, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++) p[i] = rng_uniform(lo, hi);
-}
-
-static float *fmalloc(size_t n)       /* exact size, so ASan sees overruns */
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) { printf("FAIL alloc: out of memory\n"); exit(1); }
-    return p;
-}
 
 static double dot(const float *a, const float *b, size_t n)
 {
@@ -142,7 +119,7 @@ static double fd_one(fwd_fn f, const void *ctx, float *x, size_t i, float h, con
 static double fd_check(fwd_fn f, const void *ctx, float *x, size_t nx, float h, const float *r, size_t ny,
                        const float *an, int *worst_i)
 {
-    float *y = fmalloc(ny);
+    float *y = t_fmalloc(ny);
     const double scale = fmax(max_abs(an, nx), 1e-30);
     double worst = 0;
     *worst_i = -1;
@@ -178,13 +155,13 @@ static void test_dwconv_fd(void)
         if (!make_geom(&p.g, cs[ci].h, cs[ci].w, cs[ci].c, cs[ci].k, cs[ci].s, cs[ci].pad)) continue;
         const int C = p.g.c * p.mult;
         const size_t nx = (size_t)p.g.in_h * p.g.in_w * p.g.c, ny = (size_t)p.g.out_h * p.g.out_w * C;
-        float *x = fmalloc(nx), *w = fmalloc((size_t)p.g.kh * p.g.kw * C), *sc = fmalloc(C), *sh = fmalloc(C);
-        float *r = fmalloc(ny), *dx = fmalloc(nx);
-        fill(x, nx, -1, 1);
-        fill(w, (size_t)p.g.kh * p.g.kw * C, -1, 1);
-        fill(sc, C, 0.5f, 2.0f);
-        fill(sh, C, -1, 1);
-        fill(r, ny, -1, 1);
+        float *x = t_fmalloc(nx), *w = t_fmalloc((size_t)p.g.kh * p.g.kw * C), *sc = t_fmalloc(C), *sh = t_fmalloc(C);
+        float *r = t_fmalloc(ny), *dx = t_fmalloc(nx);
+        t_fill(x, nx, -1, 1);
+        t_fill(w, (size_t)p.g.kh * p.g.kw * C, -1, 1);
+        t_fill(sc, C, 0.5f, 2.0f);
+        t_fill(sh, C, -1, 1);
+        t_fill(r, ny, -1, 1);
         ec_f32_dwconv_backward__ref(&p, w, sc, r, dx, 0, p.g.in_h);
         const dw_fwd_ctx k = {&p, w, sc, sh};
         int wi;
@@ -216,11 +193,11 @@ static void test_dwconv_simd(void)
                             if (!make_geom(&p.g, hw[hi][0], hw[hi][1], channels[ci], k, s, pad)) continue;
                             const int C = p.g.c * mult, H = p.g.in_h;
                             const size_t nx = (size_t)H * p.g.in_w * p.g.c, ny = (size_t)p.g.out_h * p.g.out_w * C;
-                            float *w = fmalloc((size_t)k * k * C), *sc = fmalloc(C), *dy = fmalloc(ny);
-                            float *a = fmalloc(nx), *b = fmalloc(nx), *c2 = fmalloc(nx);
-                            fill(w, (size_t)k * k * C, -1, 1);
-                            fill(sc, C, 0.5f, 2.0f);
-                            fill(dy, ny, -1, 1);
+                            float *w = t_fmalloc((size_t)k * k * C), *sc = t_fmalloc(C), *dy = t_fmalloc(ny);
+                            float *a = t_fmalloc(nx), *b = t_fmalloc(nx), *c2 = t_fmalloc(nx);
+                            t_fill(w, (size_t)k * k * C, -1, 1);
+                            t_fill(sc, C, 0.5f, 2.0f);
+                            t_fill(dy, ny, -1, 1);
                             const float *scale = (ci + pad) % 2 ? sc : NULL;
                             ec_f32_dwconv_backward__ref(&p, w, scale, dy, a, 0, H);
                             /* the reference split in two at an odd row */
@@ -275,7 +252,7 @@ static void cv_fwd(const void *ctx, const float *x, float *y)
 static void conv_dx(const ec_conv_geom *g, int cout, const float *bpt, const float *dy, float *dx, int chunk)
 {
     const int H = g->in_h, step = chunk > 0 ? chunk : H;
-    float *dcol = fmalloc(ec_conv_backward_scratch_floats(g, step));
+    float *dcol = t_fmalloc(ec_conv_backward_scratch_floats(g, step));
     for (int y0 = 0; y0 < H; y0 += step)
         ec_f32_conv_backward(g, cout, bpt, dy, dcol, dx, y0, y0 + step < H ? y0 + step : H);
     free(dcol);
@@ -286,7 +263,7 @@ static float *pack_wt(const ec_conv_geom *g, int cout, const float *w, const uin
                       int ref)
 {
     const int K = g->kh * g->kw * g->c, panels = (K + EC_PG_NR - 1) / EC_PG_NR;
-    float *bp = fmalloc(ec_pack_b_floats(cout, K));
+    float *bp = t_fmalloc(ec_pack_b_floats(cout, K));
     const void *src = h16 ? (const void *)h16 : (const void *)w;
     if (ref) ec_pack_bt__ref(src, h16 != NULL, scale, K, cout, 0, panels, bp);
     else ec_pack_bt(src, h16 != NULL, scale, K, cout, 0, panels, bp);
@@ -306,14 +283,14 @@ static void test_conv_fd(void)
         const int cout = p.cout, K = p.g.kh * p.g.kw * p.g.c;
         const size_t nx = (size_t)p.g.in_h * p.g.in_w * p.g.c, ny = (size_t)p.g.out_h * p.g.out_w * cout;
         const size_t nw = (size_t)K * cout;
-        float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc(cout), *sh = fmalloc(cout);
-        float *r = fmalloc(ny), *dx = fmalloc(nx);
+        float *x = t_fmalloc(nx), *w = t_fmalloc(nw), *sc = t_fmalloc(cout), *sh = t_fmalloc(cout);
+        float *r = t_fmalloc(ny), *dx = t_fmalloc(nx);
         uint16_t *h16 = NULL;
-        fill(x, nx, -1, 1);
-        fill(w, nw, -1, 1);
-        fill(sc, cout, 0.5f, 2.0f);
-        fill(sh, cout, -1, 1);
-        fill(r, ny, -1, 1);
+        t_fill(x, nx, -1, 1);
+        t_fill(w, nw, -1, 1);
+        t_fill(sc, cout, 0.5f, 2.0f);
+        t_fill(sh, cout, -1, 1);
+        t_fill(r, ny, -1, 1);
         if (cs[ci].f16) {     /* fp16 weights: the forward sees them widened */
             h16 = malloc(nw * sizeof *h16);
             ec_f32_to_f16_n__ref(w, h16, nw);
@@ -349,9 +326,9 @@ static void test_conv_parts(void)
         ec_conv_geom g;
         make_geom(&g, 5, 6, 3, 3, 2, PAD_SAME);
         const size_t nx = (size_t)g.in_h * g.in_w * g.c, ny = (size_t)g.out_h * g.out_w * 9 * g.c;
-        float *x = fmalloc(nx), *r = fmalloc(ny), *dx = fmalloc(nx);
-        fill(x, nx, -1, 1);
-        fill(r, ny, -1, 1);
+        float *x = t_fmalloc(nx), *r = t_fmalloc(ny), *dx = t_fmalloc(nx);
+        t_fill(x, nx, -1, 1);
+        t_fill(r, ny, -1, 1);
         ec_f32_col2im__ref(&g, r, 0, dx, 0, g.in_h);
         const col_ctx k = {&g};
         int wi = -1;
@@ -378,12 +355,12 @@ static void test_conv_parts(void)
                         const int cout = channels[(ci + 3) % NCH], K = k * k * g.c, H = g.in_h;
                         const size_t nx = (size_t)H * g.in_w * g.c, ny = (size_t)g.out_h * g.out_w * cout;
                         const size_t ncol = (size_t)g.out_h * g.out_w * K;
-                        float *dcol = fmalloc(ncol), *dy = fmalloc(ny), *w = fmalloc((size_t)K * cout);
-                        float *sc = fmalloc(cout), *a = fmalloc(nx), *b = fmalloc(nx), *c2 = fmalloc(nx);
-                        fill(dcol, ncol, -1, 1);
-                        fill(dy, ny, -1, 1);
-                        fill(w, (size_t)K * cout, -1, 1);
-                        fill(sc, cout, 0.5f, 2.0f);
+                        float *dcol = t_fmalloc(ncol), *dy = t_fmalloc(ny), *w = t_fmalloc((size_t)K * cout);
+                        float *sc = t_fmalloc(cout), *a = t_fmalloc(nx), *b = t_fmalloc(nx), *c2 = t_fmalloc(nx);
+                        t_fill(dcol, ncol, -1, 1);
+                        t_fill(dy, ny, -1, 1);
+                        t_fill(w, (size_t)K * cout, -1, 1);
+                        t_fill(sc, cout, 0.5f, 2.0f);
                         /* col2im: twins, and rows in two pieces (each piece's dcol from its first row) */
                         ec_f32_col2im__ref(&g, dcol, 0, a, 0, H);
                         if (avx2) {
@@ -403,7 +380,7 @@ static void test_conv_parts(void)
                         for (int v = 0; v < 4 && avx2; v++) {
                             const int panels = (K + EC_PG_NR - 1) / EC_PG_NR;
                             const size_t nb = ec_pack_b_floats(cout, K);
-                            float *p1 = fmalloc(nb), *p2 = fmalloc(nb);
+                            float *p1 = t_fmalloc(nb), *p2 = t_fmalloc(nb);
                             const void *src = v & 1 ? (const void *)h16 : (const void *)w;
                             ec_pack_bt__ref(src, v & 1, v & 2 ? sc : NULL, K, cout, 0, panels, p1);
                             ec_pack_bt__avx2(src, v & 1, v & 2 ? sc : NULL, K, cout, 0, panels, p2);
@@ -432,7 +409,7 @@ static void test_conv_parts(void)
                         /* stride 1: the flipped forward conv gives the same dx */
                         ec_conv_geom gt;
                         if (!ec_conv_geom_flip(&g, cout, &gt)) {
-                            float *wt = fmalloc((size_t)K * cout);
+                            float *wt = t_fmalloc((size_t)K * cout);
                             ec_conv_weights_flip(w, 0, sc, k, k, g.c, cout, 0, g.c / 2, wt);
                             ec_conv_weights_flip(w, 0, sc, k, k, g.c, cout, g.c / 2, g.c, wt);
                             const ec_conv_params pt = {.g = gt, .cout = g.c, .act = EC_ACT_LINEAR};
@@ -486,13 +463,13 @@ static void test_act_scale(void)
     for (int ai = 0; ai < NACT; ai++) {
         const int act = elementwise_acts[ai], rows = 3, c = 5, n = rows * c;
         float v[15], z[15], r[15], sc[5], sh[5], dv[15];
-        fill(sc, c, 0.5f, 2.0f);
-        fill(sh, c, -0.5f, 0.5f);
-        fill(r, n, -1, 1);
+        t_fill(sc, c, 0.5f, 2.0f);
+        t_fill(sh, c, -0.5f, 0.5f);
+        t_fill(r, n, -1, 1);
         for (int i = 0; i < n; i++) {
             /* keep z = v * s + b at least 0.1 off the kinks of relu (0) and relu6 (6) */
             do {
-                v[i] = rng_uniform(-3, 5);
+                v[i] = t_rng_uniform(-3, 5);
                 z[i] = v[i] * sc[i % c] + sh[i % c];
             } while (fabsf(z[i]) < 0.1f || fabsf(z[i] - 6.0f) < 0.1f);
         }
@@ -516,10 +493,10 @@ static void test_act_scale(void)
             for (int with_scale = 0; with_scale < 2; with_scale++) {
                 const int act = elementwise_acts[ai], c = channels[ci];
                 const size_t rows = 37, n = rows * c;
-                float *x = fmalloc(n), *dy = fmalloc(n), *a = fmalloc(n), *b = fmalloc(n), *sc = fmalloc(c);
-                for (size_t i = 0; i < n; i++) x[i] = i % 5 ? rng_uniform(-8, 8) : rng_uniform(-40, 40);
-                fill(dy, n, -1, 1);
-                fill(sc, c, -2, 2);
+                float *x = t_fmalloc(n), *dy = t_fmalloc(n), *a = t_fmalloc(n), *b = t_fmalloc(n), *sc = t_fmalloc(c);
+                for (size_t i = 0; i < n; i++) x[i] = i % 5 ? t_rng_uniform(-8, 8) : t_rng_uniform(-40, 40);
+                t_fill(dy, n, -1, 1);
+                t_fill(sc, c, -2, 2);
                 const float *s = with_scale ? sc : NULL;
                 ec_f32_act_scale_backward__ref(x, dy, s, a, rows, c, act);
                 ec_f32_act_scale_backward__avx2(x, dy, s, b, rows, c, act);
@@ -597,15 +574,15 @@ static void test_eltwise(void)
         const size_t hw = 15;
         const int c = 3;
         float x[45], r[3], dx[45], dx2[45];
-        fill(x, 45, -1, 1);
-        fill(r, 3, -1, 1);
+        t_fill(x, 45, -1, 1);
+        t_fill(r, 3, -1, 1);
         ec_f32_gap_backward(r, hw, c, c, dx, 0);
         const el_ctx k = {hw, c, NULL};
         {
             const double e_ = fd_check(gap_fwd, &k, x, 45, 0.25f, r, 3, dx, &wi);
             fd_report("fd_gap_backward_15x3", e_, 1e-4, wi);
         }
-        fill(dx2, 45, -1, 1);
+        t_fill(dx2, 45, -1, 1);
         float want[45];
         for (int i = 0; i < 45; i++) want[i] = dx2[i] + r[i % c] / (float)hw;
         ec_f32_gap_backward(r, hw, c, c, dx2, 1);
@@ -615,9 +592,9 @@ static void test_eltwise(void)
         const size_t hw = 13;
         const int c = 5;
         float x[65], s[5], r[65], dx[65], ds[5];
-        fill(x, 65, -1, 1);
-        fill(s, 5, -1, 1);
-        fill(r, 65, -1, 1);
+        t_fill(x, 65, -1, 1);
+        t_fill(s, 5, -1, 1);
+        t_fill(r, 65, -1, 1);
         ec_f32_mul_bcast__ref(r, s, dx, hw, c);
         ec_f32_mul_bcast_backward__ref(x, r, hw, c, c, ds);
         const el_ctx k = {hw, c, s};
@@ -635,8 +612,8 @@ static void test_eltwise(void)
         const zp_ctx k = {5, 4, 3, 0, 1, 0, 1};
         const size_t nx = 60, ny = (size_t)6 * 5 * 3;
         float x[60], r[90], dx[60];
-        fill(x, nx, -1, 1);
-        fill(r, ny, -1, 1);
+        t_fill(x, nx, -1, 1);
+        t_fill(r, ny, -1, 1);
         ec_f32_zeropad_backward(r, k.h, k.w, k.c, k.pt, k.pb, k.pl, k.pr, dx, 0, k.h);
         {
             const double e_ = fd_check(zp_fwd, &k, x, nx, 0.25f, r, ny, dx, &wi);
@@ -644,8 +621,8 @@ static void test_eltwise(void)
         }
         const zp_ctx k2 = {3, 2, 2, 2, 1, 1, 2};
         float x2[12], r2[6 * 5 * 2], d2[12];
-        fill(x2, 12, -1, 1);
-        fill(r2, 60, -1, 1);
+        t_fill(x2, 12, -1, 1);
+        t_fill(r2, 60, -1, 1);
         ec_f32_zeropad_backward(r2, k2.h, k2.w, k2.c, k2.pt, k2.pb, k2.pl, k2.pr, d2, 0, 1);
         ec_f32_zeropad_backward(r2, k2.h, k2.w, k2.c, k2.pt, k2.pb, k2.pl, k2.pr, d2, 1, 3);
         {
@@ -656,10 +633,10 @@ static void test_eltwise(void)
     {   /* Dense through ec_pack_bt + ec_gemm_packed (M = 1), fp32 and fp16 */
         const int K = 37, N = 7;
         float x[37], w[37 * 7], bias[7], r[7], dx[37];
-        fill(x, K, -1, 1);
-        fill(w, (size_t)K * N, -1, 1);
-        fill(bias, N, -1, 1);
-        fill(r, N, -1, 1);
+        t_fill(x, K, -1, 1);
+        t_fill(w, (size_t)K * N, -1, 1);
+        t_fill(bias, N, -1, 1);
+        t_fill(r, N, -1, 1);
         for (int f16 = 0; f16 < 2; f16++) {
             uint16_t h16[37 * 7];
             if (f16) {
@@ -667,7 +644,7 @@ static void test_eltwise(void)
                 ec_f16_to_f32_n__ref(h16, w, (size_t)K * N);
             }
             const int panels = (K + EC_PG_NR - 1) / EC_PG_NR;
-            float *bp = fmalloc(ec_pack_b_floats(N, K));
+            float *bp = t_fmalloc(ec_pack_b_floats(N, K));
             ec_pack_bt(f16 ? (const void *)h16 : (const void *)w, f16, NULL, K, N, 0, panels, bp);
             ec_gemm_packed(1, K, N, r, N, bp, NULL, EC_ACT_LINEAR, dx, K, 0, 1, 0, panels);
             const dn_ctx k = {K, N, w, bias};
@@ -685,9 +662,9 @@ static void test_eltwise(void)
             for (int ci = 0; ci < NCH; ci++) {
                 const size_t hw = hws[hi];
                 const int c = channels[ci];
-                float *x = fmalloc(hw * c), *dy = fmalloc(hw * c), *a = fmalloc(c), *b = fmalloc(c);
-                fill(x, hw * c, -1, 1);
-                fill(dy, hw * c, -1, 1);
+                float *x = t_fmalloc(hw * c), *dy = t_fmalloc(hw * c), *a = t_fmalloc(c), *b = t_fmalloc(c);
+                t_fill(x, hw * c, -1, 1);
+                t_fill(dy, hw * c, -1, 1);
                 ec_f32_mul_bcast_backward__ref(x, dy, hw, c, c, a);
                 if (ec_cpu_has_avx2()) {
                     ec_f32_mul_bcast_backward__avx2(x, dy, hw, c, c, b);
@@ -707,6 +684,7 @@ static void test_eltwise(void)
 
 int main(void)
 {
+    t_rng_seed(0x2545F4914F6CDD1Dull);
     printf("# backward kernels: AVX2 variants %s\n", ec_cpu_has_avx2() ? "tested" : "absent on this CPU (SKIP)");
     test_dwconv_fd();
     test_dwconv_simd();

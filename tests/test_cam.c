@@ -21,6 +21,7 @@
 #include "engine/cam.h"
 #include "tests/harness.h"
 #include "tests/json_file.h"
+#include "tests/testutil.h"
 
 static const char *const models[] = {
     "tiny_v2s_64", "tiny_v2b0_nested_67x53", "tiny_v1b0_64", "efficientnetv2-b0_224", "dermatology_v2s_300",
@@ -49,39 +50,6 @@ static float *read_f32(const char *path, size_t want)
 }
 
 /* values of a JSON number array into out[n]; 0 on a size or type mismatch */
-static int json_floats(const js_value *arr, float *out, size_t n)
-{
-    if (!arr || arr->type != JS_ARRAY || (size_t)arr->n != n) return 0;
-    for (size_t i = 0; i < n; i++) {
-        double v;
-        if (js_num(&arr->items[i], &v)) return 0;
-        out[i] = (float)v;
-    }
-    return 1;
-}
-
-static double pearson(const float *a, const float *b, size_t n)
-{
-    double ma = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) { ma += a[i]; mb += b[i]; }
-    ma /= (double)n;
-    mb /= (double)n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double da = a[i] - ma, db = b[i] - mb;
-        sab += da * db; saa += da * da; sbb += db * db;
-    }
-    if (saa == 0 || sbb == 0) return saa == sbb ? 1.0 : 0.0;   /* both flat: equal shape */
-    return sab / sqrt(saa * sbb);
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
-    return m;
-}
-
 /* ---- unit checks (no fixtures) ------------------------------------------------- */
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -284,12 +252,12 @@ static void test_model(const char *model, worst *all)
             if (!ref) continue;
             char cname[160];
             snprintf(cname, sizeof cname, "%s/%s/%s", model, lname, ec_cam_method_name(m));
-            if (!json_floats(ref, want, hw)) {
+            if (!t_json_floats(ref, want, hw)) {
                 t_fail(name, "%s: expected map is not %zu numbers", cname, hw);
                 fail = 1;
                 continue;
             }
-            const double f16dev = json_floats(fref, f16, hw) ? max_abs_diff(f16, want, hw) : 0.0;
+            const double f16dev = t_json_floats(fref, f16, hw) ? t_max_abs_diff(f16, want, hw) : 0.0;
             ec_cam_eigen_info info = {0};
             const ec_status st = ec_cam_compute(m, A, G, hw, (int)K, cam, &info);
             if (st != EC_OK) {
@@ -297,7 +265,7 @@ static void test_model(const char *model, worst *all)
                 fail = 1;
                 continue;
             }
-            const double pe = pearson(cam, want, hw), ma = max_abs_diff(cam, want, hw);
+            const double pe = t_pearson(cam, want, hw), ma = t_max_abs_diff(cam, want, hw);
             const int good = pe >= TOL_PEARSON && ma <= TOL_MAXABS;
             const int conditioned = f16dev <= ILL_FP16W;
             char extra[96] = "";

@@ -19,20 +19,11 @@
 #include "engine/internal.h"
 #include "kernels/kernels.h"
 #include "tests/harness.h"
+#include "tests/convert_file.h"
 #include "tests/json_file.h"
+#include "tests/testutil.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-
-static float rng_uniform(float lo, float hi)
-{
-    rng_state ^= rng_state >> 12;   /* xorshift64*: deterministic */
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint32_t r = (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-    return lo + (hi - lo) * (float)(r >> 8) * 0x1p-24f;
-}
 
 static char *path_join(const char *a, const char *b, const char *c)
 {
@@ -52,7 +43,7 @@ static int tg_tensor(cv_graph *g, const char *name, int rank, int64_t d0, int64_
     cv_tensor *T = &g->tensors[t];
     int64_t n = cv_tensor_elems(T);
     T->data = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) T->data[i] = rng_uniform(lo, hi);
+    for (int64_t i = 0; i < n; i++) T->data[i] = t_rng_uniform(lo, hi);
     return t;
 }
 
@@ -330,8 +321,8 @@ static void test_planner(void)
         enum { N = 60 };
         ec_plan_buf r[N];
         for (int i = 0; i < N; i++) {
-            int f = (int)rng_uniform(0, 40), len = (int)rng_uniform(0, 8);
-            r[i] = (ec_plan_buf){ (size_t)(1 + (int)rng_uniform(0, 100)) * 64, f, f + len, 0, 0 };
+            int f = (int)t_rng_uniform(0, 40), len = (int)t_rng_uniform(0, 8);
+            r[i] = (ec_plan_buf){ (size_t)(1 + (int)t_rng_uniform(0, 100)) * 64, f, f + len, 0, 0 };
         }
         if (ec_plan_place(r, N, &arena) || ec_plan_check(r, N, arena, msg, sizeof msg)) { bad = 1; break; }
         size_t peak = 0;
@@ -503,7 +494,7 @@ static void test_loader(void)
 
 static void fill_image(uint8_t *rgb, size_t n)
 {
-    for (size_t i = 0; i < n; i++) rgb[i] = (uint8_t)rng_uniform(0, 255.99f);
+    for (size_t i = 0; i < n; i++) rgb[i] = (uint8_t)t_rng_uniform(0, 255.99f);
 }
 
 static double max_abs_diff(const float *a, const float *b, size_t n, size_t *where)
@@ -643,7 +634,7 @@ static void test_gradcam_fd(const char *tag, ec_model *m, int logit, const char 
     signed char *u = malloc(n);
     for (int d = 0; d < 16 && u; d++) {
         double gu = 0;
-        for (size_t i = 0; i < n; i++) u[i] = rng_uniform(0, 1) < 0.5f ? -1 : 1, gu += (double)G[i] * u[i];
+        for (size_t i = 0; i < n; i++) u[i] = t_rng_uniform(0, 1) < 0.5f ? -1 : 1, gu += (double)G[i] * u[i];
         for (size_t i = 0; i < n; i++) A[i] = A0[i] + deps * u[i];
         ec_session_forward_after(k, g->target);
         double sp = fd_score(k, m, cls, logit);
@@ -766,22 +757,6 @@ typedef struct {
     int top1_bad32, top1_bad16;
 } fx_stats;
 
-static int convert_model(const char *src, const char *dst, int f16, char *err, size_t cap)
-{
-    cv_options opt = { f16, NULL, cv_limits_default() };
-    cv_graph g;
-    cv_keras *k = NULL;
-    cv_err e = { "" };
-    int rc = cv_keras_open(src, &opt, &g, &k, &e);
-    if (rc == 0) {
-        rc = cv_ecm_write(&g, dst, &e);
-        cv_graph_free(&g);
-        cv_keras_close(k);
-    }
-    if (rc) snprintf(err, cap, "%s", e.msg);
-    return rc;
-}
-
 static int read_floats(const js_value *arr, float *out, int n)
 {
     if (!arr || arr->type != JS_ARRAY || arr->n != n) return -1;
@@ -791,20 +766,6 @@ static int read_floats(const js_value *arr, float *out, int n)
         out[i] = (float)d;
     }
     return 0;
-}
-
-static double pearson(const float *a, const float *b, int n)
-{
-    double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
-    for (int i = 0; i < n; i++) ma += a[i], mb += b[i];
-    ma /= n, mb /= n;
-    for (int i = 0; i < n; i++) {
-        sab += (a[i] - ma) * (b[i] - mb);
-        saa += (a[i] - ma) * (a[i] - ma);
-        sbb += (b[i] - mb) * (b[i] - mb);
-    }
-    if (saa == 0 || sbb == 0) return saa == sbb ? 1.0 : 0.0;
-    return sab / sqrt(saa * sbb);
 }
 
 /* Layer by layer on layers_image through a keep_all session. */
@@ -942,7 +903,7 @@ static void fx_cases(const char *tag, ec_model *m, const js_value *root, const c
         double ptol = f16 ? fmax(3e-3, 1.5 * d16) : 1e-5;
         int camok = r.cam_height == ch && r.cam_width == cw;
         double dc = camok ? max_abs_diff(r.cam, cam, (size_t)(ch * cw), NULL) : INFINITY;
-        double pr = camok ? pearson(r.cam, cam, (int)(ch * cw)) : 0;
+        double pr = camok ? t_pearson(r.cam, cam, (int)(ch * cw)) : 0;
         int ok = r.top_class == top1 && dp <= ptol && (f16 ? (pr >= 0.995 && dc <= 0.03) : dc <= 1e-3);
         if (r.top_class != top1) (f16 ? fs->top1_bad16++ : fs->top1_bad32++);
         if (!ok) {
@@ -1007,7 +968,7 @@ static void fx_model(const char *fixdir, const char *mname, const char *file)
         snprintf(dst, sizeof dst, "fx_%s.ecm", f16 ? "fp16" : "fp32");
         char *out = path_join(t_tmp(), dst, NULL);
         ec_model *m = NULL;
-        if (convert_model(src, out, f16, err, sizeof err)) {
+        if (t_convert_keras(src, out, f16, err, sizeof err)) {
             t_fail(tag, "convert: %s", err);
         } else if (ec_model_load(out, &m)) {
             t_fail(tag, "load: %s", ec_last_error());
@@ -1161,6 +1122,7 @@ static void test_answers(void)
 
 int main(void)
 {
+    t_rng_seed(0x2545F4914F6CDD1Dull);
     test_crc();
     test_planner();
     test_loader();

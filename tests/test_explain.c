@@ -42,7 +42,9 @@
 #include "engine/cam.h"
 #include "engine/internal.h"
 #include "tests/harness.h"
+#include "tests/convert_file.h"
 #include "tests/json_file.h"
+#include "tests/testutil.h"
 
 static const char *const models[][2] = {
     { "tiny_v2s_64", "tiny_v2s_64.keras" },
@@ -61,54 +63,6 @@ static const char *const models[][2] = {
 #define TOL_GRAD_REL 1e-3
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static int json_floats(const js_value *arr, float *out, size_t n)
-{
-    if (!arr || arr->type != JS_ARRAY || (size_t)arr->n != n) return 0;
-    for (size_t i = 0; i < n; i++) {
-        double v;
-        if (js_num(&arr->items[i], &v)) return 0;
-        out[i] = (float)v;
-    }
-    return 1;
-}
-
-static double pearson(const float *a, const float *b, size_t n)
-{
-    double ma = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) ma += a[i], mb += b[i];
-    ma /= (double)n, mb /= (double)n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double da = a[i] - ma, db = b[i] - mb;
-        sab += da * db, saa += da * da, sbb += db * db;
-    }
-    if (saa == 0 || sbb == 0) return saa == sbb ? 1.0 : 0.0;   /* both flat: the same shape */
-    return sab / sqrt(saa * sbb);
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, isnan(a[i]) || isnan(b[i]) ? INFINITY : fabs((double)a[i] - b[i]));
-    return m;
-}
-
-static int convert_model(const char *src, const char *dst, int f16, char *err, size_t cap)
-{
-    cv_options opt = { f16, NULL, cv_limits_default() };
-    cv_graph g;
-    cv_keras *k = NULL;
-    cv_err e = { "" };
-    int rc = cv_keras_open(src, &opt, &g, &k, &e);
-    if (rc == 0) {
-        rc = cv_ecm_write(&g, dst, &e);
-        cv_graph_free(&g);
-        cv_keras_close(k);
-    }
-    if (rc) snprintf(err, cap, "%s", e.msg);
-    return rc;
-}
 
 /* The worst map: the lowest Pearson and, separately, the largest max abs
  * (fp16: the largest excess over its tolerance), each with its case. */
@@ -263,7 +217,7 @@ static void run_layer(ctx *c, const char *layer, int deepest)
             if (!ref) continue;
             char cname[300];
             snprintf(cname, sizeof cname, "%s %s %s/%s/%s", c->model, dt, img, layer, mn);
-            if (!json_floats(ref, want, hw) || !json_floats(fref, f16w, hw)) {
+            if (!t_json_floats(ref, want, hw) || !t_json_floats(fref, f16w, hw)) {
                 t_fail(name, "%s: the fixture's map is not %zu numbers", cname, hw);
                 fail = 1;
                 continue;
@@ -275,8 +229,8 @@ static void run_layer(ctx *c, const char *layer, int deepest)
                 fail = 1;
                 continue;
             }
-            const double dev = max_abs_diff(f16w, want, hw);   /* Keras's own fp16 deviation */
-            double pe = pearson(cam, want, hw), ma = max_abs_diff(cam, want, hw);
+            const double dev = t_max_abs_diff(f16w, want, hw);   /* Keras's own fp16 deviation */
+            double pe = t_pearson(cam, want, hw), ma = t_max_abs_diff(cam, want, hw);
             if (cm == EC_CAM_EIGENCAM) {
                 /* up to sign: the fixture's is rounding noise (see the top); the
                  * other sign's map is the normalized -p */
@@ -287,7 +241,7 @@ static void run_layer(ctx *c, const char *layer, int deepest)
                 }
                 for (size_t i = 0; i < hw; i++) neg[i] = -neg[i];
                 ec_cam_normalize(neg, hw);
-                const double pe2 = pearson(neg, want, hw), ma2 = max_abs_diff(neg, want, hw);
+                const double pe2 = t_pearson(neg, want, hw), ma2 = t_max_abs_diff(neg, want, hw);
                 if (dev <= ILL_FP16W) c->w->eig_n++, c->w->eig_same += ma <= ma2;
                 if (ma2 < ma) pe = pe2, ma = ma2;
             }
@@ -337,7 +291,7 @@ static void run_layer(ctx *c, const char *layer, int deepest)
         } else {
             double gm = 0, am = 0;
             for (size_t i = 0; i < n; i++) gm = fmax(gm, fabs(ref[i])), am = fmax(am, fabs(aref[i]));
-            const double grel = max_abs_diff(G0, ref, n) / (gm > 0 ? gm : 1), arel = max_abs_diff(A0, aref, n) / (am > 0 ? am : 1);
+            const double grel = t_max_abs_diff(G0, ref, n) / (gm > 0 ? gm : 1), arel = t_max_abs_diff(A0, aref, n) / (am > 0 ? am : 1);
             char gname[300];
             snprintf(gname, sizeof gname, "%s %s first image/%s", c->model, dt, layer);
             worst_note(c->wg, 0, grel, gname);
@@ -382,7 +336,7 @@ static void run_layer(ctx *c, const char *layer, int deepest)
             int same = !memcmp(r1.cam, r2.cam, hw * sizeof(float)) && !memcmp(g1, g2, n * sizeof(float)) &&
                        !memcmp(r1.probabilities, r2.probabilities, (size_t)r1.num_classes * sizeof(float));
             T_CHECK(tname, same, "threads = 2 differs: map max |d| %.3g, gradient max |d| %.3g",
-                    max_abs_diff(r1.cam, r2.cam, hw), max_abs_diff(g1, g2, n));
+                    t_max_abs_diff(r1.cam, r2.cam, hw), t_max_abs_diff(g1, g2, n));
         }
         ec_session_free(s2);
     }
@@ -423,7 +377,7 @@ static void run_model(int mi, worst *w32, worst *w16, worst *wg)
         char out[1200], err[256];
         snprintf(out, sizeof out, "%s/explain_%s.ecm", t_tmp(), f16 ? "fp16" : "fp32");
         ec_model *m = NULL;
-        if (convert_model(src, out, f16, err, sizeof err) || ec_model_load(out, &m)) {
+        if (t_convert_keras(src, out, f16, err, sizeof err) || ec_model_load(out, &m)) {
             t_fail(name, "convert / load: %s", err[0] ? err : ec_last_error());
             remove(out);
             continue;

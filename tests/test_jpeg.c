@@ -33,15 +33,9 @@
 #include "image/reader.h"
 #include "image/resample.h"
 #include "tests/harness.h"
+#include "tests/memchild.h"
 
 #define MAXPX ((int64_t)50000000)
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* ---- libjpeg in the test: an encoder and a plain decoder ----------------------- */
 
@@ -362,7 +356,7 @@ static size_t find_marker(const uint8_t *b, size_t n, uint8_t m)
 /* Decodes b; returns the status, with the message copied to why. */
 static ec_status try_decode(const uint8_t *b, size_t n, int64_t maxpx, char *why, size_t cap, double *ms)
 {
-    double t0 = now_ms();
+    double t0 = t_now_ms();
     ec_jpeg *d;
     ec_status st = ec_jpeg_open_mem(b, n, maxpx, &d);
     if (st == EC_OK) {
@@ -374,7 +368,7 @@ static ec_status try_decode(const uint8_t *b, size_t n, int64_t maxpx, char *why
         free(rows);
         ec_jpeg_close(d);
     }
-    if (ms) *ms = now_ms() - t0;
+    if (ms) *ms = t_now_ms() - t0;
     snprintf(why, cap, "%s", st == EC_OK ? "" : ec_last_error());
     return st;
 }
@@ -601,18 +595,6 @@ static void test_refusals(void)
 
 /* ---- memory and time: 12 MP ------------------------------------------------------------- */
 
-static long vm_kib(const char *key)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    size_t k = strlen(key);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, key, k)) v = strtol(line + k + 1, NULL, 10);
-    if (f) fclose(f);
-    return v;
-}
-
 /* The child: decode path (fd-streamed, or from memory when mem != 0) into a
  * LANCZOS and a BICUBIC resampler at 300x300; prints the peak RSS growth. */
 static int mem_child(const char *path, int mem)
@@ -620,65 +602,14 @@ static int mem_child(const char *path, int mem)
     uint8_t *buf = NULL;
     size_t len = 0;
     if (mem && !(buf = (uint8_t *)t_slurp(path, &len))) return 2;
-    /* Peak so far forgotten (Linux >= 4.0): measure from here. */
-    FILE *cr = fopen("/proc/self/clear_refs", "w");
-    if (cr) fputs("5", cr), fclose(cr);
-    long before = vm_kib("VmHWM:");
-    double t0 = now_ms();
+    double t0;
+    long before = t_mem_child_begin(&t0);
     ec_img *im;
     ec_status st = mem ? ec_img_open_mem(buf, len, MAXPX, &im) : ec_img_open_file(path, MAXPX, &im);
-    if (st != EC_OK) return 3;
-    int w, h, got;
-    ec_img_size(im, &w, &h);
-    static uint8_t in[300 * 300 * 3], base[300 * 300 * 3];
-    ec_resampler *a, *b;
-    if (ec_resampler_new(EC_RESIZE_LANCZOS, w, h, 300, 300, 3, in, &a) != EC_OK ||
-        ec_resampler_new(EC_RESIZE_BICUBIC, w, h, 300, 300, 3, base, &b) != EC_OK)
-        return 4;
-    uint8_t *rows = malloc((size_t)w * 3 * 16);
-    while ((st = ec_img_read_rows(im, rows, 16, &got)) == EC_OK && got)
-        for (int i = 0; i < got; i++) ec_resampler_push(a, rows + (size_t)i * w * 3), ec_resampler_push(b, rows + (size_t)i * w * 3);
-    double ms = now_ms() - t0;
-    if (st != EC_OK || ec_resampler_rows_done(a) != 300 || ec_resampler_rows_done(b) != 300) return 5;
-    long after = vm_kib("VmHWM:");
-    printf("%ld %.1f\n", after - before, ms);
-    ec_resampler_free(a), ec_resampler_free(b), free(rows), ec_img_close(im), free(buf);
-    return 0;
+    int rc = st == EC_OK ? t_mem_child_stream(im, before, t0) : 3;
+    free(buf);
+    return rc;
 }
-
-/* Runs this binary as the child; growth in KiB and ms, or -1. */
-static long run_child(const char *path, int mem, double *ms)
-{
-    int fds[2];
-    if (pipe(fds)) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execl("/proc/self/exe", "test_jpeg", "--mem-child", path, mem ? "mem" : "fd", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char out[128] = "";
-    ssize_t r = read(fds[0], out, sizeof out - 1);
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    long kib = -1;
-    if (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        out[r] = 0;
-        if (sscanf(out, "%ld %lf", &kib, ms) != 2) kib = -1;
-    }
-    return kib;
-}
-
-#if defined(__SANITIZE_ADDRESS__)
-#define T_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define T_ASAN 1
-#endif
-#endif
 
 static void test_memory(void)
 {
@@ -701,7 +632,9 @@ static void test_memory(void)
     free(bj), free(sj);
     for (int mem = 0; mem < 2; mem++) {
         double ms_b = 0, ms_s = 0;
-        long gb = run_child(big, mem, &ms_b), gs = run_child(small, mem, &ms_s);
+        char *ab[] = { "test_jpeg", "--mem-child", big, mem ? "mem" : "fd", NULL };
+        char *as[] = { "test_jpeg", "--mem-child", small, mem ? "mem" : "fd", NULL };
+        long gb = t_run_mem_child(ab, &ms_b), gs = t_run_mem_child(as, &ms_s);
         char name[300];
         snprintf(name, sizeof name,
                  "jpeg: 4000x3000 (%zu KB) decode + LANCZOS + BICUBIC to 300x300 from %s: peak RSS +%ld KiB "

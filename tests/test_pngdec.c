@@ -30,6 +30,7 @@
 #include "image/reader.h"
 #include "image/resample.h"
 #include "tests/harness.h"
+#include "tests/memchild.h"
 
 #define MAXPX ((int64_t)50000000)
 
@@ -38,13 +39,6 @@ static uint32_t rnd(void)
 {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
     return (uint32_t)(rng >> 16);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* stb_image's PNG decoder (compiled into the library for this check only) with
@@ -439,10 +433,10 @@ static void test_hostile(void)
     memcpy(c.p + 16, "\x00\x00\xEA\x60\x00\x00\xEA\x60", 8);   /* 60000 x 60000 */
     uint32_t crc = (uint32_t)crc32(0L, c.p + 12, 17);
     c.p[29] = (uint8_t)(crc >> 24), c.p[30] = (uint8_t)(crc >> 16), c.p[31] = (uint8_t)(crc >> 8), c.p[32] = (uint8_t)crc;
-    double t0 = now_ms();
+    double t0 = t_now_ms();
     ec_img *im = NULL;
     ec_status st = ec_img_open_mem(c.p, c.n, MAXPX, &im);
-    double ms = now_ms() - t0;
+    double ms = t_now_ms() - t0;
     T_CHECK("pngdec: 60000x60000 declared -> limit from IHDR, fast", st == EC_ERR_LIMIT && !im && ms < 100,
             "status %d '%s' %.0f ms", st, ec_last_error(), ms);
     /* a bad filter type: the first row's filter byte is inside the zlib data:
@@ -475,74 +469,14 @@ static void test_hostile(void)
 
 /* ---- memory: 12 MP ------------------------------------------------------------------------ */
 
-static long vm_kib(const char *key)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    size_t k = strlen(key);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, key, k)) v = strtol(line + k + 1, NULL, 10);
-    if (f) fclose(f);
-    return v;
-}
-
 static int mem_child(const char *path)
 {
-    FILE *cr = fopen("/proc/self/clear_refs", "w");
-    if (cr) fputs("5", cr), fclose(cr);
-    long before = vm_kib("VmHWM:");
-    double t0 = now_ms();
+    double t0;
+    long before = t_mem_child_begin(&t0);
     ec_img *im;
     if (ec_img_open_file(path, MAXPX, &im) != EC_OK) return 3;
-    int w, h, got;
-    ec_img_size(im, &w, &h);
-    static uint8_t in[300 * 300 * 3], base[300 * 300 * 3];
-    ec_resampler *a, *b;
-    if (ec_resampler_new(EC_RESIZE_LANCZOS, w, h, 300, 300, 3, in, &a) != EC_OK ||
-        ec_resampler_new(EC_RESIZE_BICUBIC, w, h, 300, 300, 3, base, &b) != EC_OK)
-        return 4;
-    uint8_t *rows = malloc((size_t)w * 3 * 16);
-    ec_status st;
-    while ((st = ec_img_read_rows(im, rows, 16, &got)) == EC_OK && got)
-        for (int i = 0; i < got; i++) ec_resampler_push(a, rows + (size_t)i * w * 3), ec_resampler_push(b, rows + (size_t)i * w * 3);
-    if (st != EC_OK || ec_resampler_rows_done(a) != 300) return 5;
-    printf("%ld %.1f\n", vm_kib("VmHWM:") - before, now_ms() - t0);
-    return 0;
+    return t_mem_child_stream(im, before, t0);
 }
-
-static long run_child(const char *path, double *ms)
-{
-    int fds[2];
-    if (pipe(fds)) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execl("/proc/self/exe", "test_pngdec", "--mem-child", path, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char out[128] = "";
-    ssize_t r = read(fds[0], out, sizeof out - 1);
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    long kib = -1;
-    if (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        out[r] = 0;
-        if (sscanf(out, "%ld %lf", &kib, ms) != 2) kib = -1;
-    }
-    return kib;
-}
-
-#if defined(__SANITIZE_ADDRESS__)
-#define T_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define T_ASAN 1
-#endif
-#endif
 
 static void test_memory(void)
 {
@@ -567,7 +501,8 @@ static void test_memory(void)
         free(raw), free(png.p);
     }
     double mb = 0, ms = 0;
-    long gb = run_child(big, &mb), gs = run_child(small, &ms);
+    char *ab[] = { "test_pngdec", "--mem-child", big, NULL }, *as[] = { "test_pngdec", "--mem-child", small, NULL };
+    long gb = t_run_mem_child(ab, &mb), gs = t_run_mem_child(as, &ms);
     long file_kib = (long)(sizes[0] / 1024);
     char name[300];
     snprintf(name, sizeof name,
