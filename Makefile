@@ -168,6 +168,7 @@ FUZZ_CC      ?= clang
 FUZZ_DIR     := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+                -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt \
                 $(WARN) -MMD -MP -I. $(BLAS_CFLAGS) $(CFLAGS)
 FUZZ_RUNOPTS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
