@@ -89,6 +89,7 @@ typedef struct {
     const ec_conv_geom *g;        /* NULL: no im2col */
     float *col;                   /* [threads][col_stride] */
     size_t col_stride;
+    const uint16_t *w16;          /* [K, N] fp16 kernel read in place (ec_gemm_w16), or NULL */
 } ec_mm_task;
 
 static void ec_mm_rows(void *ctx, int task, int thread)
@@ -195,11 +196,49 @@ static void ec_pg_panels(void *ctx, int task, int thread)
     ec_gemm_packed(t->M, t->N, t->K, t->x, t->K, t->w, t->shift, t->act, t->y, t->N, 0, t->M, p0, p1);
 }
 
+/* The same two splits on fp16 kernels read in place (ec_gemm_w16): each task
+ * widens the k blocks of its panels just before its row tiles use them, so no
+ * K x N float copy of the kernel is written and read back (that pass read fp16
+ * at ~6 GB/s). Bit-identical to ec_pack_b + ec_gemm_packed, for any split. */
+static void ec_w16_rows(void *ctx, int task, int thread)
+{
+    const ec_mm_task *t = ctx;
+    int p0 = task * t->rows, p1 = p0 + t->rows < t->M ? p0 + t->rows : t->M;
+    const float *a = t->x + (size_t)p0 * t->K;   /* [p1 - p0, K] */
+    if (t->g) {
+        float *col = t->col + (size_t)thread * t->col_stride;
+        ec_f32_im2col(t->g, t->x, p0, p1, col);
+        a = col;
+    }
+    ec_gemm_w16(p1 - p0, t->N, t->K, a, t->K, t->w16, t->scale, NULL, t->shift, t->act, t->y + (size_t)p0 * t->N,
+                t->N, 0, p1 - p0, 0, (t->N + EC_PG_NR - 1) / EC_PG_NR);
+}
+
+static void ec_w16_panels(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_mm_task *t = ctx;
+    int np = (t->N + EC_PG_NR - 1) / EC_PG_NR, p0 = task * t->cols, p1 = p0 + t->cols < np ? p0 + t->cols : np;
+    ec_gemm_w16(t->M, t->N, t->K, t->x, t->K, t->w16, t->scale, NULL, t->shift, t->act, t->y, t->N, 0, t->M, p0, p1);
+}
+
 static void ec_packed_conv(const ec_exec *ex, const ec_step *st, ec_mm_task *t)
 {
     const ec_model *m = ex->m;
     const ec_tensor *W = &m->tensors[m->nodes[st->node].w[0]];   /* [K, N] */
     int np = (t->N + EC_PG_NR - 1) / EC_PG_NR;
+    if (W->dtype == ECM_DT_F16) {
+        t->w16 = W->data;
+        t->scale = st->scale;   /* folded into the widened blocks, as ec_pack_b does */
+        if (!t->g && ex->threads > 1 && np >= 2 * ex->threads && t->M <= 512) {
+            t->cols = ec_per_task(ex, np, 1);
+            ec_pool_run(ex->pool, (np + t->cols - 1) / t->cols, ec_w16_panels, t);
+            return;
+        }
+        if (!t->g) t->rows = ec_per_task(ex, t->M, EC_PG_MR);
+        ec_pool_run(ex->pool, (t->M + t->rows - 1) / t->rows, ec_w16_rows, t);
+        return;
+    }
     ec_pack_task pk = { W->data, W->dtype == ECM_DT_F16, t->K, t->N, np, st->scale, ex->wide };
     /* below ~64 K weights a second thread costs more than it saves */
     if (ex->threads > 1 && (size_t)t->K * t->N >= (64u << 10)) pk.per = ec_per_task(ex, np, 1);
@@ -318,7 +357,7 @@ static void ec_conv_forward(const ec_exec *ex, const ec_step *st, const float *x
     const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[n->out];
     ec_conv_geom g = { vx->h, vx->w, vx->c, vy->h, vy->w, n->kh, n->kw, n->sh, n->sw, n->pt, n->pl };
     ec_mm_task t = { x, NULL, y, vy->h * vy->w, vy->c, 0, 0, 0,
-                     st->scale, st->shift, st->act, 0, NULL, ex->col, ex->col_stride };
+                     st->scale, st->shift, st->act, 0, NULL, ex->col, ex->col_stride, NULL };
     if (n->op == ECM_OP_DENSE) {
         t.K = vx->c;
         t.M = vx->h * vx->w;
