@@ -264,7 +264,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
             st->tile_rows = (int)rows;
             if (rows * K > p->col_floats) p->col_floats = rows * K;
             size_t cin = (size_t)m->values[n->in[0]].c, cout = (size_t)m->values[n->out].c;
-            if (n->kh == 3 && n->kw == 3 && n->sh == 1 && n->sw == 1 && cout > EC_DIRECT_MAX_COUT) {
+            if (n->kh == 3 && n->kw == 3 && n->sh == 1 && n->sw == 1 && cin >= EC_WINO_MIN_C && cout >= EC_WINO_MIN_C) {
                 /* Winograd F(4x4, 3x3) or F(2x2, 3x3): V [nxi][T][cin] + M [nxi][T][cout]
                  * per thread, T tiles per task, fixed here (independent of the thread
                  * count) */
