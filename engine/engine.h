@@ -139,6 +139,15 @@ typedef struct {
     int tile_rows;                /* k x k conv: im2col rows per tile, 0 = 1x1 GEMM */
     int wino_tiles;               /* 3x3 stride-1 conv: Winograd tiles per task, 0 = not Winograd */
     int wino_f43;                 /* ... as F(4x4, 3x3) (4x4 tiles), else F(2x2, 3x3) */
+    /* SE folds (plan.c; all 0 in steps built elsewhere, e.g. the backward's recompute):
+     * squeeze: dwconv: also its output's row sums into ex->col (the next step, the
+     * GAP, takes their mean); GAP: the mean of those row sums instead of a pass over x.
+     * excite_folded: this MUL step does nothing: its output x * s is never written;
+     * se_fold: this 1x1 conv reads se_x (the MUL's x) and scales its kernel's rows by
+     * se_s (the MUL's 1x1xC excite) instead of reading the MUL's output. */
+    int squeeze;
+    int excite_folded;
+    int se_fold, se_x, se_s;
 } ec_step;
 
 typedef struct {

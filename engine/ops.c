@@ -90,6 +90,7 @@ typedef struct {
     float *col;                   /* [threads][col_stride] */
     size_t col_stride;
     const uint16_t *w16;          /* [K, N] fp16 kernel read in place (ec_gemm_w16), or NULL */
+    const float *se;              /* [K] SE excite folded into the kernel's rows (w16 only), or NULL */
 } ec_mm_task;
 
 static void ec_mm_rows(void *ctx, int task, int thread)
@@ -210,7 +211,7 @@ static void ec_w16_rows(void *ctx, int task, int thread)
         ec_f32_im2col(t->g, t->x, p0, p1, col);
         a = col;
     }
-    ec_gemm_w16(p1 - p0, t->N, t->K, a, t->K, t->w16, t->scale, NULL, t->shift, t->act, t->y + (size_t)p0 * t->N,
+    ec_gemm_w16(p1 - p0, t->N, t->K, a, t->K, t->w16, t->scale, t->se, t->shift, t->act, t->y + (size_t)p0 * t->N,
                 t->N, 0, p1 - p0, 0, (t->N + EC_PG_NR - 1) / EC_PG_NR);
 }
 
@@ -219,7 +220,7 @@ static void ec_w16_panels(void *ctx, int task, int thread)
     (void)thread;
     const ec_mm_task *t = ctx;
     int np = (t->N + EC_PG_NR - 1) / EC_PG_NR, p0 = task * t->cols, p1 = p0 + t->cols < np ? p0 + t->cols : np;
-    ec_gemm_w16(t->M, t->N, t->K, t->x, t->K, t->w16, t->scale, NULL, t->shift, t->act, t->y, t->N, 0, t->M, p0, p1);
+    ec_gemm_w16(t->M, t->N, t->K, t->x, t->K, t->w16, t->scale, t->se, t->shift, t->act, t->y, t->N, 0, t->M, p0, p1);
 }
 
 static void ec_packed_conv(const ec_exec *ex, const ec_step *st, ec_mm_task *t)
@@ -357,7 +358,8 @@ static void ec_conv_forward(const ec_exec *ex, const ec_step *st, const float *x
     const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[n->out];
     ec_conv_geom g = { vx->h, vx->w, vx->c, vy->h, vy->w, n->kh, n->kw, n->sh, n->sw, n->pt, n->pl };
     ec_mm_task t = { x, NULL, y, vy->h * vy->w, vy->c, 0, 0, 0,
-                     st->scale, st->shift, st->act, 0, NULL, ex->col, ex->col_stride, NULL };
+                     st->scale, st->shift, st->act, 0, NULL, ex->col, ex->col_stride, NULL, NULL };
+    if (st->se_fold) t.se = ex->val[st->se_s];   /* x is the MUL's input (ec_op_forward) */
     if (n->op == ECM_OP_DENSE) {
         t.K = vx->c;
         t.M = vx->h * vx->w;
@@ -744,6 +746,7 @@ typedef struct {
     ec_dwconv_params p;
     const float *x, *w, *scale, *shift;   /* x [in_h, in_w, c], w [kh, kw, c, mult] */
     float *y;                             /* [out_h, out_w, c * mult] */
+    float *rowsum;                        /* [out_h, c * mult] the SE squeeze's row sums, or NULL */
     int rows;                             /* output rows per task */
 } ec_dw_task;
 
@@ -751,7 +754,8 @@ static void ec_dw_rows(void *ctx, int task, int thread)
 {
     const ec_dw_task *t = ctx;
     int y0 = task * t->rows, y1 = y0 + t->rows < t->p.g.out_h ? y0 + t->rows : t->p.g.out_h;
-    ec_f32_dwconv(&t->p, t->x, t->w, t->scale, t->shift, t->y, y0, y1);
+    if (t->rowsum) ec_f32_dwconv_rowsum(&t->p, t->x, t->w, t->scale, t->shift, t->y, t->rowsum, y0, y1);
+    else ec_f32_dwconv(&t->p, t->x, t->w, t->scale, t->shift, t->y, y0, y1);
 }
 
 static void ec_dwconv_forward(const ec_exec *ex, const ec_step *st, const float *x, float *y)
@@ -764,6 +768,7 @@ static void ec_dwconv_forward(const ec_exec *ex, const ec_step *st, const float 
     t.p.mult = n->mult;
     t.p.act = st->act;
     t.x = x, t.w = ec_exec_weights(ex, n->w[0]), t.scale = st->scale, t.shift = st->shift, t.y = y;
+    t.rowsum = st->squeeze ? ex->col : NULL;   /* the GAP step right after takes their mean */
     /* whole output rows per task: each element's arithmetic does not depend on the split */
     t.rows = ec_per_task(ex, vy->h, 1);
     ec_pool_run(ex->pool, (vy->h + t.rows - 1) / t.rows, ec_dw_rows, &t);
@@ -1058,6 +1063,8 @@ void ec_op_forward(const ec_exec *ex, const ec_step *st)
     const ec_value *vx = &m->values[n->in[0]];
     const float *x = ex->val[n->in[0]];
     float *y = ex->val[st->out];
+    if (st->excite_folded) return;           /* the conv after it scales its kernel instead */
+    if (st->se_fold) x = ex->val[st->se_x];  /* the excite's input; its scale is in the conv's kernel */
     switch (n->op) {
     case ECM_OP_CONV2D:
     case ECM_OP_DENSE:
@@ -1067,7 +1074,8 @@ void ec_op_forward(const ec_exec *ex, const ec_step *st)
         ec_dwconv_forward(ex, st, x, y);
         break;
     case ECM_OP_GAP:
-        ec_gap_forward(ex, (size_t)vx->h * vx->w, vx->c, x, y);
+        if (st->squeeze) ec_f32_rowsum_mean(ex->col, vx->h, vx->c, (size_t)vx->h * vx->w, y);   /* the dwconv's sums */
+        else ec_gap_forward(ex, (size_t)vx->h * vx->w, vx->c, x, y);
         break;
     case ECM_OP_ZEROPAD:
         ec_zeropad_forward(ex, n, x, y);

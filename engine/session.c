@@ -95,6 +95,7 @@ void ec_session_forward_after(ec_session *s, int node)
 {
     int k = 0;
     while (k < s->plan.n_steps && s->plan.steps[k].node <= node) k++;
+    if (k > 0 && k < s->plan.n_steps && s->plan.steps[k].squeeze) k--;   /* the GAP reads its dwconv's row sums */
     ec_forward_steps(s, k);
 }
 
