@@ -24,6 +24,11 @@ _Static_assert((int)EC_ACT_LINEAR == ECM_ACT_LINEAR && (int)EC_ACT_RELU == ECM_A
                "enum ec_act (kernels/kernels.h) must match enum ecm_act (engine/ecm_format.h)");
 
 #define EC_ROW_ALIGN 48   /* split points: multiples of this many rows (see above) */
+/* Jobs below these sizes run on the calling thread alone (~5 us of work on one
+ * core: an elementwise op on 64 K floats, a GEMM of 512 K multiply-adds, e.g. the
+ * SE's 1x1xC convs); splitting them saves less than the hand-over costs. */
+#define EC_INLINE_FLOATS (64u << 10)
+#define EC_INLINE_MACS (512u << 10)
 
 static int ec_round_up(int x, int a) { return (x + a - 1) / a * a; }
 static int ec_per_task(const ec_exec *ex, int total, int align) { return ec_pool_per_task(ex->threads, total, align); }
@@ -231,6 +236,11 @@ static void ec_packed_conv(const ec_exec *ex, const ec_step *st, ec_mm_task *t)
     if (W->dtype == ECM_DT_F16) {
         t->w16 = W->data;
         t->scale = st->scale;   /* folded into the widened blocks, as ec_pack_b does */
+        if ((size_t)t->M * t->K * t->N < EC_INLINE_MACS) {   /* the SE's matvecs: inline, one task */
+            t->rows = t->M;
+            ec_pool_run(NULL, 1, ec_w16_rows, t);
+            return;
+        }
         if (!t->g && ex->threads > 1 && np >= 2 * ex->threads && t->M <= 512) {
             t->cols = ec_per_task(ex, np, 1);
             ec_pool_run(ex->pool, (np + t->cols - 1) / t->cols, ec_w16_panels, t);
@@ -769,8 +779,10 @@ static void ec_dwconv_forward(const ec_exec *ex, const ec_step *st, const float 
     t.p.act = st->act;
     t.x = x, t.w = ec_exec_weights(ex, n->w[0]), t.scale = st->scale, t.shift = st->shift, t.y = y;
     t.rowsum = st->squeeze ? ex->col : NULL;   /* the GAP step right after takes their mean */
-    /* whole output rows per task: each element's arithmetic does not depend on the split */
-    t.rows = ec_per_task(ex, vy->h, 1);
+    /* whole output rows per task: each element's arithmetic does not depend on the
+     * split; at least 4 per task, since a task reads kh - 1 input rows more than it
+     * covers (rows split one by one read 3x the input of a 10x10 stage) */
+    t.rows = ec_per_task(ex, vy->h, 4);
     ec_pool_run(ex->pool, (vy->h + t.rows - 1) / t.rows, ec_dw_rows, &t);
     if (st->softmax) ec_f32_act(y, y, (size_t)vy->h * vy->w, vy->c, EC_ACT_SOFTMAX);
 }
@@ -993,7 +1005,9 @@ static void ec_ew_forward(const ec_exec *ex, const ec_step *st, ec_ew_fn fn)
 {
     const ec_value *vy = &ex->m->values[st->out];
     ec_ew_task t = { ex, &ex->m->nodes[st->node], st, vy->c, 0, vy->h * vy->w, fn };
-    t.rows = ec_split_rows(ex, t.n_rows);
+    /* small ones inline: a hand-over to the pool costs a few microseconds on an
+     * idle machine and far more when a busy neighbour delays the worker */
+    t.rows = (size_t)t.n_rows * t.c < EC_INLINE_FLOATS ? t.n_rows : ec_split_rows(ex, t.n_rows);
     ec_pool_run(ex->pool, (t.n_rows + t.rows - 1) / t.rows, ec_ew_rows, &t);
 }
 
