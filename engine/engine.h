@@ -148,6 +148,10 @@ typedef struct {
     int squeeze;
     int excite_folded;
     int se_fold, se_x, se_s;
+    /* band: this Winograd conv also runs the next step, a 1x1 conv that alone
+     * reads its output, in bands of `band` tile rows (ops.c ec_band_rows): that
+     * output is never written whole; band_done: this step was run so. */
+    int band, band_done;
 } ec_step;
 
 typedef struct {

@@ -303,13 +303,10 @@ typedef struct {
     size_t u_stride;              /* floats between packed U[xi]; 0: U plain [nxi][cin][cout] for OpenBLAS */
 } ec_wino_task;
 
-static void ec_wino_tiles(void *ctx, int task, int thread)
+/* V = the input transform of tiles [t0, t1), then M[xi] = V[xi] @ U[xi] */
+static void ec_wino_transformed(const ec_wino_task *t, int t0, int t1, float *v, float *mm)
 {
-    const ec_wino_task *t = ctx;
-    int t0 = task * t->T, t1 = t0 + t->T < t->n_tiles ? t0 + t->T : t->n_tiles, nt = t1 - t0;
-    const int nxi = t->f43 ? 36 : 16;
-    float *v = t->col + (size_t)thread * t->col_stride;   /* [nxi][nt][cin] */
-    float *mm = v + (size_t)nxi * nt * t->cin;            /* [nxi][nt][cout] */
+    const int nt = t1 - t0, nxi = t->f43 ? 36 : 16;
     if (t->f43) ec_wino43_input(t->g, t->x, t0, t1, v);
     else ec_wino23_input(t->g, t->x, t0, t1, v);
     for (int xi = 0; xi < nxi; xi++) {
@@ -321,8 +318,59 @@ static void ec_wino_tiles(void *ctx, int task, int thread)
         else
             ec_gemm(nt, t->cout, t->cin, a, t->cin, t->u + (size_t)xi * t->cin * t->cout, t->cout, 0.0f, c, t->cout);
     }
+}
+
+static void ec_wino_tiles(void *ctx, int task, int thread)
+{
+    const ec_wino_task *t = ctx;
+    int t0 = task * t->T, t1 = t0 + t->T < t->n_tiles ? t0 + t->T : t->n_tiles, nt = t1 - t0;
+    const int nxi = t->f43 ? 36 : 16;
+    float *v = t->col + (size_t)thread * t->col_stride;   /* [nxi][nt][cin] */
+    float *mm = v + (size_t)nxi * nt * t->cin;            /* [nxi][nt][cout] */
+    ec_wino_transformed(t, t0, t1, v, mm);
     if (t->f43) ec_wino43_output(t->g, t->cout, mm, t0, t1, t->shift, t->act, t->y);
     else ec_wino23_output(t->g, t->cout, mm, t0, t1, t->shift, t->act, t->y);
+}
+
+/* A Winograd conv and the 1x1 conv that alone reads its output (a fused-MBConv
+ * block's expand and project convs, plan.c's band), in bands of whole tile rows:
+ * each task transforms its tiles into a band of output rows in the thread's
+ * scratch and runs the 1x1 conv (ec_gemm_w16) on that band, so the wide tensor
+ * between them (75x75x192 floats, 4.3 MB, in EfficientNetV2-S) is never
+ * written whole: the arena's peak drops to the next largest step's. Each tile
+ * and each GEMM row is computed as without the bands: the same bits. */
+typedef struct {
+    ec_wino_task w;               /* the 3x3 conv (w.y unused) */
+    int band_rows, tiles_w;       /* output rows per band (a multiple of the tile), tiles per tile row */
+    const uint16_t *w2;           /* [cout, cout2] the 1x1 conv's fp16 kernel */
+    const float *scale2, *shift2; /* [cout2] each or NULL */
+    int cout2, act2;
+    float *y2;                    /* [out_h, out_w, cout2] */
+} ec_band_task;
+
+static void ec_band_rows(void *ctx, int task, int thread)
+{
+    const ec_band_task *b = ctx;
+    const ec_wino_task *t = &b->w;
+    const ec_conv_geom *g = t->g;
+    const int e = t->f43 ? 4 : 2, nxi = t->f43 ? 36 : 16;
+    const int t0 = task * (b->band_rows / e) * b->tiles_w;
+    const int t1 = t0 + (b->band_rows / e) * b->tiles_w < t->n_tiles ? t0 + (b->band_rows / e) * b->tiles_w : t->n_tiles;
+    const int nt = t1 - t0, oy0 = task * b->band_rows;
+    const int rows = g->out_h - oy0 < b->band_rows ? g->out_h - oy0 : b->band_rows;
+    float *v = t->col + (size_t)thread * t->col_stride;   /* [nxi][nt][cin] */
+    float *mm = v + (size_t)nxi * nt * t->cin;            /* [nxi][nt][cout] */
+    float *band = mm + (size_t)nxi * nt * t->cout;        /* [rows, out_w, cout] */
+    ec_wino_transformed(t, t0, t1, v, mm);
+    /* the output transform of tiles [t0, t1) as tiles [0, nt) of a rows-high image:
+     * it reads only out_h and out_w of the geometry */
+    ec_conv_geom gb = *g;
+    gb.out_h = rows;
+    if (t->f43) ec_wino43_output(&gb, t->cout, mm, 0, nt, t->shift, t->act, band);
+    else ec_wino23_output(&gb, t->cout, mm, 0, nt, t->shift, t->act, band);
+    const int M = rows * g->out_w;
+    ec_gemm_w16(M, b->cout2, t->cout, band, t->cout, b->w2, b->scale2, NULL, b->shift2, b->act2,
+                b->y2 + (size_t)oy0 * g->out_w * b->cout2, b->cout2, 0, M, 0, (b->cout2 + EC_PG_NR - 1) / EC_PG_NR);
 }
 
 /* The weight transform, input channels [task * per, ...) per task: U goes
@@ -358,6 +406,15 @@ static void ec_wino_conv(const ec_exec *ex, const ec_step *st, const ec_conv_geo
     ec_pool_run(ex->pool, (cin + wt.per - 1) / wt.per, ec_wino_w_rows, &wt);
     ec_wino_task t = { g, x, ex->wide, st->shift, y, ex->col, ex->col_stride, cin, cout, st->wino_tiles,
                        f43 ? ec_wino43_tiles(g) : ec_wino23_tiles(g), st->act, f43, wt.u_stride };
+    if (st->band) {   /* with the 1x1 conv of the next step, in bands (y: that step's output) */
+        const ec_step *s2 = st + 1;
+        const ec_node *n2 = &m->nodes[s2->node];
+        const int e = f43 ? 4 : 2;
+        ec_band_task b = { t, st->band * e, (g->out_w + e - 1) / e, m->tensors[n2->w[0]].data, s2->scale, s2->shift,
+                           m->values[n2->out].c, s2->act, y };
+        ec_pool_run(ex->pool, (g->out_h + b.band_rows - 1) / b.band_rows, ec_band_rows, &b);
+        return;
+    }
     ec_pool_run(ex->pool, (t.n_tiles + t.T - 1) / t.T, ec_wino_tiles, &t);
 }
 
@@ -377,7 +434,7 @@ static void ec_conv_forward(const ec_exec *ex, const ec_step *st, const float *x
         t.K = n->kh * n->kw * vx->c;
     }
     if (st->wino_tiles > 0) {
-        ec_wino_conv(ex, st, &g, x, y);
+        ec_wino_conv(ex, st, &g, x, st->band ? ex->val[st[1].out] : y);
         if (st->softmax) ec_f32_act(y, y, (size_t)t.M, t.N, EC_ACT_SOFTMAX);
         return;
     }
@@ -1077,7 +1134,7 @@ void ec_op_forward(const ec_exec *ex, const ec_step *st)
     const ec_value *vx = &m->values[n->in[0]];
     const float *x = ex->val[n->in[0]];
     float *y = ex->val[st->out];
-    if (st->excite_folded) return;           /* the conv after it scales its kernel instead */
+    if (st->excite_folded || st->band_done) return;   /* done by the step after / before it */
     if (st->se_fold) x = ex->val[st->se_x];  /* the excite's input; its scale is in the conv's kernel */
     switch (n->op) {
     case ECM_OP_CONV2D:

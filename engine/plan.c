@@ -328,6 +328,22 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
                 if (9 * cout > p->col_floats) p->col_floats = 9 * cout;
             }
         }
+        /* a 1x1 conv alone reading a Winograd conv's output: both in row bands */
+        ec_step *pw = ns > 0 ? &p->steps[ns - 1] : NULL;
+        if (!keep_all && pw && pw->wino_tiles > 0 && !pw->softmax && !st->se_fold && n->op == ECM_OP_CONV2D &&
+            n->n_in == 1 && n->in[0] == pw->out && n->kh == 1 && n->kw == 1 && n->sh == 1 && n->sw == 1 && !n->pt &&
+            !n->pb && !n->pl && !n->pr && m->tensors[n->w[0]].dtype == ECM_DT_F16 && ec_cpu_has_avx2() &&
+            ec_sole_consumer(m, pw->out, last_reader) == i && !pin[pw->out] && !nofuse[pw->out] &&
+            pw->out != m->output) {
+            const ec_value *vb = &m->values[pw->out];
+            const size_t e = pw->wino_f43 ? 4 : 2, nxi = pw->wino_f43 ? 36 : 16, bt = pw->wino_f43 ? 1 : 2;
+            const size_t nt = bt * (((size_t)vb->w + e - 1) / e), cin = (size_t)m->values[m->nodes[pw->node].in[0]].c;
+            /* per thread: V and M of a band's tiles, then the band itself */
+            const size_t need = nxi * nt * (cin + (size_t)vb->c) + bt * e * (size_t)vb->w * vb->c;
+            pw->band = (int)bt;
+            st->band_done = 1;
+            if (need > p->col_floats) p->col_floats = need;
+        }
         ns++;
     }
     p->n_steps = ns;
@@ -357,7 +373,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
         ec_step *st = &p->steps[s];
         const ec_node *n = &m->nodes[st->node];
         int t = s + 1, v = st->out;
-        if (st->excite_folded) continue;   /* never written: vbuf stays -1 */
+        if (st->excite_folded || st->band) continue;   /* never written: vbuf stays -1 */
         const ec_value *ov = &m->values[v];
         size_t bytes = ec_align((size_t)ov->h * ov->w * ov->c * sizeof(float));
         int last = vlast[v] < t ? t : vlast[v];
@@ -380,7 +396,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
         if (b < 0) {
             b = nb++;
             p->bufs[b].bytes = bytes;
-            p->bufs[b].first = keep_all ? 0 : t;
+            p->bufs[b].first = keep_all ? 0 : st->band_done ? t - 1 : t;   /* band_done: written at t - 1 */
             p->bufs[b].last = last;
             p->bufs[b].pinned = 0;
             p->bufs[b].offset = 0;

@@ -95,7 +95,8 @@ void ec_session_forward_after(ec_session *s, int node)
 {
     int k = 0;
     while (k < s->plan.n_steps && s->plan.steps[k].node <= node) k++;
-    if (k > 0 && k < s->plan.n_steps && s->plan.steps[k].squeeze) k--;   /* the GAP reads its dwconv's row sums */
+    /* a GAP reads its dwconv's row sums; a band_done conv is run by the step before */
+    if (k > 0 && k < s->plan.n_steps && (s->plan.steps[k].squeeze || s->plan.steps[k].band_done)) k--;
     ec_forward_steps(s, k);
 }
 
