@@ -619,7 +619,7 @@ void ec_backend(ec_backend_info *out)
 {
     if (!out) return;
     ec_blas_init();
-    out->kernels = ec_cpu_has_avx2() ? "avx2" : "scalar";
+    out->kernels = ec_cpu_has_avx512() ? "avx512" : ec_cpu_has_avx2() ? "avx2" : "scalar";
     out->blas_core = ec_blas_core();
     out->blas_config = ec_blas_config();
 }
