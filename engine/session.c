@@ -568,6 +568,16 @@ static void ec_profile_describe(const ec_session *s, const ec_step *st, ec_profi
         d->flops = 2.0 * out * n->kh * n->kw;
     }
     if (d->gemm_m) d->flops = 2.0 * d->gemm_m * d->gemm_n * d->gemm_k;
+    /* a banded pair (plan.c): the Winograd step runs the 1x1 conv after it, whose
+     * FLOPs it reports too; that step's own row is empty */
+    if (st->band) {
+        const ec_node *n2 = &m->nodes[st[1].node];
+        d->flops += 2.0 * vy->h * vy->w * vy->c * m->values[n2->out].c;
+    }
+    if (st->band_done) {
+        snprintf(name, cap, "%s%s (banded, above)", n->name, st->bn >= 0 ? "+bn" : "");
+        d->flops = 0;
+    }
 }
 
 ec_status ec_session_profile_start(ec_session *s)
