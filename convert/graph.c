@@ -467,6 +467,19 @@ uint64_t cv_graph_activation_bytes(const cv_graph *g)
             break;
         }
     }
+    /* banded pairs (plan.c): a 1x1 stride-1 conv that alone reads what a 3x3
+     * stride-1 conv wrote (through in-place BN and activation) may run with it in
+     * row bands, that buffer never allocated; taken generously again: dropped */
+    for (int i = 0; i < nn; i++) {
+        const cv_node *n = &g->nodes[i];
+        if (n->op != ECM_OP_CONV2D || n->n_in != 1 || n->kh != 1 || n->kw != 1 || n->sh != 1 || n->sw != 1 || n->pt ||
+            n->pb || n->pl || n->pr)
+            continue;
+        int b = owner(parent, n->in[0]);
+        if (start[b] < 1 || end[b] != i + 1) continue;
+        const cv_node *w = &g->nodes[start[b] - 1];
+        if (w->op == ECM_OP_CONV2D && w->kh == 3 && w->kw == 3 && w->sh == 1 && w->sw == 1) start[b] = end[b] = -1;
+    }
     for (int v = 0; v < nv; v++) {
         if (parent[v] != v || start[v] < 0) continue;
         const cv_value *x = &g->values[v];

@@ -139,6 +139,19 @@ typedef struct {
     int tile_rows;                /* k x k conv: im2col rows per tile, 0 = 1x1 GEMM */
     int wino_tiles;               /* 3x3 stride-1 conv: Winograd tiles per task, 0 = not Winograd */
     int wino_f43;                 /* ... as F(4x4, 3x3) (4x4 tiles), else F(2x2, 3x3) */
+    /* SE folds (plan.c; all 0 in steps built elsewhere, e.g. the backward's recompute):
+     * squeeze: dwconv: also its output's row sums into ex->col (the next step, the
+     * GAP, takes their mean); GAP: the mean of those row sums instead of a pass over x.
+     * excite_folded: this MUL step does nothing: its output x * s is never written;
+     * se_fold: this 1x1 conv reads se_x (the MUL's x) and scales its kernel's rows by
+     * se_s (the MUL's 1x1xC excite) instead of reading the MUL's output. */
+    int squeeze;
+    int excite_folded;
+    int se_fold, se_x, se_s;
+    /* band: this Winograd conv also runs the next step, a 1x1 conv that alone
+     * reads its output, in bands of `band` tile rows (ops.c ec_band_rows): that
+     * output is never written whole; band_done: this step was run so. */
+    int band, band_done;
 } ec_step;
 
 typedef struct {
@@ -181,5 +194,10 @@ ec_status ec_plan_append_after(ec_plan *p, const ec_plan_buf *extra, int n_extra
  * 24-row problem to OpenBLAS) for the direct kernel (kernels/conv__avx2.c);
  * without AVX2 they stay on sgemm, faster than the scalar reference. */
 #define EC_DIRECT_MAX_COUT 24
+/* 3x3 stride-1 convs with at least this many input and output channels run on
+ * Winograd (before the direct kernel is considered): EfficientNetV2-S's stage-1
+ * 24 -> 24 convs at 150x150 took 1.70 ms each direct and 1.2-1.4 ms on F(4x4, 3x3)
+ * (1 thread, AVX-512; the 24 columns padded to two 16-column panels) */
+#define EC_WINO_MIN_C 24
 
 #endif

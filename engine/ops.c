@@ -24,6 +24,11 @@ _Static_assert((int)EC_ACT_LINEAR == ECM_ACT_LINEAR && (int)EC_ACT_RELU == ECM_A
                "enum ec_act (kernels/kernels.h) must match enum ecm_act (engine/ecm_format.h)");
 
 #define EC_ROW_ALIGN 48   /* split points: multiples of this many rows (see above) */
+/* Jobs below these sizes run on the calling thread alone (~5 us of work on one
+ * core: an elementwise op on 64 K floats, a GEMM of 512 K multiply-adds, e.g. the
+ * SE's 1x1xC convs); splitting them saves less than the hand-over costs. */
+#define EC_INLINE_FLOATS (64u << 10)
+#define EC_INLINE_MACS (512u << 10)
 
 static int ec_round_up(int x, int a) { return (x + a - 1) / a * a; }
 static int ec_per_task(const ec_exec *ex, int total, int align) { return ec_pool_per_task(ex->threads, total, align); }
@@ -89,6 +94,8 @@ typedef struct {
     const ec_conv_geom *g;        /* NULL: no im2col */
     float *col;                   /* [threads][col_stride] */
     size_t col_stride;
+    const uint16_t *w16;          /* [K, N] fp16 kernel read in place (ec_gemm_w16), or NULL */
+    const float *se;              /* [K] SE excite folded into the kernel's rows (w16 only), or NULL */
 } ec_mm_task;
 
 static void ec_mm_rows(void *ctx, int task, int thread)
@@ -195,11 +202,54 @@ static void ec_pg_panels(void *ctx, int task, int thread)
     ec_gemm_packed(t->M, t->N, t->K, t->x, t->K, t->w, t->shift, t->act, t->y, t->N, 0, t->M, p0, p1);
 }
 
+/* The same two splits on fp16 kernels read in place (ec_gemm_w16): each task
+ * widens the k blocks of its panels just before its row tiles use them, so no
+ * K x N float copy of the kernel is written and read back (that pass read fp16
+ * at ~6 GB/s). Bit-identical to ec_pack_b + ec_gemm_packed, for any split. */
+static void ec_w16_rows(void *ctx, int task, int thread)
+{
+    const ec_mm_task *t = ctx;
+    int p0 = task * t->rows, p1 = p0 + t->rows < t->M ? p0 + t->rows : t->M;
+    const float *a = t->x + (size_t)p0 * t->K;   /* [p1 - p0, K] */
+    if (t->g) {
+        float *col = t->col + (size_t)thread * t->col_stride;
+        ec_f32_im2col(t->g, t->x, p0, p1, col);
+        a = col;
+    }
+    ec_gemm_w16(p1 - p0, t->N, t->K, a, t->K, t->w16, t->scale, t->se, t->shift, t->act, t->y + (size_t)p0 * t->N,
+                t->N, 0, p1 - p0, 0, (t->N + EC_PG_NR - 1) / EC_PG_NR);
+}
+
+static void ec_w16_panels(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ec_mm_task *t = ctx;
+    int np = (t->N + EC_PG_NR - 1) / EC_PG_NR, p0 = task * t->cols, p1 = p0 + t->cols < np ? p0 + t->cols : np;
+    ec_gemm_w16(t->M, t->N, t->K, t->x, t->K, t->w16, t->scale, t->se, t->shift, t->act, t->y, t->N, 0, t->M, p0, p1);
+}
+
 static void ec_packed_conv(const ec_exec *ex, const ec_step *st, ec_mm_task *t)
 {
     const ec_model *m = ex->m;
     const ec_tensor *W = &m->tensors[m->nodes[st->node].w[0]];   /* [K, N] */
     int np = (t->N + EC_PG_NR - 1) / EC_PG_NR;
+    if (W->dtype == ECM_DT_F16) {
+        t->w16 = W->data;
+        t->scale = st->scale;   /* folded into the widened blocks, as ec_pack_b does */
+        if ((size_t)t->M * t->K * t->N < EC_INLINE_MACS) {   /* the SE's matvecs: inline, one task */
+            t->rows = t->M;
+            ec_pool_run(NULL, 1, ec_w16_rows, t);
+            return;
+        }
+        if (!t->g && ex->threads > 1 && np >= 2 * ex->threads && t->M <= 512) {
+            t->cols = ec_per_task(ex, np, 1);
+            ec_pool_run(ex->pool, (np + t->cols - 1) / t->cols, ec_w16_panels, t);
+            return;
+        }
+        if (!t->g) t->rows = ec_per_task(ex, t->M, EC_PG_MR);
+        ec_pool_run(ex->pool, (t->M + t->rows - 1) / t->rows, ec_w16_rows, t);
+        return;
+    }
     ec_pack_task pk = { W->data, W->dtype == ECM_DT_F16, t->K, t->N, np, st->scale, ex->wide };
     /* below ~64 K weights a second thread costs more than it saves */
     if (ex->threads > 1 && (size_t)t->K * t->N >= (64u << 10)) pk.per = ec_per_task(ex, np, 1);
@@ -253,13 +303,10 @@ typedef struct {
     size_t u_stride;              /* floats between packed U[xi]; 0: U plain [nxi][cin][cout] for OpenBLAS */
 } ec_wino_task;
 
-static void ec_wino_tiles(void *ctx, int task, int thread)
+/* V = the input transform of tiles [t0, t1), then M[xi] = V[xi] @ U[xi] */
+static void ec_wino_transformed(const ec_wino_task *t, int t0, int t1, float *v, float *mm)
 {
-    const ec_wino_task *t = ctx;
-    int t0 = task * t->T, t1 = t0 + t->T < t->n_tiles ? t0 + t->T : t->n_tiles, nt = t1 - t0;
-    const int nxi = t->f43 ? 36 : 16;
-    float *v = t->col + (size_t)thread * t->col_stride;   /* [nxi][nt][cin] */
-    float *mm = v + (size_t)nxi * nt * t->cin;            /* [nxi][nt][cout] */
+    const int nt = t1 - t0, nxi = t->f43 ? 36 : 16;
     if (t->f43) ec_wino43_input(t->g, t->x, t0, t1, v);
     else ec_wino23_input(t->g, t->x, t0, t1, v);
     for (int xi = 0; xi < nxi; xi++) {
@@ -271,8 +318,59 @@ static void ec_wino_tiles(void *ctx, int task, int thread)
         else
             ec_gemm(nt, t->cout, t->cin, a, t->cin, t->u + (size_t)xi * t->cin * t->cout, t->cout, 0.0f, c, t->cout);
     }
+}
+
+static void ec_wino_tiles(void *ctx, int task, int thread)
+{
+    const ec_wino_task *t = ctx;
+    int t0 = task * t->T, t1 = t0 + t->T < t->n_tiles ? t0 + t->T : t->n_tiles, nt = t1 - t0;
+    const int nxi = t->f43 ? 36 : 16;
+    float *v = t->col + (size_t)thread * t->col_stride;   /* [nxi][nt][cin] */
+    float *mm = v + (size_t)nxi * nt * t->cin;            /* [nxi][nt][cout] */
+    ec_wino_transformed(t, t0, t1, v, mm);
     if (t->f43) ec_wino43_output(t->g, t->cout, mm, t0, t1, t->shift, t->act, t->y);
     else ec_wino23_output(t->g, t->cout, mm, t0, t1, t->shift, t->act, t->y);
+}
+
+/* A Winograd conv and the 1x1 conv that alone reads its output (a fused-MBConv
+ * block's expand and project convs, plan.c's band), in bands of whole tile rows:
+ * each task transforms its tiles into a band of output rows in the thread's
+ * scratch and runs the 1x1 conv (ec_gemm_w16) on that band, so the wide tensor
+ * between them (75x75x192 floats, 4.3 MB, in EfficientNetV2-S) is never
+ * written whole: the arena's peak drops to the next largest step's. Each tile
+ * and each GEMM row is computed as without the bands: the same bits. */
+typedef struct {
+    ec_wino_task w;               /* the 3x3 conv (w.y unused) */
+    int band_rows, tiles_w;       /* output rows per band (a multiple of the tile), tiles per tile row */
+    const uint16_t *w2;           /* [cout, cout2] the 1x1 conv's fp16 kernel */
+    const float *scale2, *shift2; /* [cout2] each or NULL */
+    int cout2, act2;
+    float *y2;                    /* [out_h, out_w, cout2] */
+} ec_band_task;
+
+static void ec_band_rows(void *ctx, int task, int thread)
+{
+    const ec_band_task *b = ctx;
+    const ec_wino_task *t = &b->w;
+    const ec_conv_geom *g = t->g;
+    const int e = t->f43 ? 4 : 2, nxi = t->f43 ? 36 : 16;
+    const int t0 = task * (b->band_rows / e) * b->tiles_w;
+    const int t1 = t0 + (b->band_rows / e) * b->tiles_w < t->n_tiles ? t0 + (b->band_rows / e) * b->tiles_w : t->n_tiles;
+    const int nt = t1 - t0, oy0 = task * b->band_rows;
+    const int rows = g->out_h - oy0 < b->band_rows ? g->out_h - oy0 : b->band_rows;
+    float *v = t->col + (size_t)thread * t->col_stride;   /* [nxi][nt][cin] */
+    float *mm = v + (size_t)nxi * nt * t->cin;            /* [nxi][nt][cout] */
+    float *band = mm + (size_t)nxi * nt * t->cout;        /* [rows, out_w, cout] */
+    ec_wino_transformed(t, t0, t1, v, mm);
+    /* the output transform of tiles [t0, t1) as tiles [0, nt) of a rows-high image:
+     * it reads only out_h and out_w of the geometry */
+    ec_conv_geom gb = *g;
+    gb.out_h = rows;
+    if (t->f43) ec_wino43_output(&gb, t->cout, mm, 0, nt, t->shift, t->act, band);
+    else ec_wino23_output(&gb, t->cout, mm, 0, nt, t->shift, t->act, band);
+    const int M = rows * g->out_w;
+    ec_gemm_w16(M, b->cout2, t->cout, band, t->cout, b->w2, b->scale2, NULL, b->shift2, b->act2,
+                b->y2 + (size_t)oy0 * g->out_w * b->cout2, b->cout2, 0, M, 0, (b->cout2 + EC_PG_NR - 1) / EC_PG_NR);
 }
 
 /* The weight transform, input channels [task * per, ...) per task: U goes
@@ -308,6 +406,15 @@ static void ec_wino_conv(const ec_exec *ex, const ec_step *st, const ec_conv_geo
     ec_pool_run(ex->pool, (cin + wt.per - 1) / wt.per, ec_wino_w_rows, &wt);
     ec_wino_task t = { g, x, ex->wide, st->shift, y, ex->col, ex->col_stride, cin, cout, st->wino_tiles,
                        f43 ? ec_wino43_tiles(g) : ec_wino23_tiles(g), st->act, f43, wt.u_stride };
+    if (st->band) {   /* with the 1x1 conv of the next step, in bands (y: that step's output) */
+        const ec_step *s2 = st + 1;
+        const ec_node *n2 = &m->nodes[s2->node];
+        const int e = f43 ? 4 : 2;
+        ec_band_task b = { t, st->band * e, (g->out_w + e - 1) / e, m->tensors[n2->w[0]].data, s2->scale, s2->shift,
+                           m->values[n2->out].c, s2->act, y };
+        ec_pool_run(ex->pool, (g->out_h + b.band_rows - 1) / b.band_rows, ec_band_rows, &b);
+        return;
+    }
     ec_pool_run(ex->pool, (t.n_tiles + t.T - 1) / t.T, ec_wino_tiles, &t);
 }
 
@@ -318,7 +425,8 @@ static void ec_conv_forward(const ec_exec *ex, const ec_step *st, const float *x
     const ec_value *vx = &m->values[n->in[0]], *vy = &m->values[n->out];
     ec_conv_geom g = { vx->h, vx->w, vx->c, vy->h, vy->w, n->kh, n->kw, n->sh, n->sw, n->pt, n->pl };
     ec_mm_task t = { x, NULL, y, vy->h * vy->w, vy->c, 0, 0, 0,
-                     st->scale, st->shift, st->act, 0, NULL, ex->col, ex->col_stride };
+                     st->scale, st->shift, st->act, 0, NULL, ex->col, ex->col_stride, NULL, NULL };
+    if (st->se_fold) t.se = ex->val[st->se_s];   /* x is the MUL's input (ec_op_forward) */
     if (n->op == ECM_OP_DENSE) {
         t.K = vx->c;
         t.M = vx->h * vx->w;
@@ -326,7 +434,7 @@ static void ec_conv_forward(const ec_exec *ex, const ec_step *st, const float *x
         t.K = n->kh * n->kw * vx->c;
     }
     if (st->wino_tiles > 0) {
-        ec_wino_conv(ex, st, &g, x, y);
+        ec_wino_conv(ex, st, &g, x, st->band ? ex->val[st[1].out] : y);
         if (st->softmax) ec_f32_act(y, y, (size_t)t.M, t.N, EC_ACT_SOFTMAX);
         return;
     }
@@ -705,6 +813,7 @@ typedef struct {
     ec_dwconv_params p;
     const float *x, *w, *scale, *shift;   /* x [in_h, in_w, c], w [kh, kw, c, mult] */
     float *y;                             /* [out_h, out_w, c * mult] */
+    float *rowsum;                        /* [out_h, c * mult] the SE squeeze's row sums, or NULL */
     int rows;                             /* output rows per task */
 } ec_dw_task;
 
@@ -712,7 +821,8 @@ static void ec_dw_rows(void *ctx, int task, int thread)
 {
     const ec_dw_task *t = ctx;
     int y0 = task * t->rows, y1 = y0 + t->rows < t->p.g.out_h ? y0 + t->rows : t->p.g.out_h;
-    ec_f32_dwconv(&t->p, t->x, t->w, t->scale, t->shift, t->y, y0, y1);
+    if (t->rowsum) ec_f32_dwconv_rowsum(&t->p, t->x, t->w, t->scale, t->shift, t->y, t->rowsum, y0, y1);
+    else ec_f32_dwconv(&t->p, t->x, t->w, t->scale, t->shift, t->y, y0, y1);
 }
 
 static void ec_dwconv_forward(const ec_exec *ex, const ec_step *st, const float *x, float *y)
@@ -725,8 +835,11 @@ static void ec_dwconv_forward(const ec_exec *ex, const ec_step *st, const float 
     t.p.mult = n->mult;
     t.p.act = st->act;
     t.x = x, t.w = ec_exec_weights(ex, n->w[0]), t.scale = st->scale, t.shift = st->shift, t.y = y;
-    /* whole output rows per task: each element's arithmetic does not depend on the split */
-    t.rows = ec_per_task(ex, vy->h, 1);
+    t.rowsum = st->squeeze ? ex->col : NULL;   /* the GAP step right after takes their mean */
+    /* whole output rows per task: each element's arithmetic does not depend on the
+     * split; at least 4 per task, since a task reads kh - 1 input rows more than it
+     * covers (rows split one by one read 3x the input of a 10x10 stage) */
+    t.rows = ec_per_task(ex, vy->h, 4);
     ec_pool_run(ex->pool, (vy->h + t.rows - 1) / t.rows, ec_dw_rows, &t);
     if (st->softmax) ec_f32_act(y, y, (size_t)vy->h * vy->w, vy->c, EC_ACT_SOFTMAX);
 }
@@ -949,7 +1062,9 @@ static void ec_ew_forward(const ec_exec *ex, const ec_step *st, ec_ew_fn fn)
 {
     const ec_value *vy = &ex->m->values[st->out];
     ec_ew_task t = { ex, &ex->m->nodes[st->node], st, vy->c, 0, vy->h * vy->w, fn };
-    t.rows = ec_split_rows(ex, t.n_rows);
+    /* small ones inline: a hand-over to the pool costs a few microseconds on an
+     * idle machine and far more when a busy neighbour delays the worker */
+    t.rows = (size_t)t.n_rows * t.c < EC_INLINE_FLOATS ? t.n_rows : ec_split_rows(ex, t.n_rows);
     ec_pool_run(ex->pool, (t.n_rows + t.rows - 1) / t.rows, ec_ew_rows, &t);
 }
 
@@ -1019,6 +1134,8 @@ void ec_op_forward(const ec_exec *ex, const ec_step *st)
     const ec_value *vx = &m->values[n->in[0]];
     const float *x = ex->val[n->in[0]];
     float *y = ex->val[st->out];
+    if (st->excite_folded || st->band_done) return;   /* done by the step after / before it */
+    if (st->se_fold) x = ex->val[st->se_x];  /* the excite's input; its scale is in the conv's kernel */
     switch (n->op) {
     case ECM_OP_CONV2D:
     case ECM_OP_DENSE:
@@ -1028,7 +1145,8 @@ void ec_op_forward(const ec_exec *ex, const ec_step *st)
         ec_dwconv_forward(ex, st, x, y);
         break;
     case ECM_OP_GAP:
-        ec_gap_forward(ex, (size_t)vx->h * vx->w, vx->c, x, y);
+        if (st->squeeze) ec_f32_rowsum_mean(ex->col, vx->h, vx->c, (size_t)vx->h * vx->w, y);   /* the dwconv's sums */
+        else ec_gap_forward(ex, (size_t)vx->h * vx->w, vx->c, x, y);
         break;
     case ECM_OP_ZEROPAD:
         ec_zeropad_forward(ex, n, x, y);

@@ -172,6 +172,29 @@ static int ec_inplace_op(const ec_model *m, const ec_node *n, int k)
     }
 }
 
+/* The 1x1 conv an SE excite (MUL node n: x[h, w, c] * s[1, 1, c]) folds into,
+ * or -1: the product's only reader is a stride-1 unpadded 1x1 conv whose fp16
+ * kernel ec_gemm_w16 reads (AVX2), which then scales the kernel's row k by s[k]
+ * instead; the product must not be kept (pinned, read by a backward: nofuse) */
+static int ec_se_fold_conv(const ec_model *m, const ec_node *n, const unsigned char *pin,
+                           const unsigned char *nofuse, const int *last_reader)
+{
+    if (n->op != ECM_OP_MUL || n->n_in != 2 || !ec_cpu_has_avx2()) return -1;
+    const int e = n->out;
+    if (pin[e] || nofuse[e] || e == m->output) return -1;
+    const ec_value *ve = &m->values[e], *a = &m->values[n->in[0]], *b = &m->values[n->in[1]];
+    const ec_value *x = a->h == ve->h && a->w == ve->w ? a : b, *sv = x == a ? b : a;
+    if (sv->h != 1 || sv->w != 1 || sv->c != x->c || x->c != ve->c || x->h != ve->h || x->w != ve->w) return -1;
+    if (x->h == 1 && x->w == 1) return -1;   /* both 1x1: which is the excite is ambiguous */
+    int c = ec_sole_consumer(m, e, last_reader);
+    if (c < 0) return -1;
+    const ec_node *cv = &m->nodes[c];
+    if (cv->op != ECM_OP_CONV2D || cv->n_in != 1 || cv->in[0] != e || cv->kh != 1 || cv->kw != 1 || cv->sh != 1 ||
+        cv->sw != 1 || cv->pt || cv->pb || cv->pl || cv->pr || m->tensors[cv->w[0]].dtype != ECM_DT_F16)
+        return -1;
+    return c;
+}
+
 /* The activation memory limit (engine.h): the same words as the converter's
  * check (convert/keras.c), which bounds the forward values from below. */
 static ec_status ec_plan_limit(const ec_plan *p)
@@ -191,11 +214,12 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
     int *last_reader = malloc((size_t)nv * sizeof *last_reader);   /* [nv] node id */
     int *stepof = malloc((size_t)nn * sizeof *stepof);             /* [nn] step of each node */
     int *vlast = malloc((size_t)nv * sizeof *vlast);               /* [nv] last read time */
+    int *sefold = malloc((size_t)nn * sizeof *sefold);             /* [nn] conv node -> the MUL folded into it */
     p->steps = malloc((size_t)nn * sizeof *p->steps);
     p->bufs = malloc((size_t)nv * sizeof *p->bufs);
     p->vbuf = malloc((size_t)nv * sizeof *p->vbuf);
-    if (!last_reader || !stepof || !vlast || !p->steps || !p->bufs || !p->vbuf) {
-        free(last_reader), free(stepof), free(vlast);
+    if (!last_reader || !stepof || !vlast || !sefold || !p->steps || !p->bufs || !p->vbuf) {
+        free(last_reader), free(stepof), free(vlast), free(sefold);
         ec_plan_free(p);
         return ec_fail(EC_ERR_NOMEM, "out of memory planning %d nodes", nn);
     }
@@ -204,7 +228,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
         for (int k = 0; k < m->nodes[i].n_in; k++) last_reader[m->nodes[i].in[k]] = i;
 
     /* 1. steps, with fusion */
-    for (int i = 0; i < nn; i++) stepof[i] = -1;
+    for (int i = 0; i < nn; i++) stepof[i] = -1, sefold[i] = -1;
     int ns = 0;
     for (int i = 0; i < nn; i++) {
         if (stepof[i] >= 0) continue;    /* fused into an earlier step */
@@ -242,6 +266,23 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
                 st->softmax = n->act == ECM_ACT_SOFTMAX;
             }
         }
+        /* SE folds (ec_step): the excite into the conv after it, the squeeze
+         * into the dwconv before it (its row sums; any thread split sums the same) */
+        if (!keep_all) {
+            int c = ec_se_fold_conv(m, n, pin, nofuse, last_reader);
+            if (c >= 0) st->excite_folded = 1, sefold[c] = i;
+            if (sefold[i] >= 0) {
+                const ec_node *mul = &m->nodes[sefold[i]];
+                const int k = !(m->values[mul->in[0]].h == 1 && m->values[mul->in[0]].w == 1);   /* the excite's slot */
+                st->se_fold = 1, st->se_x = mul->in[1 - k], st->se_s = mul->in[k];
+            }
+            ec_step *prev = ns > 0 ? &p->steps[ns - 1] : NULL;
+            if (n->op == ECM_OP_GAP && prev && m->nodes[prev->node].op == ECM_OP_DWCONV2D && prev->out == n->in[0]) {
+                const ec_value *vx = &m->values[n->in[0]];
+                prev->squeeze = st->squeeze = 1;
+                if ((size_t)vx->h * vx->c > p->col_floats) p->col_floats = (size_t)vx->h * vx->c;
+            }
+        }
         if (n->op == ECM_OP_CONV2D || n->op == ECM_OP_DENSE) {
             /* the kernel packed into 16-column panels (kernels/pgemm.c) goes into
              * the widening scratch: reserve its padded size */
@@ -264,7 +305,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
             st->tile_rows = (int)rows;
             if (rows * K > p->col_floats) p->col_floats = rows * K;
             size_t cin = (size_t)m->values[n->in[0]].c, cout = (size_t)m->values[n->out].c;
-            if (n->kh == 3 && n->kw == 3 && n->sh == 1 && n->sw == 1 && cout > EC_DIRECT_MAX_COUT) {
+            if (n->kh == 3 && n->kw == 3 && n->sh == 1 && n->sw == 1 && cin >= EC_WINO_MIN_C && cout >= EC_WINO_MIN_C) {
                 /* Winograd F(4x4, 3x3) or F(2x2, 3x3): V [nxi][T][cin] + M [nxi][T][cout]
                  * per thread, T tiles per task, fixed here (independent of the thread
                  * count) */
@@ -287,6 +328,22 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
                 if (9 * cout > p->col_floats) p->col_floats = 9 * cout;
             }
         }
+        /* a 1x1 conv alone reading a Winograd conv's output: both in row bands */
+        ec_step *pw = ns > 0 ? &p->steps[ns - 1] : NULL;
+        if (!keep_all && pw && pw->wino_tiles > 0 && !pw->softmax && !st->se_fold && n->op == ECM_OP_CONV2D &&
+            n->n_in == 1 && n->in[0] == pw->out && n->kh == 1 && n->kw == 1 && n->sh == 1 && n->sw == 1 && !n->pt &&
+            !n->pb && !n->pl && !n->pr && m->tensors[n->w[0]].dtype == ECM_DT_F16 && ec_cpu_has_avx2() &&
+            ec_sole_consumer(m, pw->out, last_reader) == i && !pin[pw->out] && !nofuse[pw->out] &&
+            pw->out != m->output) {
+            const ec_value *vb = &m->values[pw->out];
+            const size_t e = pw->wino_f43 ? 4 : 2, nxi = pw->wino_f43 ? 36 : 16, bt = pw->wino_f43 ? 1 : 2;
+            const size_t nt = bt * (((size_t)vb->w + e - 1) / e), cin = (size_t)m->values[m->nodes[pw->node].in[0]].c;
+            /* per thread: V and M of a band's tiles, then the band itself */
+            const size_t need = nxi * nt * (cin + (size_t)vb->c) + bt * e * (size_t)vb->w * vb->c;
+            pw->band = (int)bt;
+            st->band_done = 1;
+            if (need > p->col_floats) p->col_floats = need;
+        }
         ns++;
     }
     p->n_steps = ns;
@@ -297,6 +354,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
     for (int s = 0; s < ns; s++) {
         const ec_node *n = &m->nodes[p->steps[s].node];
         for (int k = 0; k < n->n_in; k++) vlast[n->in[k]] = s + 1;
+        if (p->steps[s].se_fold) vlast[p->steps[s].se_x] = vlast[p->steps[s].se_s] = s + 1;
     }
     for (int v = 0; v < nv; v++)
         if (pin[v] || v == m->output || keep_all) vlast[v] = end;
@@ -315,6 +373,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
         ec_step *st = &p->steps[s];
         const ec_node *n = &m->nodes[st->node];
         int t = s + 1, v = st->out;
+        if (st->excite_folded || st->band) continue;   /* never written: vbuf stays -1 */
         const ec_value *ov = &m->values[v];
         size_t bytes = ec_align((size_t)ov->h * ov->w * ov->c * sizeof(float));
         int last = vlast[v] < t ? t : vlast[v];
@@ -337,7 +396,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
         if (b < 0) {
             b = nb++;
             p->bufs[b].bytes = bytes;
-            p->bufs[b].first = keep_all ? 0 : t;
+            p->bufs[b].first = keep_all ? 0 : st->band_done ? t - 1 : t;   /* band_done: written at t - 1 */
             p->bufs[b].last = last;
             p->bufs[b].pinned = 0;
             p->bufs[b].offset = 0;
@@ -349,7 +408,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
         /* fused-away intermediates (conv out, bn out) have no buffer: vbuf stays -1 */
     }
     p->n_bufs = nb;
-    free(last_reader), free(stepof), free(vlast);
+    free(last_reader), free(stepof), free(vlast), free(sefold);
 
     /* 3. placement */
     ec_status st = EC_OK;

@@ -95,6 +95,8 @@ void ec_session_forward_after(ec_session *s, int node)
 {
     int k = 0;
     while (k < s->plan.n_steps && s->plan.steps[k].node <= node) k++;
+    /* a GAP reads its dwconv's row sums; a band_done conv is run by the step before */
+    if (k > 0 && k < s->plan.n_steps && (s->plan.steps[k].squeeze || s->plan.steps[k].band_done)) k--;
     ec_forward_steps(s, k);
 }
 
@@ -566,6 +568,16 @@ static void ec_profile_describe(const ec_session *s, const ec_step *st, ec_profi
         d->flops = 2.0 * out * n->kh * n->kw;
     }
     if (d->gemm_m) d->flops = 2.0 * d->gemm_m * d->gemm_n * d->gemm_k;
+    /* a banded pair (plan.c): the Winograd step runs the 1x1 conv after it, whose
+     * FLOPs it reports too; that step's own row is empty */
+    if (st->band) {
+        const ec_node *n2 = &m->nodes[st[1].node];
+        d->flops += 2.0 * vy->h * vy->w * vy->c * m->values[n2->out].c;
+    }
+    if (st->band_done) {
+        snprintf(name, cap, "%s%s (banded, above)", n->name, st->bn >= 0 ? "+bn" : "");
+        d->flops = 0;
+    }
 }
 
 ec_status ec_session_profile_start(ec_session *s)
@@ -617,7 +629,7 @@ void ec_backend(ec_backend_info *out)
 {
     if (!out) return;
     ec_blas_init();
-    out->kernels = ec_cpu_has_avx2() ? "avx2" : "scalar";
+    out->kernels = ec_cpu_has_avx512() ? "avx512" : ec_cpu_has_avx2() ? "avx2" : "scalar";
     out->blas_core = ec_blas_core();
     out->blas_config = ec_blas_config();
 }

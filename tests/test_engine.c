@@ -947,6 +947,58 @@ static void fx_cases(const char *tag, ec_model *m, const js_value *root, const c
     ec_session_free(s);
 }
 
+/* The planner's folds (plan.c) on a float16 model: a plain session folds every
+ * SE excite into the conv after it, every squeeze into the dwconv before it and
+ * runs a fused-MBConv's project conv in its expand conv's bands where the model
+ * has them; a Grad-CAM session explaining an excite's output (its backward reads
+ * it) leaves that one unfolded, with a buffer, and still matches the plain
+ * session's top class. */
+static void test_plan_folds(const char *tag, ec_model *m)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s_plan_folds", tag);
+    ec_session_options o = ec_session_options_default();
+    ec_session *s = NULL, *c = NULL;
+    if (ec_session_new(m, &o, &s)) { t_fail(name, "%s", ec_last_error()); return; }
+    const ec_plan *p = ec_session_plan(s);
+    int n_mul = 0, n_ex = 0, n_sq = 0, n_band = 0, mul_node = -1;
+    for (int k = 0; k < p->n_steps; k++) {
+        const ec_step *st = &p->steps[k];
+        const ec_node *n = &m->nodes[st->node];
+        if (n->op == ECM_OP_MUL && m->values[n->in[1]].h == 1 && m->values[n->in[1]].w == 1) n_mul++;
+        n_ex += st->excite_folded, n_sq += st->squeeze && n->op == ECM_OP_GAP, n_band += st->band > 0;
+        if (st->excite_folded && mul_node < 0) mul_node = st->node;
+        if (st->excite_folded && (k + 1 >= p->n_steps || ec_session_value(s, st->out)))
+            t_fail(name, "folded excite %s has a buffer", m->nodes[st->node].name);
+    }
+    printf("# %s: %d of %d SE excites folded, %d squeezes, %d banded conv pairs\n", name, n_ex, n_mul, n_sq, n_band);
+    int ok = ec_cpu_has_avx2() ? n_ex == n_mul : n_ex == 0;   /* the excite fold needs ec_gemm_w16 (AVX2) */
+    if (mul_node >= 0) {
+        o.gradcam = 1;
+        o.cam_layer = m->nodes[mul_node].name;
+        if (ec_session_new(m, &o, &c)) {
+            t_fail(name, "cam at %s: %s", o.cam_layer, ec_last_error());
+            ec_session_free(s);
+            return;
+        }
+        const ec_plan *q = ec_session_plan(c);
+        for (int k = 0; k < q->n_steps; k++)
+            if (q->steps[k].node == mul_node) ok &= !q->steps[k].excite_folded && ec_session_value(c, q->steps[k].out) != NULL;
+        int H, W;
+        ec_model_input_size(m, &H, &W);
+        uint8_t *rgb = malloc((size_t)H * W * 3);
+        fill_image(rgb, (size_t)H * W * 3);
+        ec_result r1, r2;
+        if (ec_session_predict_rgb(s, rgb, W, H, &r1) || ec_session_predict_rgb(c, rgb, W, H, &r2)) ok = 0;
+        else ok &= r1.top_class == r2.top_class;
+        free(rgb);
+    }
+    T_CHECK(name, ok, "%d of %d excites folded; the excite explained (%s) folded, bufferless or predicting otherwise",
+            n_ex, n_mul, mul_node >= 0 ? m->nodes[mul_node].name : "none");
+    ec_session_free(s);
+    ec_session_free(c);
+}
+
 static void fx_model(const char *fixdir, const char *mname, const char *file)
 {
     char *src = path_join(fixdir, "models", file);
@@ -984,6 +1036,7 @@ static void fx_model(const char *fixdir, const char *mname, const char *file)
                     ec_model_gradcam_layer(m) ? ec_model_gradcam_layer(m) : "(none)", gl ? gl : "?");
             fx_layers(tag, m, root, expdir, f16, &fs);
             fx_cases(tag, m, root, expdir, f16, &fs);
+            if (f16) test_plan_folds(tag, m);
             ec_model_free(m);
         }
         remove(out);
