@@ -17,33 +17,9 @@
 
 #include "kernels/kernels.h"
 #include "tests/harness.h"
+#include "tests/testutil.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint32_t rng_u32(void)          /* xorshift64*: deterministic, good enough */
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-
-static float rng_uniform(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) * 0x1p-24f; }
-
-static void fill(float *p, size_t n, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++) p[i] = rng_uniform(lo, hi);
-}
-
-/* Exact-size allocations, so ASan sees any read or write past a tensor. */
-static float *fmalloc(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) { printf("FAIL alloc: out of memory\n"); exit(1); }
-    return p;
-}
 
 static uint32_t fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
@@ -148,7 +124,7 @@ static void test_f16(void)
     bad = -1;
     float badf = 0;
     for (int i = 0; i < 1000000 && bad < 0; i++) {
-        uint32_t u = (rng_u32() % 0x477fe000u) | (rng_u32() & 0x80000000u);
+        uint32_t u = (t_rng_u32() % 0x477fe000u) | (t_rng_u32() & 0x80000000u);
         float f;
         memcpy(&f, &u, 4);
         uint16_t h = ec_f32_to_f16(f);
@@ -176,7 +152,7 @@ static void test_f16(void)
             src[k++] = nextafterf(mid, b);
         }
         while (k < nf) {
-            uint32_t u = rng_u32();
+            uint32_t u = t_rng_u32();
             memcpy(&src[k++], &u, 4);
         }
         ec_f32_to_f16_n__ref(src, ha, nf);
@@ -221,7 +197,7 @@ static void test_f16(void)
     /* Bulk conversion: __avx2 (F16C) and the dispatcher vs scalar, bitwise,
      * over all halves and every tail length 0..17. */
     uint16_t *hs = malloc(65536 * sizeof *hs);
-    float *fa = fmalloc(65536), *fb = fmalloc(65536);
+    float *fa = t_fmalloc(65536), *fb = t_fmalloc(65536);
     for (uint32_t h = 0; h < 65536; h++) hs[h] = (uint16_t)h;
     ec_f16_to_f32_n__ref(hs, fa, 65536);
     ec_f16_to_f32_n(hs, fb, 65536);
@@ -229,7 +205,7 @@ static void test_f16(void)
     for (uint32_t h = 0; h < 65536 && bad < 0; h++)
         if (fbits(fa[h]) != fbits(fb[h])) bad = (int)h;
     for (size_t n = 0; n <= 17 && bad < 0; n++) {
-        float *t = fmalloc(n);
+        float *t = t_fmalloc(n);
         ec_f16_to_f32_n(hs + 0x3c00 - 3, t, n);
         for (size_t i = 0; i < n; i++)
             if (fbits(t[i]) != fbits(fa[0x3c00 - 3 + i])) bad = (int)(0x3c00 - 3 + i);
@@ -247,7 +223,7 @@ static void test_f16(void)
         for (uint32_t h = 0; h < 65536 && bad < 0; h++)
             if (fbits(fa[h]) != fbits(fb[h])) bad = (int)h;
         for (size_t n = 0; n <= 33 && bad < 0; n++) {   /* every tail, nothing written past n */
-            float *t = fmalloc(n + 1);
+            float *t = t_fmalloc(n + 1);
             t[n] = 12345.0f;
             h2f[v](hs + 0x3c00 - 3, t, n);
             for (size_t i = 0; i < n; i++)
@@ -272,9 +248,9 @@ static void test_f16(void)
                     int cols = cols_set[ci];
                     size_t n = (size_t)rows * cols;
                     uint16_t *src = malloc(n * sizeof *src);
-                    float *sc = fmalloc((size_t)cols), *ra = fmalloc(n + 1), *rb = fmalloc(n + 1);
-                    for (size_t i = 0; i < n; i++) src[i] = (uint16_t)(rng_u32() >> 16);
-                    fill(sc, (size_t)cols, -3.0f, 3.0f);
+                    float *sc = t_fmalloc((size_t)cols), *ra = t_fmalloc(n + 1), *rb = t_fmalloc(n + 1);
+                    for (size_t i = 0; i < n; i++) src[i] = (uint16_t)(t_rng_u32() >> 16);
+                    t_fill(sc, (size_t)cols, -3.0f, 3.0f);
                     ra[n] = rb[n] = 12345.0f;
                     ec_f16_to_f32_scale_cols__ref(src, ra, (size_t)rows, cols, with_scale ? sc : NULL);
                     for (int v = 0; v <= NVAR && sc_ok; v++) {
@@ -317,11 +293,11 @@ static void test_gemm(void)
         for (size_t bi = 0; bi < 3; bi++) {
             const int M = dims[d][0], N = dims[d][1], K = dims[d][2];
             const int lda = K + 3, ldb = N + 1, ldc = N + 2;      /* padded strides */
-            float *A = fmalloc((size_t)M * lda + 1), *B = fmalloc((size_t)K * ldb + 1);
-            float *C1 = fmalloc((size_t)M * ldc + 1), *C2 = fmalloc((size_t)M * ldc + 1);
-            fill(A, (size_t)M * lda + 1, -1, 1);
-            fill(B, (size_t)K * ldb + 1, -1, 1);
-            fill(C1, (size_t)M * ldc + 1, -1, 1);
+            float *A = t_fmalloc((size_t)M * lda + 1), *B = t_fmalloc((size_t)K * ldb + 1);
+            float *C1 = t_fmalloc((size_t)M * ldc + 1), *C2 = t_fmalloc((size_t)M * ldc + 1);
+            t_fill(A, (size_t)M * lda + 1, -1, 1);
+            t_fill(B, (size_t)K * ldb + 1, -1, 1);
+            t_fill(C1, (size_t)M * ldc + 1, -1, 1);
             /* beta == 0: C is write-only; stale NaN must not leak into the result. */
             if (betas[bi] == 0.0f)
                 for (size_t i = 0; i < (size_t)M * ldc; i++) C1[i] = NAN;
@@ -420,14 +396,14 @@ static void test_pgemm(void)
                 counter++;
                 const int np = (N + EC_PG_NR - 1) / EC_PG_NR;
                 const size_t nb = ec_pack_b_floats(K, N), nc = (size_t)M * ldc;
-                float *A = fmalloc((size_t)M * lda), *B = fmalloc((size_t)K * N), *sc = fmalloc((size_t)N);
-                float *sh = fmalloc((size_t)N), *bp1 = fmalloc(nb), *bp2 = fmalloc(nb), *mag = fmalloc(nc);
-                float *C1 = fmalloc(nc), *C2[NV] = {fmalloc(nc), fmalloc(nc)}, *C3 = fmalloc(nc);
+                float *A = t_fmalloc((size_t)M * lda), *B = t_fmalloc((size_t)K * N), *sc = t_fmalloc((size_t)N);
+                float *sh = t_fmalloc((size_t)N), *bp1 = t_fmalloc(nb), *bp2 = t_fmalloc(nb), *mag = t_fmalloc(nc);
+                float *C1 = t_fmalloc(nc), *C2[NV] = {t_fmalloc(nc), t_fmalloc(nc)}, *C3 = t_fmalloc(nc);
                 uint16_t *B16 = malloc(((size_t)K * N + 1) * sizeof *B16);
-                fill(A, (size_t)M * lda, -1, 1);
-                fill(B, (size_t)K * N, -1, 1);
-                fill(sc, (size_t)N, 0.5f, 1.5f);
-                fill(sh, (size_t)N, -0.5f, 0.5f);
+                t_fill(A, (size_t)M * lda, -1, 1);
+                t_fill(B, (size_t)K * N, -1, 1);
+                t_fill(sc, (size_t)N, 0.5f, 1.5f);
+                t_fill(sh, (size_t)N, -0.5f, 0.5f);
                 ec_f32_to_f16_n(B, B16, (size_t)K * N);
                 const void *W = f16 ? (const void *)B16 : (const void *)B;
                 const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
@@ -562,15 +538,15 @@ static void test_gemm_w16(void)
                 counter++;
                 const int np = (N + EC_PG_NR - 1) / EC_PG_NR;
                 const size_t nb = ec_pack_b_floats(K, N), nc = (size_t)M * ldc;
-                float *A = fmalloc((size_t)M * lda), *B = fmalloc((size_t)K * N), *sc = fmalloc((size_t)N);
-                float *se = fmalloc((size_t)K), *sh = fmalloc((size_t)N), *bp0 = fmalloc(nb), *bp = fmalloc(nb);
-                float *C0 = fmalloc(nc), *C1 = fmalloc(nc), *C2 = fmalloc(nc);
+                float *A = t_fmalloc((size_t)M * lda), *B = t_fmalloc((size_t)K * N), *sc = t_fmalloc((size_t)N);
+                float *se = t_fmalloc((size_t)K), *sh = t_fmalloc((size_t)N), *bp0 = t_fmalloc(nb), *bp = t_fmalloc(nb);
+                float *C0 = t_fmalloc(nc), *C1 = t_fmalloc(nc), *C2 = t_fmalloc(nc);
                 uint16_t *W = malloc(((size_t)K * N + 1) * sizeof *W);
-                fill(A, (size_t)M * lda, -1, 1);
-                fill(B, (size_t)K * N, -1, 1);
-                fill(sc, (size_t)N, 0.5f, 1.5f);
-                fill(se, (size_t)K, -1.0f, 1.0f);   /* an excite is in (0, 1); any sign must work */
-                fill(sh, (size_t)N, -0.5f, 0.5f);
+                t_fill(A, (size_t)M * lda, -1, 1);
+                t_fill(B, (size_t)K * N, -1, 1);
+                t_fill(sc, (size_t)N, 0.5f, 1.5f);
+                t_fill(se, (size_t)K, -1.0f, 1.0f);   /* an excite is in (0, 1); any sign must work */
+                t_fill(sh, (size_t)N, -0.5f, 0.5f);
                 ec_f32_to_f16_n(B, W, (size_t)K * N);
                 const float *S = (sv & 1) ? sc : NULL, *E = (sv & 2) ? se : NULL, *H = counter % 3 ? sh : NULL;
                 for (size_t i = 0; i < nc; i++) C0[i] = NAN;
@@ -633,8 +609,8 @@ static void test_im2col(void)
                         if (!make_geom(&g, sizes[si][0], sizes[si][1], channels[ci], k, s, pad)) continue;
                         const int P = g.out_h * g.out_w, c = g.c;
                         const size_t L = (size_t)k * k * c;
-                        float *x = fmalloc((size_t)g.in_h * g.in_w * c), *col = fmalloc((size_t)P * L);
-                        fill(x, (size_t)g.in_h * g.in_w * c, -1, 1);
+                        float *x = t_fmalloc((size_t)g.in_h * g.in_w * c), *col = t_fmalloc((size_t)P * L);
+                        t_fill(x, (size_t)g.in_h * g.in_w * c, -1, 1);
                         /* Three parts, the middle one possibly empty. */
                         const int cut1 = P / 3, cut2 = P / 3 + (P > 1);
                         ec_f32_im2col(&g, x, 0, cut1, col);
@@ -682,7 +658,7 @@ static void test_act_accuracy(void)
     /* Inputs: a dense sweep of [-30, 30], log-uniform magnitudes 1e-8..1e4 of
      * both signs, the flush/overflow boundaries, and specials. */
     const size_t n = 600000;
-    float *x = fmalloc(n), *y = fmalloc(n);
+    float *x = t_fmalloc(n), *y = t_fmalloc(n);
     size_t i = 0;
     static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, FLT_MIN, -FLT_MIN, 1e-7f, -1e-7f,
                                     0.5f, -0.5f, 0.34657f, -0.34657f, 6.0f, 9.0f, -9.0f, 15.0f, -15.0f,
@@ -692,8 +668,8 @@ static void test_act_accuracy(void)
     for (size_t s = 0; s < sizeof special / sizeof special[0]; s++) x[i++] = special[s];
     for (; i < n / 2; i++) x[i] = -30.0f + 60.0f * (float)i / (float)(n / 2);
     for (; i < n; i++) {
-        float m = powf(10.0f, rng_uniform(-8, 4));
-        x[i] = (rng_u32() & 1) ? m : -m;
+        float m = powf(10.0f, t_rng_uniform(-8, 4));
+        x[i] = (t_rng_u32() & 1) ? m : -m;
     }
     for (int ai = 1; ai < NACT; ai++) {
         const int act = elementwise_acts[ai];
@@ -743,8 +719,8 @@ static void test_softmax(void)
     char where[128] = "";
     for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
         const int c = cs[ci], rows = 3;
-        float *x = fmalloc((size_t)rows * c), *y = fmalloc((size_t)rows * c);
-        fill(x, (size_t)rows * c, -50, 50);
+        float *x = t_fmalloc((size_t)rows * c), *y = t_fmalloc((size_t)rows * c);
+        t_fill(x, (size_t)rows * c, -50, 50);
         for (int v = 0; v <= NVAR; v++) {
             if (v && !var_have(v - 1)) continue;
             if (v == 0) ec_f32_act__ref(x, y, rows, c, EC_ACT_SOFTMAX);
@@ -769,7 +745,7 @@ static void test_softmax(void)
             }
             /* In place must equal out of place. */
             if (v) {
-                float *z = fmalloc((size_t)rows * c);
+                float *z = t_fmalloc((size_t)rows * c);
                 memcpy(z, x, (size_t)rows * c * sizeof *z);
                 act_var[v - 1](z, z, rows, c, EC_ACT_SOFTMAX);
                 if (memcmp(z, y, (size_t)rows * c * sizeof *z) && !fail) {
@@ -809,11 +785,11 @@ static void test_act_vs_ref(void)
                         if (affine && act == EC_ACT_SOFTMAX) continue;
                         if (!affine && sv) continue;
                         const size_t n = (size_t)rows * c;
-                        float *x = fmalloc(n), *a = fmalloc(n), *b = fmalloc(n);
-                        float *sc = fmalloc((size_t)c), *sh = fmalloc((size_t)c);
-                        fill(x, n, -8, 8);
-                        fill(sc, (size_t)c, 0.25f, 2.0f);
-                        fill(sh, (size_t)c, -1, 1);
+                        float *x = t_fmalloc(n), *a = t_fmalloc(n), *b = t_fmalloc(n);
+                        float *sc = t_fmalloc((size_t)c), *sh = t_fmalloc((size_t)c);
+                        t_fill(x, n, -8, 8);
+                        t_fill(sc, (size_t)c, 0.25f, 2.0f);
+                        t_fill(sh, (size_t)c, -1, 1);
                         const float *S = (sv & 1) ? sc : NULL, *H = (sv & 2) ? sh : NULL;
                         if (affine) {
                             memcpy(a, x, n * sizeof *x);
@@ -841,7 +817,7 @@ static void test_act_vs_ref(void)
     }
     /* The dispatchers reach a correct variant. */
     float x[19], a[19], b[19];
-    fill(x, 19, -4, 4);
+    t_fill(x, 19, -4, 4);
     ec_f32_act__ref(x, a, 1, 19, EC_ACT_SWISH);
     ec_f32_act(x, b, 1, 19, EC_ACT_SWISH);
     double d = 0;
@@ -890,12 +866,12 @@ static void test_dwconv(void)
                                 const int C = g->c * mult, oh = g->out_h;
                                 const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * C;
                                 const size_t no = (size_t)oh * g->out_w * C;
-                                float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
-                                float *o1 = fmalloc(no), *o2 = fmalloc(no), *o3 = fmalloc(no), *mag = fmalloc(no);
-                                fill(x, nx, -1, 1);
-                                fill(w, nw, -1, 1);
-                                fill(sc, (size_t)C, 0.5f, 1.5f);
-                                fill(sh, (size_t)C, -0.5f, 0.5f);
+                                float *x = t_fmalloc(nx), *w = t_fmalloc(nw), *sc = t_fmalloc((size_t)C), *sh = t_fmalloc((size_t)C);
+                                float *o1 = t_fmalloc(no), *o2 = t_fmalloc(no), *o3 = t_fmalloc(no), *mag = t_fmalloc(no);
+                                t_fill(x, nx, -1, 1);
+                                t_fill(w, nw, -1, 1);
+                                t_fill(sc, (size_t)C, 0.5f, 1.5f);
+                                t_fill(sh, (size_t)C, -0.5f, 0.5f);
                                 const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
                                 for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
                                 ec_f32_dwconv__ref(&p, x, w, S, H, o1, 0, oh);
@@ -973,11 +949,11 @@ static void test_dwconv(void)
                             const ec_conv_geom *g = &p.g;
                             const int C = g->c, oh = g->out_h, ow = g->out_w;
                             const size_t nx = (size_t)g->in_h * g->in_w * C, no = (size_t)oh * ow * C;
-                            float *x = fmalloc(nx), *w = fmalloc((size_t)k * k * C), *sh = fmalloc((size_t)C);
-                            float *o = fmalloc(no), *o2 = fmalloc(no), *rs = fmalloc((size_t)oh * C), *m = fmalloc((size_t)C);
-                            fill(x, nx, -1, 1);
-                            fill(w, (size_t)k * k * C, -1, 1);
-                            fill(sh, (size_t)C, -0.5f, 0.5f);
+                            float *x = t_fmalloc(nx), *w = t_fmalloc((size_t)k * k * C), *sh = t_fmalloc((size_t)C);
+                            float *o = t_fmalloc(no), *o2 = t_fmalloc(no), *rs = t_fmalloc((size_t)oh * C), *m = t_fmalloc((size_t)C);
+                            t_fill(x, nx, -1, 1);
+                            t_fill(w, (size_t)k * k * C, -1, 1);
+                            t_fill(sh, (size_t)C, -0.5f, 0.5f);
                             const int c1 = oh / 2;
                             rsv[v](&p, x, w, NULL, sh, o, rs, 0, c1);
                             rsv[v](&p, x, w, NULL, sh, o, rs, c1, oh);
@@ -1026,9 +1002,9 @@ static void test_dwconv(void)
     p.mult = 1;
     p.act = EC_ACT_SWISH;
     const size_t nx = 19 * 19 * 48, no = (size_t)p.g.out_h * p.g.out_w * 48;
-    float *x = fmalloc(nx), *w = fmalloc(9 * 48), *o1 = fmalloc(no), *o2 = fmalloc(no);
-    fill(x, nx, -1, 1);
-    fill(w, 9 * 48, -1, 1);
+    float *x = t_fmalloc(nx), *w = t_fmalloc(9 * 48), *o1 = t_fmalloc(no), *o2 = t_fmalloc(no);
+    t_fill(x, nx, -1, 1);
+    t_fill(w, 9 * 48, -1, 1);
     for (size_t i = 0; i < no; i++) o1[i] = o2[i] = -12345.0f;
     ec_f32_dwconv__ref(&p, x, w, NULL, NULL, o1, 3, 7);
     ec_f32_dwconv(&p, x, w, NULL, NULL, o2, 3, 7);
@@ -1086,12 +1062,12 @@ static void test_conv_direct(void)
                                 const int C = p.cout, oh = g->out_h;
                                 const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)k * k * g->c * C;
                                 const size_t no = (size_t)oh * g->out_w * C;
-                                float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
-                                float *o1 = fmalloc(no), *o2 = fmalloc(no), *mag = fmalloc(no);
-                                fill(x, nx, -1, 1);
-                                fill(w, nw, -1, 1);
-                                fill(sc, (size_t)C, 0.5f, 1.5f);
-                                fill(sh, (size_t)C, -0.5f, 0.5f);
+                                float *x = t_fmalloc(nx), *w = t_fmalloc(nw), *sc = t_fmalloc((size_t)C), *sh = t_fmalloc((size_t)C);
+                                float *o1 = t_fmalloc(no), *o2 = t_fmalloc(no), *mag = t_fmalloc(no);
+                                t_fill(x, nx, -1, 1);
+                                t_fill(w, nw, -1, 1);
+                                t_fill(sc, (size_t)C, 0.5f, 1.5f);
+                                t_fill(sh, (size_t)C, -0.5f, 0.5f);
                                 const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
                                 for (size_t i = 0; i < no; i++) o2[i] = NAN;     /* catches unwritten outputs */
                                 ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
@@ -1102,7 +1078,7 @@ static void test_conv_direct(void)
                                 /* both SIMD tiers are one FMA chain per output in the same
                                  * order: the same bits for the exact activations */
                                 if (v == 1 && var_have(0) && p.act != EC_ACT_SWISH && p.act != EC_ACT_SIGMOID) {
-                                    float *o3 = fmalloc(no);
+                                    float *o3 = t_fmalloc(no);
                                     var[0](&p, x, w, S, H, o3, 0, oh);
                                     if (memcmp(o2, o3, no * sizeof *o2) && !xfail) {
                                         xfail = 1;
@@ -1152,9 +1128,9 @@ static void test_conv_direct(void)
     p.cout = 24;
     p.act = EC_ACT_SWISH;
     const size_t nx = 19 * 17 * 24, nw = 9 * 24 * 24, no = (size_t)p.g.out_h * p.g.out_w * 24;
-    float *x = fmalloc(nx), *w = fmalloc(nw), *o1 = fmalloc(no), *o2 = fmalloc(no);
-    fill(x, nx, -1, 1);
-    fill(w, nw, -1, 1);
+    float *x = t_fmalloc(nx), *w = t_fmalloc(nw), *o1 = t_fmalloc(no), *o2 = t_fmalloc(no);
+    t_fill(x, nx, -1, 1);
+    t_fill(w, nw, -1, 1);
     for (size_t i = 0; i < no; i++) o1[i] = o2[i] = -12345.0f;
     ec_f32_conv_direct__ref(&p, x, w, NULL, NULL, o1, 3, 7);
     ec_f32_conv_direct(&p, x, w, NULL, NULL, o2, 3, 7);
@@ -1196,8 +1172,8 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
     const int nxi = f43 ? 36 : 16, cin = g->c, cout = p->cout, np = (cout + EC_PG_NR - 1) / EC_PG_NR;
     const int n = f43 ? ec_wino43_tiles(g) : ec_wino23_tiles(g);
     const size_t ps = ec_pack_b_floats(cin, cout);
-    float *u = fmalloc((size_t)nxi * cin * cout), *tmp = fmalloc((size_t)9 * cout), *up = fmalloc(nxi * ps);
-    float *up2 = fmalloc(nxi * ps);
+    float *u = t_fmalloc((size_t)nxi * cin * cout), *tmp = t_fmalloc((size_t)9 * cout), *up = t_fmalloc(nxi * ps);
+    float *up2 = t_fmalloc(nxi * ps);
     wino_weights(f43, var, w, w_f16, scale, cin, cout, 0, cin, 0, tmp, u);
     for (size_t i = 0; i < nxi * ps; i++) up[i] = NAN;               /* unwritten padding shows */
     const int c1 = cin / 3, c2 = c1 + (cin - c1) / 2;
@@ -1212,7 +1188,7 @@ static void wino_conv(int f43, const ec_conv_params *p, const void *w, int w_f16
     for (int c = 0; c < 3; c++) {
         const int t0 = cuts[c], t1 = cuts[c + 1], nt = t1 - t0;
         if (nt <= 0) continue;
-        float *v = fmalloc((size_t)nxi * nt * cin), *m = fmalloc((size_t)nxi * nt * cout);
+        float *v = t_fmalloc((size_t)nxi * nt * cin), *m = t_fmalloc((size_t)nxi * nt * cout);
         if (f43 && var == 2) ec_wino43_input__avx512(g, x, t0, t1, v);
         else if (f43 && var == 1) ec_wino43_input__avx2(g, x, t0, t1, v);
         else if (f43) ec_wino43_input__ref(g, x, t0, t1, v);
@@ -1270,19 +1246,19 @@ static void test_winograd_kind(int f43)
                     const int C = p.cout, oh = g->out_h;
                     const size_t nx = (size_t)g->in_h * g->in_w * g->c, nw = (size_t)9 * g->c * C;
                     const size_t no = (size_t)oh * g->out_w * C;
-                    float *x = fmalloc(nx), *w = fmalloc(nw), *sc = fmalloc((size_t)C), *sh = fmalloc((size_t)C);
-                    float *o1 = fmalloc(no), *o2 = fmalloc(no), *o3 = fmalloc(no), *mag = fmalloc(no);
+                    float *x = t_fmalloc(nx), *w = t_fmalloc(nw), *sc = t_fmalloc((size_t)C), *sh = t_fmalloc((size_t)C);
+                    float *o1 = t_fmalloc(no), *o2 = t_fmalloc(no), *o3 = t_fmalloc(no), *mag = t_fmalloc(no);
                     uint16_t *w16 = malloc(nw * sizeof *w16);
-                    fill(x, nx, -1, 1);
-                    fill(w, nw, -1, 1);
-                    fill(sc, (size_t)C, 0.5f, 1.5f);
-                    fill(sh, (size_t)C, -0.5f, 0.5f);
+                    t_fill(x, nx, -1, 1);
+                    t_fill(w, nw, -1, 1);
+                    t_fill(sc, (size_t)C, 0.5f, 1.5f);
+                    t_fill(sh, (size_t)C, -0.5f, 0.5f);
                     const float *S = sv == 0 ? sc : NULL, *H = sv != 1 ? sh : NULL;
                     for (size_t i = 0; i < no; i++) o2[i] = o3[i] = NAN;     /* catches unwritten outputs */
                     ec_f32_conv_direct__ref(&p, x, w, S, H, o1, 0, oh);
                     wino_conv(f43, &p, w, 0, S, H, x, o2, 0, 0);
                     wino_conv(f43, &p, w, 0, S, H, x, o3, 0, 1);
-                    float *ax = fmalloc(nx), *aw = fmalloc(nw);
+                    float *ax = t_fmalloc(nx), *aw = t_fmalloc(nw);
                     for (size_t i = 0; i < nx; i++) ax[i] = fabsf(x[i]);
                     for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
                     ec_conv_params pm = p;
@@ -1377,8 +1353,8 @@ static void test_eltwise(void)
         for (int ci = 0; ci < NCH; ci++) {
             const size_t hw = hws[hi];
             const int c = channels[ci] + (hi & 1) * 32;        /* also 33..65 wide */
-            float *x = fmalloc(hw * c), *a = fmalloc((size_t)c), *b = fmalloc((size_t)c + 1);
-            fill(x, hw * c, -1, 3);
+            float *x = t_fmalloc(hw * c), *a = t_fmalloc((size_t)c), *b = t_fmalloc((size_t)c + 1);
+            t_fill(x, hw * c, -1, 3);
             ec_f32_gap__ref(x, hw, c, (size_t)c, a);
             for (int v = 0; v < NVAR; v++) {
                 if (!var_have(v)) continue;
@@ -1389,7 +1365,7 @@ static void test_eltwise(void)
             /* channel ranges [0, 8), [8, c0), [c0, c) of the same rows, as the
              * engine splits them between threads: the same bits */
             const int c0 = c > 40 ? 40 : c;
-            float *r = fmalloc((size_t)c);
+            float *r = t_fmalloc((size_t)c);
             for (int v = 0; v <= NVAR; v++) {
                 if (v && !var_have(v - 1)) continue;
                 gap_fn *g = gapv[v];
@@ -1425,9 +1401,9 @@ static void test_eltwise(void)
     char where[96] = "";
     for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
         const size_t n = ns[ni];
-        float *a = fmalloc(n), *b = fmalloc(n), *r = fmalloc(n), *o = fmalloc(n);
-        fill(a, n, -2, 2);
-        fill(b, n, -2, 2);
+        float *a = t_fmalloc(n), *b = t_fmalloc(n), *r = t_fmalloc(n), *o = t_fmalloc(n);
+        t_fill(a, n, -2, 2);
+        t_fill(b, n, -2, 2);
         for (int op = 0; op < 2; op++) {
             bin_fn *const *fv = op ? mulv : addv;
             fv[0](a, b, r, n);
@@ -1450,9 +1426,9 @@ static void test_eltwise(void)
     for (int ci = 0; ci < NCH; ci++)
         for (size_t hw = 1; hw <= 5; hw += 2) {
             const int c = channels[ci];
-            float *x = fmalloc(hw * c), *s = fmalloc((size_t)c), *r = fmalloc(hw * c), *o = fmalloc(hw * c);
-            fill(x, hw * c, -2, 2);
-            fill(s, (size_t)c, 0, 1);
+            float *x = t_fmalloc(hw * c), *s = t_fmalloc((size_t)c), *r = t_fmalloc(hw * c), *o = t_fmalloc(hw * c);
+            t_fill(x, hw * c, -2, 2);
+            t_fill(s, (size_t)c, 0, 1);
             ec_f32_mul_bcast__ref(x, s, r, hw, c);
             for (int v = 0; v <= NVAR; v++) {
                 if (v && !var_have(v - 1)) continue;
@@ -1474,8 +1450,8 @@ static void test_eltwise(void)
             const int h = 3, w = 5, c = channels[ci];
             const int pt = pads[pi][0], pb = pads[pi][1], pl = pads[pi][2], pr = pads[pi][3];
             const int oh = h + pt + pb, ow = w + pl + pr;
-            float *x = fmalloc((size_t)h * w * c), *o = fmalloc((size_t)oh * ow * c);
-            fill(x, (size_t)h * w * c, 1, 2);
+            float *x = t_fmalloc((size_t)h * w * c), *o = t_fmalloc((size_t)oh * ow * c);
+            t_fill(x, (size_t)h * w * c, 1, 2);
             ec_f32_zeropad(x, h, w, c, pt, pb, pl, pr, o);
             for (int y = 0; y < oh; y++)
                 for (int xx = 0; xx < ow; xx++)
@@ -1504,10 +1480,10 @@ static void test_backward(void)
         float x[14], dy[14], dx[14], xp[14], yp[14], ym[14];
         for (int i = 0; i < n; i++) {
             float v;
-            do v = rng_uniform(-4, 8);
+            do v = t_rng_uniform(-4, 8);
             while (fabsf(v) < 0.05f || fabsf(v - 6.0f) < 0.05f);
             x[i] = act == EC_ACT_SOFTMAX ? v / 3 : v;
-            dy[i] = rng_uniform(-1, 1);
+            dy[i] = t_rng_uniform(-1, 1);
         }
         ec_f32_act_backward(x, dy, dx, rows, c, act);
         double worst = 0;
@@ -1548,11 +1524,11 @@ static void test_backward(void)
         char where[160] = "";
         for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
             const size_t n = lens[li];
-            float *x = fmalloc(n), *dy = fmalloc(n), *d1 = fmalloc(n), *d2 = fmalloc(n);
+            float *x = t_fmalloc(n), *dy = t_fmalloc(n), *d1 = t_fmalloc(n), *d2 = t_fmalloc(n);
             for (size_t ai = 0; ai < sizeof bacts / sizeof *bacts; ai++) {
                 for (size_t i = 0; i < n; i++) {
-                    x[i] = i % 3 ? rng_uniform(-8, 8) : rng_uniform(-90, 90);
-                    dy[i] = rng_uniform(-1, 1);
+                    x[i] = i % 3 ? t_rng_uniform(-8, 8) : t_rng_uniform(-90, 90);
+                    dy[i] = t_rng_uniform(-1, 1);
                 }
                 if (n > 2) x[0] = 0.0f, x[1] = 6.0f, x[2] = -0.0f;
                 ec_f32_act_backward__ref(x, dy, d1, 1, (int)n, bacts[ai]);
@@ -1582,8 +1558,8 @@ static void test_backward(void)
     {
         const int rows = 3, c = 9, n = rows * c;
         float x[27], y[27], dy[27], dx[27], dx2[27], xp[27], yp[27], ym[27];
-        fill(x, n, -2, 2);
-        fill(dy, n, -1, 1);
+        t_fill(x, n, -2, 2);
+        t_fill(dy, n, -1, 1);
         ec_f32_act__ref(x, y, rows, c, EC_ACT_SOFTMAX);
         ec_f32_softmax_backward(y, dy, dx, rows, c);
         double worst = 0;
