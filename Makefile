@@ -241,7 +241,7 @@ $(FUZZ_DIR)/obj/%.o: %.c
 # but not coverage-instrumented, so fuzzing time goes to the parsers.
 $(FUZZ_DIR)/obj/kernels/%.o: kernels/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(filter-out -fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) $(ISA_$(lastword $(subst __, ,$(basename $(notdir $<))))) -c $< -o $@
+	$(FUZZ_CC) $(filter-out -fsanitize=fuzzer-no-link -fsanitize-coverage-ignorelist=%,$(FUZZ_CFLAGS)) $(ISA_$(lastword $(subst __, ,$(basename $(notdir $<))))) -c $< -o $@
 
 $(FUZZ_DIR)/obj/image/stb_image_impl.o: image/stb_image_impl.c
 	@mkdir -p $(dir $@)
