@@ -150,6 +150,24 @@ EC_V16_INLINE __m512 act_deriv16(__m512 x, const int act)
         const __m512 s = ec_v16_sigmoid(x), sm = ec_v16_sigmoid(_mm512_xor_ps(x, _mm512_set1_ps(-0.0f)));
         return _mm512_mul_ps(s, _mm512_fmadd_ps(x, sm, one));
     }
+    case EC_ACT_TANH: {
+        /* 4e / (1 + e)^2, e = e^-2|x| <= 1, as the AVX2 twin (ec_v16_exp_le0
+         * gives ec_v8_exp_le0's bits, so these are its bits too) */
+        const __m512 e = ec_v16_exp_le0(_mm512_mul_ps(_mm512_set1_ps(-2.0f),
+                                                      _mm512_andnot_ps(_mm512_set1_ps(-0.0f), x)));
+        const __m512 d = _mm512_add_ps(one, e);
+        return _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(4.0f), e), _mm512_mul_ps(d, d));
+    }
+    case EC_ACT_GELU: {
+        /* Phi(x) + x phi(x), per lane in double with libm erfc, as the AVX2 twin */
+        float b[16];
+        _mm512_storeu_ps(b, x);
+        for (int i = 0; i < 16; i++) {
+            const double v = b[i];
+            b[i] = (float)(0.5 * erfc(-v * M_SQRT1_2) + v * exp(-0.5 * v * v) * (0.5 * M_2_SQRTPI * M_SQRT1_2));
+        }
+        return _mm512_loadu_ps(b);
+    }
     default:
         return one;
     }
@@ -170,6 +188,43 @@ void ec_f32_act_backward__avx512(const float *x, const float *dy, float *dx, siz
     case EC_ACT_RELU6:   act_backward_flat(x, dy, dx, n, EC_ACT_RELU6); break;
     case EC_ACT_SIGMOID: act_backward_flat(x, dy, dx, n, EC_ACT_SIGMOID); break;
     case EC_ACT_SWISH:   act_backward_flat(x, dy, dx, n, EC_ACT_SWISH); break;
+    case EC_ACT_TANH:    act_backward_flat(x, dy, dx, n, EC_ACT_TANH); break;
+    case EC_ACT_GELU:    act_backward_flat(x, dy, dx, n, EC_ACT_GELU); break;
     default:             act_backward_flat(x, dy, dx, n, EC_ACT_LINEAR); break;
+    }
+}
+
+/* dx[rows, c] = dy * act'(x) * scale[j] (see act.c); dx may alias dy. Per row,
+ * the channel tail under a k-mask (c = 24 at the stem: one full vector and one
+ * of 8 lanes). Sigmoid and swish within a few ulp of the AVX2 twin (the vmath
+ * header's sigmoid), the rest the same formulas. */
+EC_V16_INLINE void act_scale_backward_rows(const float *x, const float *dy, const float *scale, float *dx,
+                                           size_t rows, int c, const int act)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const size_t o = r * (size_t)c;
+        for (int j = 0; j < c; j += 16) {
+            const __mmask16 m = ec_v16_tail_mask(c - j);
+            const __m512 g = _mm512_mul_ps(ec_v16_loadm(dy + o + j, m), act_deriv16(ec_v16_loadm(x + o + j, m), act));
+            ec_v16_storem(dx + o + j, m, _mm512_mul_ps(g, ec_v16_loadm(scale + j, m)));
+        }
+    }
+}
+
+void ec_f32_act_scale_backward__avx512(const float *x, const float *dy, const float *scale, float *dx, size_t rows,
+                                       int c, int act)
+{
+    if (!scale) {
+        ec_f32_act_backward__avx512(x, dy, dx, rows * (size_t)c, act);
+        return;
+    }
+    switch (act) {
+    case EC_ACT_RELU:    act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_RELU); break;
+    case EC_ACT_RELU6:   act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_RELU6); break;
+    case EC_ACT_SIGMOID: act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_SIGMOID); break;
+    case EC_ACT_SWISH:   act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_SWISH); break;
+    case EC_ACT_TANH:    act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_TANH); break;
+    case EC_ACT_GELU:    act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_GELU); break;
+    default:             act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_LINEAR); break;
     }
 }

@@ -390,6 +390,8 @@ float ec_cpu_fma_probe__avx2(long iters, float seed);
 void ec_f32_act__avx512(const float *x, float *y, size_t rows, int c, int act);
 void ec_f32_affine_act__avx512(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
 void ec_f32_act_backward__avx512(const float *x, const float *dy, float *dx, size_t n, int act);   /* not softmax */
+void ec_f32_act_scale_backward__avx512(const float *x, const float *dy, const float *scale, float *dx, size_t rows,
+                                       int c, int act);
 void ec_f32_dwconv__avx512(const ec_dwconv_params *p, const float *x, const float *w,
                            const float *scale, const float *shift, float *out, int y0, int y1);
 void ec_f32_dwconv_rowsum__avx512(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
