@@ -698,6 +698,43 @@ static void test_eltwise(void)
         else T_CHECK("mul_bcast_backward_avx2_vs_ref_bits", !bad, "the twins differ");
         T_CHECK("mul_bcast_backward_channel_ranges_bits", !range_bad, "channel ranges changed bits");
     }
+    {   /* GAP backward twins vs __ref, bitwise: awkward channel counts (and 1100,
+         * past the twins' 512-channel chunk), odd pixel counts, rows wider than c
+         * (whose gap must stay untouched), plain and accumulating */
+        typedef void gb_fn(const float *dout, size_t hw, int c, size_t ldx, float *dx, int acc);
+        gb_fn *const gb[2] = {ec_f32_gap_backward__avx2, ec_f32_gap_backward__avx512};
+        static const char *const gname[2] = {"gap_backward_avx2_vs_ref_bits", "gap_backward_avx512_vs_ref_bits"};
+        static const size_t hws[] = {1, 7, 65};
+        for (int v = 0; v < 2; v++) {
+            if (!(v ? ec_cpu_has_avx512() : ec_cpu_has_avx2())) {
+                t_skip(gname[v], v ? "no AVX-512 on this CPU (or EFFCAM_NO_AVX512)" : "no AVX2");
+                continue;
+            }
+            int bad = 0, runs = 0;
+            char where[96] = "";
+            for (int ci = 0; ci <= NCH; ci++)
+                for (size_t hi = 0; hi < sizeof hws / sizeof *hws; hi++)
+                    for (int wide = 0; wide < 2; wide++)
+                        for (int acc = 0; acc < 2; acc++) {
+                            const int c = ci < NCH ? channels[ci] : 1100;
+                            const size_t hw = hws[hi], ldx = (size_t)c + (wide ? 5 : 0), n = hw * ldx;
+                            float *dout = t_fmalloc(c), *a = t_fmalloc(n), *b = t_fmalloc(n);
+                            t_fill(dout, c, -1, 1);
+                            t_fill(a, n, -1, 1);
+                            memcpy(b, a, n * sizeof *b);
+                            ec_f32_gap_backward__ref(dout, hw, c, ldx, a, acc);
+                            gb[v](dout, hw, c, ldx, b, acc);
+                            runs++;
+                            if (memcmp(a, b, n * sizeof *a) != 0 && !bad) {
+                                bad = 1;
+                                snprintf(where, sizeof where, "c=%d hw=%zu ldx=%zu acc=%d", c, hw, ldx, acc);
+                            }
+                            free(dout); free(a); free(b);
+                        }
+            printf("  %s: %d cases\n", gname[v], runs);
+            T_CHECK(gname[v], !bad, "the twins differ at %s", where);
+        }
+    }
 }
 
 int main(void)
