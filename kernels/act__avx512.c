@@ -134,6 +134,22 @@ void ec_f32_affine_act__avx512(float *x, size_t rows, int c, const float *scale,
 /* ---- backward: dx = dy * act'(x), n elements, dx may alias dy --------------
  * As act__avx2.c: 1 - s taken as sigmoid(-x), not as a difference (which
  * cancels to 0 for large x); relu and relu6 pass the gradient where 0 < x (< 6). */
+
+/* sigmoid(x) and sigmoid(-x) from one e^-|x| and one reciprocal: the bits of
+ * ec_v16_sigmoid(x) and ec_v16_sigmoid(-x), which compute the same e, den and
+ * r1 (e^-|x| ignores the sign); the sign only picks which side gets e * r1.
+ * Half the work of two calls (the compiler cannot see that they share e). */
+EC_V16_INLINE void sigmoid_pm16(__m512 x, __m512 *s, __m512 *sm)
+{
+    const __m512 e = ec_v16_exp_negabs(x);
+    const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(x));
+    const __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+    const __m512 r0 = _mm512_rcp14_ps(den);
+    const __m512 r1 = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(den, r0, _mm512_set1_ps(1.0f)), r0);
+    const __m512 er = _mm512_mul_ps(e, r1);
+    *s = _mm512_mask_blend_ps(neg, r1, er);    /* x < 0: e / (1 + e) */
+    *sm = _mm512_mask_blend_ps(neg, er, r1);   /* -x < 0 where x >= 0 */
+}
 EC_V16_INLINE __m512 act_deriv16(__m512 x, const int act)
 {
     const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
@@ -144,10 +160,14 @@ EC_V16_INLINE __m512 act_deriv16(__m512 x, const int act)
         return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ) &
                                        _mm512_cmp_ps_mask(x, _mm512_set1_ps(6.0f), _CMP_LT_OQ),
                                    one);
-    case EC_ACT_SIGMOID:
-        return _mm512_mul_ps(ec_v16_sigmoid(x), ec_v16_sigmoid(_mm512_xor_ps(x, _mm512_set1_ps(-0.0f))));
+    case EC_ACT_SIGMOID: {
+        __m512 s, sm;
+        sigmoid_pm16(x, &s, &sm);
+        return _mm512_mul_ps(s, sm);
+    }
     case EC_ACT_SWISH: {
-        const __m512 s = ec_v16_sigmoid(x), sm = ec_v16_sigmoid(_mm512_xor_ps(x, _mm512_set1_ps(-0.0f)));
+        __m512 s, sm;
+        sigmoid_pm16(x, &s, &sm);
         return _mm512_mul_ps(s, _mm512_fmadd_ps(x, sm, one));
     }
     case EC_ACT_TANH: {
