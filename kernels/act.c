@@ -68,7 +68,7 @@ void ec_f32_affine_act(float *x, size_t rows, int c, const float *scale, const f
  * Grad-CAM at the head runs these on a few 100k elements; at an early layer on
  * every block's tensors. The scalar reference computes in double; act__avx2.c
  * has the float twin of every elementwise activation (GELU per lane in double),
- * act__avx512.c of the common ones. */
+ * act__avx512.c too (act_backward dispatches it for the common ones). */
 
 /* act'(x) for the elementwise activations. At the kinks, the convention of
  * TensorFlow's ReluGrad/Relu6Grad: gradient flows only where 0 < x (< 6). */
@@ -151,7 +151,8 @@ void ec_f32_softmax_backward(const float *y, const float *dy, float *dx, size_t 
  * shift the activation's input: one pass instead of act backward then a scale
  * pass. x here is z (what the activation saw); scale NULL = 1, act LINEAR = a
  * plain per-channel scale (BN alone). Not softmax. dx may alias dy. The reference
- * computes in double and rounds once; the AVX2 twin in float (a few ulp). */
+ * computes in double and rounds once; the AVX2 and AVX-512 twins in float (a few
+ * ulp). */
 void ec_f32_act_scale_backward__ref(const float *x, const float *dy, const float *scale, float *dx, size_t rows,
                                     int c, int act)
 {
@@ -166,6 +167,7 @@ void ec_f32_act_scale_backward__ref(const float *x, const float *dy, const float
 void ec_f32_act_scale_backward(const float *x, const float *dy, const float *scale, float *dx, size_t rows, int c,
                                int act)
 {
-    if (ec_cpu_has_avx2()) ec_f32_act_scale_backward__avx2(x, dy, scale, dx, rows, c, act);
+    if (ec_cpu_has_avx512()) ec_f32_act_scale_backward__avx512(x, dy, scale, dx, rows, c, act);
+    else if (ec_cpu_has_avx2()) ec_f32_act_scale_backward__avx2(x, dy, scale, dx, rows, c, act);
     else ec_f32_act_scale_backward__ref(x, dy, scale, dx, rows, c, act);
 }

@@ -134,6 +134,22 @@ void ec_f32_affine_act__avx512(float *x, size_t rows, int c, const float *scale,
 /* ---- backward: dx = dy * act'(x), n elements, dx may alias dy --------------
  * As act__avx2.c: 1 - s taken as sigmoid(-x), not as a difference (which
  * cancels to 0 for large x); relu and relu6 pass the gradient where 0 < x (< 6). */
+
+/* sigmoid(x) and sigmoid(-x) from one e^-|x| and one reciprocal: the bits of
+ * ec_v16_sigmoid(x) and ec_v16_sigmoid(-x), which compute the same e, den and
+ * r1 (e^-|x| ignores the sign); the sign only picks which side gets e * r1.
+ * Half the work of two calls (the compiler cannot see that they share e). */
+EC_V16_INLINE void sigmoid_pm16(__m512 x, __m512 *s, __m512 *sm)
+{
+    const __m512 e = ec_v16_exp_negabs(x);
+    const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(x));
+    const __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+    const __m512 r0 = _mm512_rcp14_ps(den);
+    const __m512 r1 = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(den, r0, _mm512_set1_ps(1.0f)), r0);
+    const __m512 er = _mm512_mul_ps(e, r1);
+    *s = _mm512_mask_blend_ps(neg, r1, er);    /* x < 0: e / (1 + e) */
+    *sm = _mm512_mask_blend_ps(neg, er, r1);   /* -x < 0 where x >= 0 */
+}
 EC_V16_INLINE __m512 act_deriv16(__m512 x, const int act)
 {
     const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
@@ -144,11 +160,33 @@ EC_V16_INLINE __m512 act_deriv16(__m512 x, const int act)
         return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ) &
                                        _mm512_cmp_ps_mask(x, _mm512_set1_ps(6.0f), _CMP_LT_OQ),
                                    one);
-    case EC_ACT_SIGMOID:
-        return _mm512_mul_ps(ec_v16_sigmoid(x), ec_v16_sigmoid(_mm512_xor_ps(x, _mm512_set1_ps(-0.0f))));
+    case EC_ACT_SIGMOID: {
+        __m512 s, sm;
+        sigmoid_pm16(x, &s, &sm);
+        return _mm512_mul_ps(s, sm);
+    }
     case EC_ACT_SWISH: {
-        const __m512 s = ec_v16_sigmoid(x), sm = ec_v16_sigmoid(_mm512_xor_ps(x, _mm512_set1_ps(-0.0f)));
+        __m512 s, sm;
+        sigmoid_pm16(x, &s, &sm);
         return _mm512_mul_ps(s, _mm512_fmadd_ps(x, sm, one));
+    }
+    case EC_ACT_TANH: {
+        /* 4e / (1 + e)^2, e = e^-2|x| <= 1, as the AVX2 twin (ec_v16_exp_le0
+         * gives ec_v8_exp_le0's bits, so these are its bits too) */
+        const __m512 e = ec_v16_exp_le0(_mm512_mul_ps(_mm512_set1_ps(-2.0f),
+                                                      _mm512_andnot_ps(_mm512_set1_ps(-0.0f), x)));
+        const __m512 d = _mm512_add_ps(one, e);
+        return _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(4.0f), e), _mm512_mul_ps(d, d));
+    }
+    case EC_ACT_GELU: {
+        /* Phi(x) + x phi(x), per lane in double with libm erfc, as the AVX2 twin */
+        float b[16];
+        _mm512_storeu_ps(b, x);
+        for (int i = 0; i < 16; i++) {
+            const double v = b[i];
+            b[i] = (float)(0.5 * erfc(-v * M_SQRT1_2) + v * exp(-0.5 * v * v) * (0.5 * M_2_SQRTPI * M_SQRT1_2));
+        }
+        return _mm512_loadu_ps(b);
     }
     default:
         return one;
@@ -170,6 +208,43 @@ void ec_f32_act_backward__avx512(const float *x, const float *dy, float *dx, siz
     case EC_ACT_RELU6:   act_backward_flat(x, dy, dx, n, EC_ACT_RELU6); break;
     case EC_ACT_SIGMOID: act_backward_flat(x, dy, dx, n, EC_ACT_SIGMOID); break;
     case EC_ACT_SWISH:   act_backward_flat(x, dy, dx, n, EC_ACT_SWISH); break;
+    case EC_ACT_TANH:    act_backward_flat(x, dy, dx, n, EC_ACT_TANH); break;
+    case EC_ACT_GELU:    act_backward_flat(x, dy, dx, n, EC_ACT_GELU); break;
     default:             act_backward_flat(x, dy, dx, n, EC_ACT_LINEAR); break;
+    }
+}
+
+/* dx[rows, c] = dy * act'(x) * scale[j] (see act.c); dx may alias dy. Per row,
+ * the channel tail under a k-mask (c = 24 at the stem: one full vector and one
+ * of 8 lanes). Sigmoid and swish within a few ulp of the AVX2 twin (the vmath
+ * header's sigmoid), the rest the same formulas. */
+EC_V16_INLINE void act_scale_backward_rows(const float *x, const float *dy, const float *scale, float *dx,
+                                           size_t rows, int c, const int act)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const size_t o = r * (size_t)c;
+        for (int j = 0; j < c; j += 16) {
+            const __mmask16 m = ec_v16_tail_mask(c - j);
+            const __m512 g = _mm512_mul_ps(ec_v16_loadm(dy + o + j, m), act_deriv16(ec_v16_loadm(x + o + j, m), act));
+            ec_v16_storem(dx + o + j, m, _mm512_mul_ps(g, ec_v16_loadm(scale + j, m)));
+        }
+    }
+}
+
+void ec_f32_act_scale_backward__avx512(const float *x, const float *dy, const float *scale, float *dx, size_t rows,
+                                       int c, int act)
+{
+    if (!scale) {
+        ec_f32_act_backward__avx512(x, dy, dx, rows * (size_t)c, act);
+        return;
+    }
+    switch (act) {
+    case EC_ACT_RELU:    act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_RELU); break;
+    case EC_ACT_RELU6:   act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_RELU6); break;
+    case EC_ACT_SIGMOID: act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_SIGMOID); break;
+    case EC_ACT_SWISH:   act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_SWISH); break;
+    case EC_ACT_TANH:    act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_TANH); break;
+    case EC_ACT_GELU:    act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_GELU); break;
+    default:             act_scale_backward_rows(x, dy, scale, dx, rows, c, EC_ACT_LINEAR); break;
     }
 }

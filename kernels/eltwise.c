@@ -34,8 +34,10 @@ void ec_f32_gap(const float *x, size_t hw, int c, size_t ldx, float *out)
 
 /* GAP backward: dx[p * ldx + j] = dout[j] / hw for every pixel p (plus the old
  * dx[...] when acc: a tensor feeding both a GAP and another consumer, the SE
- * block's input). dout[j] / hw is rounded once per channel. */
-void ec_f32_gap_backward(const float *restrict dout, size_t hw, int c, size_t ldx, float *restrict dx, int acc)
+ * block's input). dout[j] / hw is rounded once per channel. The twins divide
+ * once per channel into a buffer, then store (or add) it row by row: the same
+ * quotient and sum, so the same bits. */
+void ec_f32_gap_backward__ref(const float *restrict dout, size_t hw, int c, size_t ldx, float *restrict dx, int acc)
 {
     if (!hw) return;
     for (size_t p = 0; p < hw; p++) {
@@ -45,6 +47,13 @@ void ec_f32_gap_backward(const float *restrict dout, size_t hw, int c, size_t ld
             d[j] = acc ? d[j] + g : g;
         }
     }
+}
+
+void ec_f32_gap_backward(const float *dout, size_t hw, int c, size_t ldx, float *dx, int acc)
+{
+    if (ec_cpu_has_avx512()) ec_f32_gap_backward__avx512(dout, hw, c, ldx, dx, acc);
+    else if (ec_cpu_has_avx2()) ec_f32_gap_backward__avx2(dout, hw, c, ldx, dx, acc);
+    else ec_f32_gap_backward__ref(dout, hw, c, ldx, dx, acc);
 }
 
 /* a, b, out: (n); out may alias a or b exactly (no restrict). */

@@ -105,3 +105,35 @@ void ec_f32_mul_bcast_backward__avx2(const float *x, const float *dout, size_t h
     for (; j + 8 <= c; j += 8) mbb_tile(x + j, dout + j, hw, ld, ds + j, 1, ones, 0);
     if (j < c) mbb_tile(x + j, dout + j, hw, ld, ds + j, 1, ec_v8_tail_mask(c - j), 1);
 }
+
+/* GAP backward (see eltwise.c): dx[p * ldx + j] (+)= dout[j] / hw. The quotients
+ * of up to EC_GAPB_CHUNK channels once into a stack buffer (IEEE division: the
+ * reference's value), then one store (or load, add, store) per 8 floats of each
+ * pixel's row. */
+#define EC_GAPB_CHUNK 512
+
+void ec_f32_gap_backward__avx2(const float *restrict dout, size_t hw, int c, size_t ldx, float *restrict dx, int acc)
+{
+    if (!hw) return;
+    const __m256 n = _mm256_set1_ps((float)hw);
+    float g[EC_GAPB_CHUNK];   /* (nc) quotients of channels [j0, j0 + nc) */
+    for (int j0 = 0; j0 < c; j0 += EC_GAPB_CHUNK) {
+        const int nc = c - j0 < EC_GAPB_CHUNK ? c - j0 : EC_GAPB_CHUNK, cv = nc & ~7;
+        const __m256i tm = ec_v8_tail_mask(nc - cv);
+        for (int j = 0; j < cv; j += 8) _mm256_storeu_ps(g + j, _mm256_div_ps(_mm256_loadu_ps(dout + j0 + j), n));
+        if (cv < nc) _mm256_maskstore_ps(g + cv, tm, _mm256_div_ps(_mm256_maskload_ps(dout + j0 + cv, tm), n));
+        for (size_t p = 0; p < hw; p++) {
+            float *d = dx + p * ldx + j0;
+            for (int j = 0; j < cv; j += 8) {
+                __m256 v = _mm256_loadu_ps(g + j);
+                if (acc) v = _mm256_add_ps(_mm256_loadu_ps(d + j), v);
+                _mm256_storeu_ps(d + j, v);
+            }
+            if (cv < nc) {
+                __m256 v = _mm256_maskload_ps(g + cv, tm);
+                if (acc) v = _mm256_add_ps(_mm256_maskload_ps(d + cv, tm), v);
+                _mm256_maskstore_ps(d + cv, tm, v);
+            }
+        }
+    }
+}

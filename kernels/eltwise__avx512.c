@@ -74,3 +74,39 @@ void ec_f32_mul_bcast__avx512(const float *x, const float *s, float *out, size_t
         }
     }
 }
+
+/* GAP backward (see eltwise.c): dx[p * ldx + j] (+)= dout[j] / hw. As the AVX2
+ * twin: the quotients once per channel chunk into a stack buffer, then one
+ * store (or load, add, store) per 16 floats of each pixel's row, the tail
+ * under a k-mask. */
+#define EC_GAPB_CHUNK 512
+
+void ec_f32_gap_backward__avx512(const float *restrict dout, size_t hw, int c, size_t ldx, float *restrict dx,
+                                 int acc)
+{
+    if (!hw) return;
+    const __m512 n = _mm512_set1_ps((float)hw);
+    float g[EC_GAPB_CHUNK];   /* (nc) quotients of channels [j0, j0 + nc) */
+    for (int j0 = 0; j0 < c; j0 += EC_GAPB_CHUNK) {
+        const int nc = c - j0 < EC_GAPB_CHUNK ? c - j0 : EC_GAPB_CHUNK;
+        for (int j = 0; j < nc; j += 16) {
+            const __mmask16 m = ec_v16_tail_mask(nc - j);
+            ec_v16_storem(g + j, m, _mm512_div_ps(ec_v16_loadm(dout + j0 + j, m), n));
+        }
+        for (size_t p = 0; p < hw; p++) {
+            float *d = dx + p * ldx + j0;
+            int j = 0;
+            for (; j + 16 <= nc; j += 16) {
+                __m512 v = _mm512_loadu_ps(g + j);
+                if (acc) v = _mm512_add_ps(_mm512_loadu_ps(d + j), v);
+                _mm512_storeu_ps(d + j, v);
+            }
+            if (j < nc) {
+                const __mmask16 m = ec_v16_tail_mask(nc - j);
+                __m512 v = ec_v16_loadm(g + j, m);
+                if (acc) v = _mm512_add_ps(ec_v16_loadm(d + j, m), v);
+                ec_v16_storem(d + j, m, v);
+            }
+        }
+    }
+}

@@ -324,6 +324,8 @@ void ec_conv_weights_flip(const void *w, int w_f16, const float *scale, int kh, 
 
 /* GAP backward: dx[p * ldx + j] (+= when acc) dout[j] / hw, p < hw. */
 void ec_f32_gap_backward(const float *dout, size_t hw, int c, size_t ldx, float *dx, int acc);
+void ec_f32_gap_backward__ref(const float *dout, size_t hw, int c, size_t ldx, float *dx, int acc);
+void ec_f32_gap_backward__avx2(const float *dout, size_t hw, int c, size_t ldx, float *dx, int acc);
 /* Broadcast Multiply backward, the broadcast operand's side: ds[j] = sum_p
  * dout[p, j] * x[p, j] (rows ld apart), blocked as GAP; bit-identical twins.
  * The other side is dx = ec_f32_mul_bcast(dout, s). */
@@ -390,6 +392,8 @@ float ec_cpu_fma_probe__avx2(long iters, float seed);
 void ec_f32_act__avx512(const float *x, float *y, size_t rows, int c, int act);
 void ec_f32_affine_act__avx512(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
 void ec_f32_act_backward__avx512(const float *x, const float *dy, float *dx, size_t n, int act);   /* not softmax */
+void ec_f32_act_scale_backward__avx512(const float *x, const float *dy, const float *scale, float *dx, size_t rows,
+                                       int c, int act);
 void ec_f32_dwconv__avx512(const ec_dwconv_params *p, const float *x, const float *w,
                            const float *scale, const float *shift, float *out, int y0, int y1);
 void ec_f32_dwconv_rowsum__avx512(const ec_dwconv_params *p, const float *x, const float *w, const float *scale,
@@ -410,6 +414,7 @@ void ec_f16_to_f32_n__avx512(const uint16_t *src, float *dst, size_t n);
 void ec_f32_to_f16_n__avx512(const float *src, uint16_t *dst, size_t n);
 void ec_f16_to_f32_scale_cols__avx512(const uint16_t *src, float *dst, size_t rows, int cols, const float *scale);
 void ec_f32_gap__avx512(const float *x, size_t hw, int c, size_t ldx, float *out);
+void ec_f32_gap_backward__avx512(const float *dout, size_t hw, int c, size_t ldx, float *dx, int acc);
 void ec_f32_add__avx512(const float *a, const float *b, float *out, size_t n);
 void ec_f32_mul__avx512(const float *a, const float *b, float *out, size_t n);
 void ec_f32_mul_bcast__avx512(const float *x, const float *s, float *out, size_t hw, int c);

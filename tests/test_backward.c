@@ -481,50 +481,68 @@ static void test_act_scale(void)
         snprintf(name, sizeof name, "fd_act_scale_backward_%s", act_name(act));
         fd_report(name, e, 2e-3, wi);
     }
-    /* AVX2 twins against the double-precision reference: act_scale_backward over
-     * every activation with awkward channel counts, and act_backward's new
-     * tanh / gelu paths; tolerance relative to |dy| |scale| (|act'| + |x| + 1) */
-    if (!ec_cpu_has_avx2()) { t_skip("act_scale_backward_avx2_vs_ref", "no AVX2"); return; }
-    double worst = 0;
-    int fail = 0;
-    char where[160] = "";
-    for (int ai = 0; ai < NACT; ai++)
-        for (int ci = 0; ci < NCH; ci++)
-            for (int with_scale = 0; with_scale < 2; with_scale++) {
-                const int act = elementwise_acts[ai], c = channels[ci];
-                const size_t rows = 37, n = rows * c;
-                float *x = t_fmalloc(n), *dy = t_fmalloc(n), *a = t_fmalloc(n), *b = t_fmalloc(n), *sc = t_fmalloc(c);
-                for (size_t i = 0; i < n; i++) x[i] = i % 5 ? t_rng_uniform(-8, 8) : t_rng_uniform(-40, 40);
-                t_fill(dy, n, -1, 1);
-                t_fill(sc, c, -2, 2);
-                const float *s = with_scale ? sc : NULL;
-                ec_f32_act_scale_backward__ref(x, dy, s, a, rows, c, act);
-                ec_f32_act_scale_backward__avx2(x, dy, s, b, rows, c, act);
-                for (size_t i = 0; i < n; i++) {
-                    const double e = fabs((double)a[i] - b[i]);
-                    const double mag = fabs(dy[i]) * (s ? fabs(s[i % c]) : 1.0) * (fabs((double)x[i]) + 2.0);
-                    if (e > worst) worst = e;
-                    if (!(e <= 2e-6 * mag + 1e-12) && !fail) {
-                        fail = 1;
-                        snprintf(where, sizeof where, "%s c=%d x=%a: %a vs ref %a", act_name(act), c, x[i], b[i], a[i]);
-                    }
-                }
-                if (!with_scale) {   /* act_backward (flat) must agree with the scale-less path */
-                    ec_f32_act_backward__avx2(x, dy, b, n, act);
-                    for (size_t i = 0; i < n; i++) {
-                        const double e = fabs((double)a[i] - b[i]);
-                        const double mag = fabs(dy[i]) * (fabs((double)x[i]) + 2.0);
-                        if (!(e <= 2e-6 * mag + 1e-12) && !fail) {
-                            fail = 1;
-                            snprintf(where, sizeof where, "act_backward %s x=%a: %a vs ref %a", act_name(act), x[i],
-                                     b[i], a[i]);
+    /* AVX2 and AVX-512 twins against the double-precision reference:
+     * act_scale_backward over every activation with awkward channel and row
+     * counts, with and without a scale, and act_backward's tanh / gelu paths;
+     * tolerance relative to |dy| |scale| (|act'| + |x| + 1) */
+    typedef void asb_fn(const float *x, const float *dy, const float *scale, float *dx, size_t rows, int c, int act);
+    typedef void ab_fn(const float *x, const float *dy, float *dx, size_t n, int act);
+    asb_fn *const asb[2] = {ec_f32_act_scale_backward__avx2, ec_f32_act_scale_backward__avx512};
+    ab_fn *const ab[2] = {ec_f32_act_backward__avx2, ec_f32_act_backward__avx512};
+    static const char *const vname[2] = {"avx2", "avx512"};
+    static const size_t row_counts[] = {1, 3, 37};
+    for (int v = 0; v < 2; v++) {
+        char tname[64];
+        snprintf(tname, sizeof tname, "act_scale_backward_%s_vs_ref", vname[v]);
+        if (!(v ? ec_cpu_has_avx512() : ec_cpu_has_avx2())) {
+            t_skip(tname, v ? "no AVX-512 on this CPU (or EFFCAM_NO_AVX512)" : "no AVX2");
+            continue;
+        }
+        double worst = 0;
+        int fail = 0, runs = 0;
+        char where[160] = "";
+        for (int ai = 0; ai < NACT; ai++)
+            for (int ci = 0; ci < NCH; ci++)
+                for (size_t ri = 0; ri < sizeof row_counts / sizeof *row_counts; ri++)
+                    for (int with_scale = 0; with_scale < 2; with_scale++) {
+                        const int act = elementwise_acts[ai], c = channels[ci];
+                        const size_t rows = row_counts[ri], n = rows * c;
+                        float *x = t_fmalloc(n), *dy = t_fmalloc(n), *a = t_fmalloc(n), *b = t_fmalloc(n),
+                              *sc = t_fmalloc(c);
+                        for (size_t i = 0; i < n; i++) x[i] = i % 5 ? t_rng_uniform(-8, 8) : t_rng_uniform(-40, 40);
+                        t_fill(dy, n, -1, 1);
+                        t_fill(sc, c, -2, 2);
+                        const float *s = with_scale ? sc : NULL;
+                        ec_f32_act_scale_backward__ref(x, dy, s, a, rows, c, act);
+                        asb[v](x, dy, s, b, rows, c, act);
+                        runs++;
+                        for (size_t i = 0; i < n; i++) {
+                            const double e = fabs((double)a[i] - b[i]);
+                            const double mag = fabs(dy[i]) * (s ? fabs(s[i % c]) : 1.0) * (fabs((double)x[i]) + 2.0);
+                            if (e > worst) worst = e;
+                            if (!(e <= 2e-6 * mag + 1e-12) && !fail) {
+                                fail = 1;
+                                snprintf(where, sizeof where, "%s c=%d rows=%zu x=%a: %a vs ref %a", act_name(act), c,
+                                         rows, x[i], b[i], a[i]);
+                            }
                         }
+                        if (!with_scale) {   /* act_backward (flat) must agree with the scale-less path */
+                            ab[v](x, dy, b, n, act);
+                            for (size_t i = 0; i < n; i++) {
+                                const double e = fabs((double)a[i] - b[i]);
+                                const double mag = fabs(dy[i]) * (fabs((double)x[i]) + 2.0);
+                                if (!(e <= 2e-6 * mag + 1e-12) && !fail) {
+                                    fail = 1;
+                                    snprintf(where, sizeof where, "act_backward %s x=%a: %a vs ref %a", act_name(act),
+                                             x[i], b[i], a[i]);
+                                }
+                            }
+                        }
+                        free(x); free(dy); free(a); free(b); free(sc);
                     }
-                }
-                free(x); free(dy); free(a); free(b); free(sc);
-            }
-    printf("  act_scale_backward avx2 vs ref: max abs diff %.3g\n", worst);
-    T_CHECK("act_scale_backward_avx2_vs_ref", !fail, "tol 2e-6 |dy s| (|x| + 2): %s", where);
+        printf("  act_scale_backward %s vs ref: %d cases, max abs diff %.3g\n", vname[v], runs, worst);
+        T_CHECK(tname, !fail, "tol 2e-6 |dy s| (|x| + 2): %s", where);
+    }
 }
 
 /* ---- GAP, broadcast Multiply, zero padding, Dense ---------------------------------- */
@@ -679,6 +697,43 @@ static void test_eltwise(void)
         if (!ec_cpu_has_avx2()) t_skip("mul_bcast_backward_avx2_vs_ref_bits", "no AVX2");
         else T_CHECK("mul_bcast_backward_avx2_vs_ref_bits", !bad, "the twins differ");
         T_CHECK("mul_bcast_backward_channel_ranges_bits", !range_bad, "channel ranges changed bits");
+    }
+    {   /* GAP backward twins vs __ref, bitwise: awkward channel counts (and 1100,
+         * past the twins' 512-channel chunk), odd pixel counts, rows wider than c
+         * (whose gap must stay untouched), plain and accumulating */
+        typedef void gb_fn(const float *dout, size_t hw, int c, size_t ldx, float *dx, int acc);
+        gb_fn *const gb[2] = {ec_f32_gap_backward__avx2, ec_f32_gap_backward__avx512};
+        static const char *const gname[2] = {"gap_backward_avx2_vs_ref_bits", "gap_backward_avx512_vs_ref_bits"};
+        static const size_t hws[] = {1, 7, 65};
+        for (int v = 0; v < 2; v++) {
+            if (!(v ? ec_cpu_has_avx512() : ec_cpu_has_avx2())) {
+                t_skip(gname[v], v ? "no AVX-512 on this CPU (or EFFCAM_NO_AVX512)" : "no AVX2");
+                continue;
+            }
+            int bad = 0, runs = 0;
+            char where[96] = "";
+            for (int ci = 0; ci <= NCH; ci++)
+                for (size_t hi = 0; hi < sizeof hws / sizeof *hws; hi++)
+                    for (int wide = 0; wide < 2; wide++)
+                        for (int acc = 0; acc < 2; acc++) {
+                            const int c = ci < NCH ? channels[ci] : 1100;
+                            const size_t hw = hws[hi], ldx = (size_t)c + (wide ? 5 : 0), n = hw * ldx;
+                            float *dout = t_fmalloc(c), *a = t_fmalloc(n), *b = t_fmalloc(n);
+                            t_fill(dout, c, -1, 1);
+                            t_fill(a, n, -1, 1);
+                            memcpy(b, a, n * sizeof *b);
+                            ec_f32_gap_backward__ref(dout, hw, c, ldx, a, acc);
+                            gb[v](dout, hw, c, ldx, b, acc);
+                            runs++;
+                            if (memcmp(a, b, n * sizeof *a) != 0 && !bad) {
+                                bad = 1;
+                                snprintf(where, sizeof where, "c=%d hw=%zu ldx=%zu acc=%d", c, hw, ldx, acc);
+                            }
+                            free(dout); free(a); free(b);
+                        }
+            printf("  %s: %d cases\n", gname[v], runs);
+            T_CHECK(gname[v], !bad, "the twins differ at %s", where);
+        }
     }
 }
 
