@@ -179,16 +179,22 @@ static void ec_pack_panels(void *ctx, int task, int thread)
     ec_pack_b(t->w, t->w_f16, t->scale, t->K, t->N, p0, p1, t->bp);
 }
 
+/* A row task's rows [*p0, *p1) and its A operand [p1 - p0, K]: the input's
+ * rows for a 1x1 conv, else their im2col in this thread's scratch. */
+static const float *ec_mm_task_rows(const ec_mm_task *t, int task, int thread, int *p0, int *p1)
+{
+    *p0 = task * t->rows, *p1 = *p0 + t->rows < t->M ? *p0 + t->rows : t->M;
+    if (!t->g) return t->x + (size_t)*p0 * t->K;
+    float *col = t->col + (size_t)thread * t->col_stride;
+    ec_f32_im2col(t->g, t->x, *p0, *p1, col);
+    return col;
+}
+
 static void ec_pg_rows(void *ctx, int task, int thread)
 {
     const ec_mm_task *t = ctx;
-    int p0 = task * t->rows, p1 = p0 + t->rows < t->M ? p0 + t->rows : t->M;
-    const float *a = t->x + (size_t)p0 * t->K;   /* [p1 - p0, K] */
-    if (t->g) {
-        float *col = t->col + (size_t)thread * t->col_stride;
-        ec_f32_im2col(t->g, t->x, p0, p1, col);
-        a = col;
-    }
+    int p0, p1;
+    const float *a = ec_mm_task_rows(t, task, thread, &p0, &p1);
     ec_gemm_packed(p1 - p0, t->N, t->K, a, t->K, t->w, t->shift, t->act, t->y + (size_t)p0 * t->N, t->N, 0, p1 - p0, 0,
                    (t->N + EC_PG_NR - 1) / EC_PG_NR);
 }
@@ -209,13 +215,8 @@ static void ec_pg_panels(void *ctx, int task, int thread)
 static void ec_w16_rows(void *ctx, int task, int thread)
 {
     const ec_mm_task *t = ctx;
-    int p0 = task * t->rows, p1 = p0 + t->rows < t->M ? p0 + t->rows : t->M;
-    const float *a = t->x + (size_t)p0 * t->K;   /* [p1 - p0, K] */
-    if (t->g) {
-        float *col = t->col + (size_t)thread * t->col_stride;
-        ec_f32_im2col(t->g, t->x, p0, p1, col);
-        a = col;
-    }
+    int p0, p1;
+    const float *a = ec_mm_task_rows(t, task, thread, &p0, &p1);
     ec_gemm_w16(p1 - p0, t->N, t->K, a, t->K, t->w16, t->scale, t->se, t->shift, t->act, t->y + (size_t)p0 * t->N,
                 t->N, 0, p1 - p0, 0, (t->N + EC_PG_NR - 1) / EC_PG_NR);
 }
