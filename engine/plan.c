@@ -176,14 +176,22 @@ static int ec_inplace_op(const ec_model *m, const ec_node *n, int k)
  * or -1: the product's only reader is a stride-1 unpadded 1x1 conv whose fp16
  * kernel ec_gemm_w16 reads (AVX2), which then scales the kernel's row k by s[k]
  * instead; the product must not be kept (pinned, read by a backward: nofuse) */
+/* Which input of an SE MUL node is the excite s[1, 1, c]: 1 unless in[0] is
+ * the one smaller than the product. */
+static int ec_se_excite_slot(const ec_model *m, const ec_node *n)
+{
+    const ec_value *ve = &m->values[n->out], *a = &m->values[n->in[0]];
+    return a->h == ve->h && a->w == ve->w ? 1 : 0;
+}
+
 static int ec_se_fold_conv(const ec_model *m, const ec_node *n, const unsigned char *pin,
                            const unsigned char *nofuse, const int *last_reader)
 {
     if (n->op != ECM_OP_MUL || n->n_in != 2 || !ec_cpu_has_avx2()) return -1;
     const int e = n->out;
     if (pin[e] || nofuse[e] || e == m->output) return -1;
-    const ec_value *ve = &m->values[e], *a = &m->values[n->in[0]], *b = &m->values[n->in[1]];
-    const ec_value *x = a->h == ve->h && a->w == ve->w ? a : b, *sv = x == a ? b : a;
+    const int k = ec_se_excite_slot(m, n);
+    const ec_value *ve = &m->values[e], *x = &m->values[n->in[1 - k]], *sv = &m->values[n->in[k]];
     if (sv->h != 1 || sv->w != 1 || sv->c != x->c || x->c != ve->c || x->h != ve->h || x->w != ve->w) return -1;
     if (x->h == 1 && x->w == 1) return -1;   /* both 1x1: which is the excite is ambiguous */
     int c = ec_sole_consumer(m, e, last_reader);
@@ -273,7 +281,7 @@ ec_status ec_plan_build(const ec_model *m, const unsigned char *pin, const unsig
             if (c >= 0) st->excite_folded = 1, sefold[c] = i;
             if (sefold[i] >= 0) {
                 const ec_node *mul = &m->nodes[sefold[i]];
-                const int k = !(m->values[mul->in[0]].h == 1 && m->values[mul->in[0]].w == 1);   /* the excite's slot */
+                const int k = ec_se_excite_slot(m, mul);
                 st->se_fold = 1, st->se_x = mul->in[1 - k], st->se_s = mul->in[k];
             }
             ec_step *prev = ns > 0 ? &p->steps[ns - 1] : NULL;

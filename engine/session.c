@@ -186,12 +186,8 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
         if (ec_gradcam_prepare(m, &d, 0, &dflt) == EC_OK) have_dflt = 1;
         else ec_gradcam_plan_free(&dflt);
     }
-    unsigned char *nofuse = NULL;
-    if (have_dflt) {
-        for (int v = 0; v < nv; v++) dflt.pin[v] |= s->pin[v];
-        nofuse = dflt.pin;
-    }
-    st = ec_plan_build(m, s->pin, nofuse, s->keep_all, (size_t)o.max_arena_bytes, &s->plan);
+    /* ec_plan_build fuses nothing pinned or in nofuse: the two masks need no merging */
+    st = ec_plan_build(m, s->pin, have_dflt ? dflt.pin : NULL, s->keep_all, (size_t)o.max_arena_bytes, &s->plan);
     if (have_dflt) ec_gradcam_plan_free(&dflt);
     if (st) goto fail;
     const ec_value *vi = &m->values[m->input];
