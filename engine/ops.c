@@ -355,8 +355,8 @@ static void ec_band_rows(void *ctx, int task, int thread)
     const ec_wino_task *t = &b->w;
     const ec_conv_geom *g = t->g;
     const int e = t->f43 ? 4 : 2, nxi = t->f43 ? 36 : 16;
-    const int t0 = task * (b->band_rows / e) * b->tiles_w;
-    const int t1 = t0 + (b->band_rows / e) * b->tiles_w < t->n_tiles ? t0 + (b->band_rows / e) * b->tiles_w : t->n_tiles;
+    const int per = (b->band_rows / e) * b->tiles_w;   /* tiles per band */
+    const int t0 = task * per, t1 = t0 + per < t->n_tiles ? t0 + per : t->n_tiles;
     const int nt = t1 - t0, oy0 = task * b->band_rows;
     const int rows = g->out_h - oy0 < b->band_rows ? g->out_h - oy0 : b->band_rows;
     float *v = t->col + (size_t)thread * t->col_stride;   /* [nxi][nt][cin] */
