@@ -868,9 +868,13 @@ static void ec_dwconv_forward(const ec_exec *ex, const ec_step *st, const float 
     t.x = x, t.w = ec_exec_weights(ex, n->w[0]), t.scale = st->scale, t.shift = st->shift, t.y = y;
     t.rowsum = st->squeeze ? ex->col : NULL;   /* the GAP step right after takes their mean */
     /* whole output rows per task: each element's arithmetic does not depend on the
-     * split; at least 4 per task, since a task reads kh - 1 input rows more than it
-     * covers (rows split one by one read 3x the input of a 10x10 stage) */
-    t.rows = ec_per_task(ex, vy->h, 4);
+     * split. A task reads kh - 1 input rows more than it covers, but a thread runs
+     * a contiguous range of the tasks (pool.c), so those rows are mostly its
+     * previous task's, in its cache. Single rows balance the 10x10 and 19x19
+     * stages (tasks of 4 rows left 4 + 6 and 8 + 11 on 2 threads): their 30
+     * dwconvs took 2.68 ms at 2 threads with 4-row tasks, 2.15 with these
+     * (Zen 5, alternated, median of 6 rounds' per-step medians). */
+    t.rows = ec_per_task(ex, vy->h, 1);
     ec_pool_run(ex->pool, (vy->h + t.rows - 1) / t.rows, ec_dw_rows, &t);
     if (st->softmax) ec_f32_act(y, y, (size_t)vy->h * vy->w, vy->c, EC_ACT_SOFTMAX);
 }
