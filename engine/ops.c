@@ -229,6 +229,34 @@ static void ec_w16_panels(void *ctx, int task, int thread)
     ec_gemm_w16(t->M, t->N, t->K, t->x, t->K, t->w16, t->scale, t->se, t->shift, t->act, t->y, t->N, 0, t->M, p0, p1);
 }
 
+/* A 1x1 conv of few rows (M <= 512: the 19x19 and 10x10 stages) on several
+ * threads. Row tasks each read (and widen) all of W and panel tasks each read
+ * all of A, once per task:
+ *   A more than half of W (all the projections: 100 x 1536 floats of A against
+ *   1536 x 256 fp16 weights at 10x10, 361 x 960 against 960 x 160 at 19x19;
+ *   the 19x19 expansions): one row block per thread, each reading its rows of
+ *   A once and widening W once (more row tasks would widen W more often);
+ *   else (the 10x10 expansions, 100 x 256 against 256 x 1536) panels, at least
+ *   2 per task where there are enough: a single panel runs the kernel's 14 x 16
+ *   tile (1 B load per 14 broadcasts and 14 FMAs, against 2 per 28 for a pair).
+ * Measured on Zen 5, 2 threads (steps alternated): the 15 10x10 projections
+ * took 4.2 ms split by single panels, 3.8 by rows. Sets t->rows or t->cols;
+ * EC_SPLIT_NONE: the caller's usual row split. */
+enum { EC_SPLIT_NONE, EC_SPLIT_ROWS, EC_SPLIT_PANELS };
+
+static int ec_few_rows_split(const ec_exec *ex, ec_mm_task *t, int np, size_t w_bytes)
+{
+    const int T = ex->threads;
+    if (t->g || T <= 1 || t->M > 512) return EC_SPLIT_NONE;
+    if (2 * (size_t)t->M * sizeof(float) > (size_t)t->N * w_bytes && t->M >= 2 * T * EC_PG_MR) {
+        t->rows = (t->M + T - 1) / T;
+        return EC_SPLIT_ROWS;
+    }
+    if (np < 2 * T) return EC_SPLIT_NONE;
+    t->cols = np >= 4 * T ? ec_per_task(ex, np, 2) : ec_per_task(ex, np, 1);
+    return EC_SPLIT_PANELS;
+}
+
 static void ec_packed_conv(const ec_exec *ex, const ec_step *st, ec_mm_task *t)
 {
     const ec_model *m = ex->m;
@@ -242,12 +270,14 @@ static void ec_packed_conv(const ec_exec *ex, const ec_step *st, ec_mm_task *t)
             ec_pool_run(NULL, 1, ec_w16_rows, t);
             return;
         }
-        if (!t->g && ex->threads > 1 && np >= 2 * ex->threads && t->M <= 512) {
-            t->cols = ec_per_task(ex, np, 1);
+        switch (ec_few_rows_split(ex, t, np, sizeof(uint16_t))) {
+        case EC_SPLIT_PANELS:
             ec_pool_run(ex->pool, (np + t->cols - 1) / t->cols, ec_w16_panels, t);
             return;
+        case EC_SPLIT_ROWS: break;
+        default:
+            if (!t->g) t->rows = ec_per_task(ex, t->M, EC_PG_MR);
         }
-        if (!t->g) t->rows = ec_per_task(ex, t->M, EC_PG_MR);
         ec_pool_run(ex->pool, (t->M + t->rows - 1) / t->rows, ec_w16_rows, t);
         return;
     }
@@ -256,14 +286,14 @@ static void ec_packed_conv(const ec_exec *ex, const ec_step *st, ec_mm_task *t)
     if (ex->threads > 1 && (size_t)t->K * t->N >= (64u << 10)) pk.per = ec_per_task(ex, np, 1);
     ec_pool_run(ex->pool, (np + pk.per - 1) / pk.per, ec_pack_panels, &pk);
     t->w = ex->wide;
-    if (!t->g && ex->threads > 1 && np >= 2 * ex->threads && t->M <= 512) {
-        /* few rows: split by panels (rows at micro-tile multiples leave 54 + 46
-         * of the 10x10 stage's 100); each task reads all of A, at most 512 rows */
-        t->cols = ec_per_task(ex, np, 1);
+    switch (ec_few_rows_split(ex, t, np, sizeof(float))) {
+    case EC_SPLIT_PANELS:
         ec_pool_run(ex->pool, (np + t->cols - 1) / t->cols, ec_pg_panels, t);
         return;
+    case EC_SPLIT_ROWS: break;
+    default:
+        if (!t->g) t->rows = ec_per_task(ex, t->M, EC_PG_MR);   /* at micro-tile multiples */
     }
-    if (!t->g) t->rows = ec_per_task(ex, t->M, EC_PG_MR);   /* at micro-tile multiples */
     ec_pool_run(ex->pool, (t->M + t->rows - 1) / t->rows, ec_pg_rows, t);
 }
 
@@ -838,9 +868,13 @@ static void ec_dwconv_forward(const ec_exec *ex, const ec_step *st, const float 
     t.x = x, t.w = ec_exec_weights(ex, n->w[0]), t.scale = st->scale, t.shift = st->shift, t.y = y;
     t.rowsum = st->squeeze ? ex->col : NULL;   /* the GAP step right after takes their mean */
     /* whole output rows per task: each element's arithmetic does not depend on the
-     * split; at least 4 per task, since a task reads kh - 1 input rows more than it
-     * covers (rows split one by one read 3x the input of a 10x10 stage) */
-    t.rows = ec_per_task(ex, vy->h, 4);
+     * split. A task reads kh - 1 input rows more than it covers, but a thread runs
+     * a contiguous range of the tasks (pool.c), so those rows are mostly its
+     * previous task's, in its cache. Single rows balance the 10x10 and 19x19
+     * stages (tasks of 4 rows left 4 + 6 and 8 + 11 on 2 threads): their 30
+     * dwconvs took 2.68 ms at 2 threads with 4-row tasks, 2.15 with these
+     * (Zen 5, alternated, median of 6 rounds' per-step medians). */
+    t.rows = ec_per_task(ex, vy->h, 1);
     ec_pool_run(ex->pool, (vy->h + t.rows - 1) / t.rows, ec_dw_rows, &t);
     if (st->softmax) ec_f32_act(y, y, (size_t)vy->h * vy->w, vy->c, EC_ACT_SOFTMAX);
 }

@@ -1,10 +1,17 @@
 /* pool.c - the thread pool (pool.h).
  *
  * threads - 1 workers plus the calling thread. A job is n_tasks calls of
- * fn(ctx, task, thread); the threads claim tasks from a shared counter until
- * none is left, so a thread that a busy host slows down takes fewer (the
- * splits below give each thread several). A task may use per-thread scratch
- * indexed by `thread`; no task's arithmetic depends on which thread runs it.
+ * fn(ctx, task, thread). Thread i owns the i-th of `threads` contiguous ranges
+ * of the tasks and runs them in order from the front; when its range is empty
+ * it takes tasks from the back of the others' ranges until none is left, so a
+ * thread that a busy host slows down takes fewer (the splits below give each
+ * thread several). The ranges keep each thread on the same part of the data
+ * from one job to the next: the jobs split an image by rows (or a tensor by
+ * channels) in order, so thread 0 works on the top rows the previous step left
+ * in its cache, thread 1 on the bottom ones (with one shared counter the two
+ * threads took alternate tasks, and every step read much of its input from
+ * the other core's cache). A task may use per-thread scratch indexed by
+ * `thread`; no task's arithmetic depends on which thread runs it.
  *
  * A forward pass is ~250 jobs, many of them well under a millisecond, so a
  * futex wake per job (tens of microseconds until the worker runs) would cost
@@ -22,6 +29,10 @@
 
 typedef struct { ec_pool *pool; int index; } ec_worker;
 
+/* A thread's unclaimed tasks [lo, hi) as lo | hi << 32: the owner claims lo,
+ * the others hi - 1; one cache line each. */
+typedef struct { _Alignas(64) atomic_ullong r; } ec_range;
+
 #define EC_POOL_SPIN 4096
 
 struct ec_pool {
@@ -32,11 +43,10 @@ struct ec_pool {
     pthread_cond_t go, done;
     atomic_ulong gen;             /* bumped per job (release: the job fields are set) */
     atomic_int busy;              /* workers still on the current job */
-    atomic_int next;              /* the current job's next unclaimed task */
+    ec_range *range;              /* [n] the current job's unclaimed tasks per thread */
     atomic_int quit;
     ec_task_fn fn;
     void *ctx;
-    int n_tasks;
 };
 
 static inline void ec_cpu_relax(void)
@@ -44,6 +54,39 @@ static inline void ec_cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+static int ec_range_front(ec_range *q)
+{
+    unsigned long long v = atomic_load_explicit(&q->r, memory_order_relaxed);
+    for (;;) {
+        unsigned lo = (unsigned)v, hi = (unsigned)(v >> 32);
+        if (lo >= hi) return -1;
+        if (atomic_compare_exchange_weak_explicit(&q->r, &v, v + 1, memory_order_relaxed, memory_order_relaxed))
+            return (int)lo;
+    }
+}
+
+static int ec_range_back(ec_range *q)
+{
+    unsigned long long v = atomic_load_explicit(&q->r, memory_order_relaxed);
+    for (;;) {
+        unsigned lo = (unsigned)v, hi = (unsigned)(v >> 32);
+        if (lo >= hi) return -1;
+        if (atomic_compare_exchange_weak_explicit(&q->r, &v, v - (1ull << 32), memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return (int)hi - 1;
+    }
+}
+
+/* Thread `self`'s part of the current job: its own range, then the others'. */
+static void ec_pool_work(ec_pool *p, int self, ec_task_fn fn, void *ctx)
+{
+    for (int t; (t = ec_range_front(&p->range[self])) >= 0;) fn(ctx, t, self);
+    for (int k = 1; k < p->n; k++) {
+        ec_range *q = &p->range[(self + k) % p->n];
+        for (int t; (t = ec_range_back(q)) >= 0;) fn(ctx, t, self);
+    }
 }
 
 static void *ec_pool_main(void *arg)
@@ -65,10 +108,7 @@ static void *ec_pool_main(void *arg)
         }
         if (atomic_load(&p->quit)) break;
         seen = g;
-        ec_task_fn fn = p->fn;
-        void *ctx = p->ctx;
-        int nt = p->n_tasks;
-        for (int t; (t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < nt;) fn(ctx, t, wk->index);
+        ec_pool_work(p, wk->index, p->fn, p->ctx);
         if (atomic_fetch_sub_explicit(&p->busy, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&p->mu);   /* the caller may be asleep on done */
             pthread_cond_signal(&p->done);
@@ -92,6 +132,7 @@ void ec_pool_free(ec_pool *p)
     pthread_cond_destroy(&p->done);
     free(p->tid);
     free(p->workers);
+    free(p->range);
     free(p);
 }
 
@@ -102,14 +143,16 @@ ec_status ec_pool_new(int n, ec_pool **out)
     p->n = n;
     atomic_init(&p->gen, 0);
     atomic_init(&p->busy, 0);
-    atomic_init(&p->next, 0);
     atomic_init(&p->quit, 0);
     p->tid = calloc((size_t)n, sizeof *p->tid);
     p->workers = calloc((size_t)n, sizeof *p->workers);
+    p->range = aligned_alloc(_Alignof(ec_range), (size_t)n * sizeof *p->range);
+    if (p->range)
+        for (int i = 0; i < n; i++) atomic_init(&p->range[i].r, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
-    if (!p->tid || !p->workers) {
+    if (!p->tid || !p->workers || !p->range) {
         p->n = 1;
         ec_pool_free(p);
         return ec_fail(EC_ERR_NOMEM, "out of memory (thread pool)");
@@ -133,16 +176,19 @@ void ec_pool_run(ec_pool *p, int n_tasks, ec_task_fn fn, void *ctx)
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
-    p->fn = fn, p->ctx = ctx, p->n_tasks = n_tasks;
+    p->fn = fn, p->ctx = ctx;
     atomic_store_explicit(&p->busy, p->n - 1, memory_order_relaxed);
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);   /* published by the gen bump */
+    for (int i = 0; i < p->n; i++) {   /* published by the gen bump */
+        unsigned long long lo = (unsigned long long)n_tasks * i / p->n, hi = (unsigned long long)n_tasks * (i + 1) / p->n;
+        atomic_store_explicit(&p->range[i].r, lo | hi << 32, memory_order_relaxed);
+    }
     /* the bump under the mutex: a worker checks gen and sleeps under it too, so
      * it either sees the new job or gets this broadcast */
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
-    for (int t; (t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < n_tasks;) fn(ctx, t, 0);
+    ec_pool_work(p, 0, fn, ctx);
     for (int i = 0; atomic_load_explicit(&p->busy, memory_order_acquire) > 0 && i < EC_POOL_SPIN; i++)
         ec_cpu_relax();
     if (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) {

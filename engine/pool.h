@@ -1,6 +1,7 @@
 /* pool.h - the session's thread pool: threads - 1 workers plus the caller.
- * A job is n_tasks calls of fn(ctx, task, thread); the threads claim tasks
- * from a shared counter until none is left. A task may use per-thread scratch
+ * A job is n_tasks calls of fn(ctx, task, thread); each thread runs its own
+ * contiguous range of the tasks, then takes what is left of the others' (see
+ * pool.c). A task may use per-thread scratch
  * indexed by `thread`; no task's arithmetic may depend on which thread runs
  * it, so results are the same for any thread count. */
 #ifndef EFFCAM_POOL_H
