@@ -97,11 +97,6 @@ ec_status ec_model_check_rest(const ec_model *m);
 /* 1: the checksum matched and every weight is finite; -1: checksum mismatch;
  * -2: a weight is NaN or infinite; 0: not yet known. */
 int ec_model_checked(const ec_model *m);
-/* Starts, once per mapped model not yet checked and only where the process may
- * run on more CPUs than the session's threads, a thread that checks the
- * tensors in the forward pass's order ahead of it (model.c says why);
- * ec_model_free stops and joins it. 1 if such a reader runs (or ran). */
-int ec_model_read_ahead(const ec_model *m, int threads);
 
 /* Validates and wraps a whole .ecm image held in memory (not copied: buf must
  * outlive the model). ec_model_load = open + mmap + this. */

@@ -10,8 +10,6 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -130,9 +128,6 @@ typedef struct ec_crc_check {
     atomic_uint computed;         /* sessions racing here store the same values */
     atomic_llong nonfinite;       /* 0, or (tensor + 1) << 32 | element of the first non-finite value found */
     uint32_t stored;
-    atomic_int ahead;             /* the reader thread (ec_model_read_ahead): 0 none, 1 started, 2 not possible */
-    atomic_int stop;              /* ec_model_free asks the reader to stop */
-    pthread_t reader;
 } ec_crc_check;
 
 static size_t ec_tensor_bytes(const ec_tensor *t) { return (size_t)t->elems * (t->dtype == ECM_DT_F16 ? 2 : 4); }
@@ -193,50 +188,6 @@ void ec_model_check_tensors(const ec_model *m, const ec_node *n)
 {
     if (atomic_load_explicit(&m->crc->status, memory_order_acquire)) return;
     for (int k = 0; k < ECM_MAX_W; k++) ec_check_tensor(m, n->w[k]);
-}
-
-/* The reader: every node's tensors in graph order (the forward pass's order),
- * each mapped in one call and then checked, which touches every page of it.
- * On this project's VMs (paravirtualized paging) the first touch of each 4 KB
- * page of a mapping costs a few microseconds even after the kernel has mapped
- * it, ~20 ms for V2-S's 41 MB: paid here, on another CPU, instead of inside
- * the first forward pass, which finds the tensors it reaches checked (or
- * checks one itself when it overtakes the reader: the two store the same
- * values). */
-static void *ec_read_ahead_main(void *arg)
-{
-    const ec_model *m = arg;
-    ec_crc_check *c = m->crc;
-    for (int i = 0; i < m->n_nodes && !atomic_load_explicit(&c->stop, memory_order_relaxed); i++)
-        for (int k = 0; k < ECM_MAX_W; k++) {
-            int t = m->nodes[i].w[k];
-            if (t < 0 || t >= m->n_tensors || atomic_load_explicit(&c->done[t], memory_order_acquire)) continue;
-#ifdef MADV_POPULATE_READ
-            const ec_tensor *T = &m->tensors[t];
-            uintptr_t a = (uintptr_t)T->data & ~(uintptr_t)4095, e = (uintptr_t)T->data + ec_tensor_bytes(T);
-            (void)madvise((void *)a, e - a, MADV_POPULATE_READ);   /* one call maps the tensor's pages */
-#endif
-            ec_check_tensor(m, t);
-        }
-    return NULL;
-}
-
-int ec_model_read_ahead(const ec_model *m, int threads)
-{
-    if (!m || !m->mapped) return 0;
-    int none = 0;
-    if (!atomic_compare_exchange_strong(&m->crc->ahead, &none, 2))   /* started before, or refused */
-        return atomic_load_explicit(&m->crc->ahead, memory_order_acquire) == 1;
-    if (atomic_load_explicit(&m->crc->status, memory_order_acquire)) return 0;
-    /* only with a CPU the session's threads leave free: on a busy one the reader
-     * would only move the same work around the forward pass's */
-    cpu_set_t cs;
-    if (sched_getaffinity(0, sizeof cs, &cs) != 0 || CPU_COUNT(&cs) <= (threads > 1 ? threads : 1)) return 0;
-    /* the default stack: a small one must still hold the libraries' static TLS
-     * (OpenBLAS's is large), and only the pages it touches are resident */
-    int ok = pthread_create(&m->crc->reader, NULL, ec_read_ahead_main, (void *)m) == 0;
-    if (ok) atomic_store_explicit(&m->crc->ahead, 1, memory_order_release);
-    return ok;
 }
 
 int ec_model_checked(const ec_model *m)
@@ -823,8 +774,6 @@ ec_status ec_model_from_memory(const void *buf, size_t size, ec_model **out)
     atomic_init(&m->crc->status, 0);
     atomic_init(&m->crc->computed, 0);
     atomic_init(&m->crc->nonfinite, 0);
-    atomic_init(&m->crc->ahead, 0);
-    atomic_init(&m->crc->stop, 0);
     m->crc->stored = rd32(b + ECM_H_CRC32);
 
     ec_loader L = { m, &h, ps };
@@ -919,10 +868,6 @@ ec_status ec_model_load(const char *path, ec_model **out)
 void ec_model_free(ec_model *m)
 {
     if (!m) return;
-    if (m->crc && atomic_load_explicit(&m->crc->ahead, memory_order_acquire) == 1) {
-        atomic_store_explicit(&m->crc->stop, 1, memory_order_relaxed);
-        pthread_join(m->crc->reader, NULL);
-    }
     if (m->mapped) munmap((void *)m->base, m->size);
     free(m->crc);
     free(m->path);
