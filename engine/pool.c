@@ -56,36 +56,27 @@ static inline void ec_cpu_relax(void)
 #endif
 }
 
-static int ec_range_front(ec_range *q)
+/* Claims a task of q: its first (the owner) or its last (another thread); -1
+ * when none is left. */
+static int ec_range_take(ec_range *q, int back)
 {
     unsigned long long v = atomic_load_explicit(&q->r, memory_order_relaxed);
     for (;;) {
         unsigned lo = (unsigned)v, hi = (unsigned)(v >> 32);
         if (lo >= hi) return -1;
-        if (atomic_compare_exchange_weak_explicit(&q->r, &v, v + 1, memory_order_relaxed, memory_order_relaxed))
-            return (int)lo;
-    }
-}
-
-static int ec_range_back(ec_range *q)
-{
-    unsigned long long v = atomic_load_explicit(&q->r, memory_order_relaxed);
-    for (;;) {
-        unsigned lo = (unsigned)v, hi = (unsigned)(v >> 32);
-        if (lo >= hi) return -1;
-        if (atomic_compare_exchange_weak_explicit(&q->r, &v, v - (1ull << 32), memory_order_relaxed,
+        if (atomic_compare_exchange_weak_explicit(&q->r, &v, back ? v - (1ull << 32) : v + 1, memory_order_relaxed,
                                                   memory_order_relaxed))
-            return (int)hi - 1;
+            return back ? (int)hi - 1 : (int)lo;
     }
 }
 
 /* Thread `self`'s part of the current job: its own range, then the others'. */
 static void ec_pool_work(ec_pool *p, int self, ec_task_fn fn, void *ctx)
 {
-    for (int t; (t = ec_range_front(&p->range[self])) >= 0;) fn(ctx, t, self);
+    for (int t; (t = ec_range_take(&p->range[self], 0)) >= 0;) fn(ctx, t, self);
     for (int k = 1; k < p->n; k++) {
         ec_range *q = &p->range[(self + k) % p->n];
-        for (int t; (t = ec_range_back(q)) >= 0;) fn(ctx, t, self);
+        for (int t; (t = ec_range_take(q, 1)) >= 0;) fn(ctx, t, self);
     }
 }
 
