@@ -822,6 +822,40 @@ fail:
     return st;
 }
 
+/* Maps the file read-only at a 2 MiB boundary (as mmap does, MAP_FAILED and
+ * errno on failure). Where the page cache holds the file in 2 MiB folios (the
+ * converter writes it in whole 2 MiB pieces for that), an aligned mapping takes
+ * one page-table entry per folio: the first predict then faults ~20 times
+ * instead of once per 4 KB page, ~12 ms of V2-S's cold start on a VM with
+ * paravirtualized paging. MADV_HUGEPAGE asks for 2 MiB folios when the pages
+ * are read again from disk. Both are hints: without them it is a plain mmap. */
+static void *ec_map_file(int fd, size_t size)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (size >= 2 * huge && size <= SIZE_MAX - 2 * huge) {
+        size_t len = (size + 4095) & ~(size_t)4095;
+        char *r = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r != MAP_FAILED) {
+            char *a = (char *)(((uintptr_t)r + huge - 1) & ~(uintptr_t)(huge - 1));
+            void *map = mmap(a, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+            if (map == MAP_FAILED) {
+                int e = errno;
+                munmap(r, len + huge);
+                errno = e;
+                return MAP_FAILED;
+            }
+            /* the reservation around it goes back */
+            if (a > r) munmap(r, (size_t)(a - r));
+            if (r + len + huge > a + len) munmap(a + len, (size_t)(r + len + huge - (a + len)));
+#ifdef MADV_HUGEPAGE
+            (void)madvise(map, size, MADV_HUGEPAGE);
+#endif
+            return map;
+        }
+    }
+    return mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+}
+
 ec_status ec_model_load(const char *path, ec_model **out)
 {
     ec_blas_init();
@@ -840,7 +874,7 @@ ec_status ec_model_load(const char *path, ec_model **out)
         return ec_fail(EC_ERR_FORMAT, "%s: %lld bytes is too short for an .ecm model", path, (long long)sb.st_size);
     }
     size_t size = (size_t)sb.st_size;
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = ec_map_file(fd, size);
     int e = errno;
     close(fd);   /* the mapping keeps the file alive */
     if (map == MAP_FAILED) return ec_fail(EC_ERR_IO, "%s: mmap failed: %s", path, strerror(e));

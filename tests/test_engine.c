@@ -1174,6 +1174,33 @@ static void test_answers(void)
     free(out);
 }
 
+/* The weights' mapping starts on a 2 MiB boundary (model.c: ec_map_file), so
+ * that 2 MiB page-cache folios map whole. Whether they do is the kernel's and
+ * the filesystem's business (printed, not tested): the file was written just
+ * now by the converter in whole 2 MiB pieces; and the session's large
+ * buffers' 2 MiB pages likewise. */
+static void check_huge_mappings(const ec_model *m, const ec_session *s)
+{
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    T_CHECK("v2s_300_weights_map_2mib_aligned", m->mapped && ((uintptr_t)m->base & (huge - 1)) == 0,
+            "mapped %d at %p", m->mapped, (const void *)m->base);
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return;
+    char line[256];
+    unsigned long lo = 0, hi = 0, kb;
+    long file_pmd = -1, anon_huge = 0;
+    int in_model = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in_model = (uintptr_t)m->base >= lo && (uintptr_t)m->base < hi;
+        else if (in_model && sscanf(line, "FilePmdMapped: %lu kB", &kb) == 1) file_pmd = (long)kb;
+        else if (sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) anon_huge += (long)kb;
+    }
+    fclose(f);
+    printf("# v2s_300: weights mapped with 2 MiB entries: %ld of %zu kB; anonymous 2 MiB pages: %ld kB (arena %zu bytes)\n",
+           file_pmd, m->size / 1024, anon_huge, ec_session_arena_bytes(s));
+}
+
 /* EfficientNetV2-S at 300 px with fp16 kernels (the shapes the thread splits
  * are tuned on: 1x1 convs of 361 and 100 rows split by rows or by panels,
  * depthwise convs of 19 and 10 rows, Winograd bands): predict and Grad-CAM
@@ -1211,6 +1238,7 @@ static void test_threads_v2s(void)
     }
     T_CHECK("v2s_300_fp16_threads_bit_identical", ok && same, "%s",
             ok ? "threads 2 or 3 differ from 1" : ec_last_error());
+    check_huge_mappings(m, s[0]);
     for (int t = 0; t < 3; t++) ec_session_free(s[t]);
     free(rgb);
     ec_model_free(m);
