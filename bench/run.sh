@@ -362,8 +362,10 @@ puts layers.table_t1 "$W/layers_synth_t1.txt"
 puts layers.table_t2 "$W/layers_synth_t2.txt"
 for T in 1 2; do
     awk '/^by op/ { on = 1; next } on && NF == 0 { exit } on' "$W/layers_synth_t$T.txt" |
-        awk -v T="$T" '{ n = NF; ms = $(n - 3); name = $1; for (i = 2; i <= n - 5; i++) name = name "_" $i;
-                         gsub(/[^A-Za-z0-9_]/, "_", name); printf "layers.by_op_t%s.%s_ms %s\n", T, name, ms }' >> "$KV"
+        awk -v T="$T" '{ n = NF; ms = $(n - 4); gf = $(n - 1); pk = $n; name = $1; for (i = 2; i <= n - 6; i++) name = name "_" $i;
+                         gsub(/[^A-Za-z0-9_]/, "_", name); printf "layers.by_op_t%s.%s_ms %s\n", T, name, ms
+                         if (pk != "-") printf "layers.by_op_t%s.%s_gflops %s\nlayers.by_op_t%s.%s_peak_pct %s\n", T, name, gf, T, name, pk }' >> "$KV"
+    put "layers.fma_peak_gflops_per_core_t$T" "$(sed -n 's/^FMA peak: \([0-9.]*\) GFLOP.*/\1/p' "$W/layers_synth_t$T.txt")"
 done
 
 # ---- soak: RSS drift over many predict + Grad-CAM calls, under a memory limit -------------
@@ -503,6 +505,15 @@ if [ -n "$(get peers.t1.effcam_gradcam_median_ms)" ]; then
         "$(m peers.t1.ort_peak_rss_kib)" "$(m peers.t1.torch_peak_rss_kib)" \
         "$(m peers.torch_gradcam_head.t1.peak_rss_kib)" "$(m peers.torch_gradcam_full.t1.peak_rss_kib)"
 fi
+echo
+echo "-- per op class (synthetic V2-S; GFLOP/s of the direct form, % of the FMA peak measured on one core x threads) --"
+printf 'FMA peak per core: %s GFLOP/s\n' "$(v layers.fma_peak_gflops_per_core_t1)"
+printf '%-10s %22s %22s\n' "op" "1 thread" "2 threads"
+for op in conv1x1 wino3x3 convKxK dwconv2d; do
+    printf '%-10s %22s %22s\n' "$op" "$(v layers.by_op_t1.${op}_gflops) ($(v layers.by_op_t1.${op}_peak_pct)%)" \
+        "$(v layers.by_op_t2.${op}_gflops) ($(v layers.by_op_t2.${op}_peak_pct)%)"
+done
+echo "(wino3x3 counts the direct form's FLOPs: Winograd does fewer multiplies, so it can pass 100%)"
 echo
 echo "-- targets --"
 grep '^targets\.' "$KV" | sed 's/^targets\.\([^.]*\)\.\([^ ]*\) /\1 \2 /' | awk '

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "kernels/kernels.h"
 
 static const char usage_bench[] =
     "usage: effcam bench MODEL.ecm [IMAGE] [--runs N] [--warmup N] [--threads N]\n"
@@ -116,9 +117,30 @@ static void agg_add(agg *a, int *na, int cap, const char *key, double ms, double
     if (*na < cap) a[(*na)++] = (agg){ key, ms, flops, 1 };
 }
 
-/* --layers: runs more predicts with the session's profiler on; the median per step. */
-static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int runs, int json, js_buf *b)
+/* The share of the FMA peak (GFLOP/s) that flops in ms reached; 0 without either. */
+static double peak_frac(double flops, double ms, double peak)
 {
+    return ms > 0 && peak > 0 ? flops / (ms * 1e6) / peak : 0.0;
+}
+
+static void agg_print(const char *title, const agg *a, int n, double total, double peak)
+{
+    printf("\n%-30s steps        ms      %%   GFLOP  GFLOP/s  %%peak\n", title);
+    for (int i = 0; i < n; i++) {
+        printf("%-30s %5d %9.3f %6.2f %7.3f %8.1f", a[i].key, a[i].n, a[i].ms, total > 0 ? 100 * a[i].ms / total : 0,
+               a[i].flops / 1e9, a[i].ms > 0 ? a[i].flops / (a[i].ms * 1e6) : 0.0);
+        if (a[i].flops > 0 && peak > 0) printf(" %6.1f\n", 100 * peak_frac(a[i].flops, a[i].ms, peak));
+        else printf("      -\n");
+    }
+}
+
+/* --layers: runs more predicts with the session's profiler on; the median per step. */
+static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int runs, int threads, int json, js_buf *b)
+{
+    /* the FMA peak the GFLOP/s are measured against: one core's at the kernels' vector
+     * width, times the threads (measured before the runs: ~1 ms) */
+    int bits = 0;
+    const double peak1 = ec_cpu_fma_peak_gflops(&bits), peak = peak1 * threads;
     ec_profile pf;
     if (ec_session_profile_start(s) != EC_OK || ec_session_profile_get(s, &pf) != EC_OK) {
         cli_lib_err();
@@ -156,8 +178,9 @@ static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int run
     if (med[ns + 1] > 0) agg_add(by_op, &n_op, 16, "grad-cam backward", med[ns + 1], 0);
     if (json) {
         js_buf_printf(b, ", \"layers\": {\"runs\": %d, \"predict_ms\": %.4f, \"steps_sum_ms\": %.4f, "
-                         "\"input_ms\": %.4f, \"gradcam_backward_ms\": %.4f, \"steps\": [",
-                      runs, total, sum, med[ns], med[ns + 1]);
+                         "\"input_ms\": %.4f, \"gradcam_backward_ms\": %.4f, \"fma_peak_gflops_per_core\": %.2f, "
+                         "\"fma_peak_bits\": %d, \"steps\": [",
+                      runs, total, sum, med[ns], med[ns + 1], peak1, bits);
         for (int k = 0; k < ns; k++) {
             js_buf_puts(b, k ? ", {\"name\": " : "{\"name\": ");
             js_buf_string(b, d[k].name);
@@ -168,12 +191,14 @@ static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int run
         }
         js_buf_puts(b, "], \"by_op\": [");
         for (int i = 0; i < n_op; i++)
-            js_buf_printf(b, "%s{\"op\": \"%s\", \"steps\": %d, \"ms\": %.4f, \"gflop\": %.4f}", i ? ", " : "",
-                          by_op[i].key, by_op[i].n, by_op[i].ms, by_op[i].flops / 1e9);
+            js_buf_printf(b, "%s{\"op\": \"%s\", \"steps\": %d, \"ms\": %.4f, \"gflop\": %.4f, \"peak_fraction\": %.4f}",
+                          i ? ", " : "", by_op[i].key, by_op[i].n, by_op[i].ms, by_op[i].flops / 1e9,
+                          peak_frac(by_op[i].flops, by_op[i].ms, peak));
         js_buf_puts(b, "], \"by_stage\": [");
         for (int i = 0; i < n_stage; i++)
-            js_buf_printf(b, "%s{\"stage\": \"%s\", \"steps\": %d, \"ms\": %.4f, \"gflop\": %.4f}", i ? ", " : "",
-                          by_stage[i].key, by_stage[i].n, by_stage[i].ms, by_stage[i].flops / 1e9);
+            js_buf_printf(b, "%s{\"stage\": \"%s\", \"steps\": %d, \"ms\": %.4f, \"gflop\": %.4f, \"peak_fraction\": %.4f}",
+                          i ? ", " : "", by_stage[i].key, by_stage[i].n, by_stage[i].ms, by_stage[i].flops / 1e9,
+                          peak_frac(by_stage[i].flops, by_stage[i].ms, peak));
         js_buf_puts(b, "]}");
     } else {
         printf("\nper step (median of %d runs; ms; GFLOP/s for conv, dwconv and dense)\n", runs);
@@ -187,16 +212,14 @@ static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int run
                    d[k].gemm_m, d[k].gemm_n, d[k].gemm_k, d[k].flops / 1e6, med[k], total > 0 ? 100 * med[k] / total : 0,
                    med[k] > 0 && d[k].flops > 0 ? d[k].flops / (med[k] * 1e6) : 0.0);
         }
-        printf("\nby op                          steps        ms      %%   GFLOP  GFLOP/s\n");
-        for (int i = 0; i < n_op; i++)
-            printf("%-30s %5d %9.3f %6.2f %7.3f %8.1f\n", by_op[i].key, by_op[i].n, by_op[i].ms,
-                   total > 0 ? 100 * by_op[i].ms / total : 0, by_op[i].flops / 1e9,
-                   by_op[i].ms > 0 ? by_op[i].flops / (by_op[i].ms * 1e6) : 0.0);
-        printf("\nby stage                       steps        ms      %%   GFLOP  GFLOP/s\n");
-        for (int i = 0; i < n_stage; i++)
-            printf("%-30s %5d %9.3f %6.2f %7.3f %8.1f\n", by_stage[i].key, by_stage[i].n, by_stage[i].ms,
-                   total > 0 ? 100 * by_stage[i].ms / total : 0, by_stage[i].flops / 1e9,
-                   by_stage[i].ms > 0 ? by_stage[i].flops / (by_stage[i].ms * 1e6) : 0.0);
+        if (peak > 0)
+            printf("\nFMA peak: %.1f GFLOP/s per core (%d-bit FMAs, measured), %.1f for %d thread%s; %%peak = GFLOP/s over it\n",
+                   peak1, bits, peak, threads, threads > 1 ? "s" : "");
+        else
+            printf("\nFMA peak: not measured (scalar kernels)\n");
+        agg_print("by op", by_op, n_op, total, peak);
+        agg_print("by stage", by_stage, n_stage, total, peak);
+        printf("(GFLOP/s of the direct form: wino3x3 does fewer multiplies, so it can pass 100%% of the peak)\n");
         printf("\npredict %.3f ms = input %.3f + steps %.3f + grad-cam backward %.3f + rest %.3f\n", total, med[ns],
                sum, med[ns + 1], total - med[ns] - sum - med[ns + 1]);
     }
@@ -365,7 +388,7 @@ report:;
             }
         }
     }
-    if (layers && !load_only && layers_table(s1 ? s1 : s0, rgb, w, h, (int)runs, json, &b)) rc = 2;
+    if (layers && !load_only && layers_table(s1 ? s1 : s0, rgb, w, h, (int)runs, (int)threads, json, &b)) rc = 2;
     if (json) {
         js_buf_printf(&b, ", \"rss_after_warmup_kib\": %ld, \"rss_end_kib\": %ld, \"rss_max_after_warmup_kib\": %ld, "
                           "\"peak_rss_kib\": %ld}",

@@ -159,3 +159,28 @@ int ec_cpu_has_avx512(void)
     }
     return v;
 }
+
+/* One core's FMA peak in GFLOP/s at the vector width the kernels run (512 bits
+ * where ec_cpu_has_avx512(), 256 with AVX2, 0 for the scalar kernels): the
+ * probe loops of avx512_speedup, warmed up, best of 40 runs of ~10 us each (a
+ * preemption only adds time). ~1 ms; for reports (effcam bench --layers), not
+ * for decisions. *bits gets the width measured. */
+double ec_cpu_fma_peak_gflops(int *bits)
+{
+    int zmm = ec_cpu_has_avx512(), ymm = ec_cpu_has_avx2();
+    if (bits) *bits = zmm ? 512 : ymm ? 256 : 0;
+    if (!ymm) return 0.0;
+    const long iters = 4096;   /* x 24 zmm or x 12 ymm FMAs */
+    volatile float sink = 0.0f;
+    for (int i = 0; i < 16; i++) sink += zmm ? ec_cpu_fma_probe__avx512(iters, 1.0f) : ec_cpu_fma_probe__avx2(iters, 1.0f);
+    double best = 1e300;
+    for (int rep = 0; rep < 40; rep++) {
+        double t0 = now_ns();
+        sink += zmm ? ec_cpu_fma_probe__avx512(iters, 1.0f) : ec_cpu_fma_probe__avx2(iters, 1.0f);
+        double t = now_ns() - t0;
+        if (t > 0 && t < best) best = t;
+    }
+    (void)sink;
+    double flops = zmm ? (double)iters * 24 * 16 * 2 : (double)iters * 12 * 8 * 2;
+    return best < 1e300 ? flops / best : 0.0;   /* per ns = GFLOP/s */
+}

@@ -389,6 +389,9 @@ int ec_cpu_has_avx512(void);
  * probe of bench/kbench.c too. */
 float ec_cpu_fma_probe__avx512(long iters, float seed);
 float ec_cpu_fma_probe__avx2(long iters, float seed);
+/* One core's FMA peak (GFLOP/s) at the width the kernels run (*bits: 512, 256, or 0
+ * for the scalar kernels, then 0 GFLOP/s), measured with the probes (~1 ms). */
+double ec_cpu_fma_peak_gflops(int *bits);
 void ec_f32_act__avx512(const float *x, float *y, size_t rows, int c, int act);
 void ec_f32_affine_act__avx512(float *x, size_t rows, int c, const float *scale, const float *shift, int act);
 void ec_f32_act_backward__avx512(const float *x, const float *dy, float *dx, size_t n, int act);   /* not softmax */

@@ -170,4 +170,18 @@ check "predict --max-arena-mb: a model needing more is refused with one line (ex
 "$EC_BIN" info "$ecm" --plan > "$dir/plan.txt" 2>&1; rc=$?
 check "info --plan prints the memory plan" \
     "$([ "$rc" -eq 0 ] && grep -q "memory plan" "$dir/plan.txt" && [ "$(wc -l < "$dir/plan.txt")" -gt 40 ]; echo $?)" "exit $rc"
+
+# ---- bench --layers: GFLOP/s against the FMA peak measured in the process --------------
+out=$("$EC_BIN" bench "$ecm" --runs 2 --warmup 1 --layers --json 2>&1)
+pk=$(printf '%s' "$out" | sed -n 's/.*"fma_peak_gflops_per_core": \([0-9.]*\), "fma_peak_bits": \([0-9]*\).*/\1 \2/p')
+txt=$("$EC_BIN" bench "$ecm" --runs 2 --warmup 1 --layers 2>&1)
+scal=$(EFFCAM_NO_AVX2=1 "$EC_BIN" bench "$ecm" --runs 1 --warmup 1 --layers --json 2>&1 |
+       sed -n 's/.*"fma_peak_gflops_per_core": \([0-9.]*\), "fma_peak_bits": \([0-9]*\).*/\1 \2/p')
+ok=1
+case "$pk" in "" | "0.00 "* | *" 0") grep -q avx2 /proc/cpuinfo && ok=0;; esac       # a vector CPU: a peak > 0
+printf '%s' "$out" | grep -q '"peak_fraction": ' || ok=0
+printf '%s\n' "$txt" | grep -q '^by op .*GFLOP/s  %peak$' && printf '%s\n' "$txt" | grep -q '^FMA peak: ' || ok=0
+[ "$scal" = "0.00 0" ] || ok=0                                                     # scalar kernels: not measured
+check "bench --layers: the FMA peak measured (${pk% *} GFLOP/s, ${pk#* }-bit FMAs), %peak per op kind; scalar kernels: none" \
+    "$([ $ok = 1 ]; echo $?)" "json peak '$pk', scalar '$scal'"
 exit 0
