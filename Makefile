@@ -40,9 +40,8 @@ endif
 
 # Lazily evaluated: the packages may be installed by `make deps` in the same run.
 BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
-BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fPIC -MMD -MP -I. $(BLAS_CFLAGS) $(CFLAGS)
-LIBS        = $(BLAS_LIBS) -ljpeg -lz -lm -lpthread
+LIBS        = -ljpeg -lz -lm -lpthread -ldl
 # Per-file ISA flags: only the files that need them (runtime dispatch picks):
 # kernels/NAME__avx2.c and kernels/NAME__avx512.c.
 ISA_avx2    := -mavx2 -mfma -mf16c
@@ -141,7 +140,7 @@ install: $(EFFCAM) $(LIB_A) $(LIB_SO)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: effcam' 'Description: EfficientNet inference and Grad-CAM for converted Keras models' \
 	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -leffcam' \
-	  'Requires.private: openblas zlib libjpeg' 'Libs.private: -lm -lpthread' > $(DESTDIR)$(LIBDIR)/pkgconfig/effcam.pc
+	  'Requires.private: zlib libjpeg' 'Libs.private: -lm -lpthread -ldl' > $(DESTDIR)$(LIBDIR)/pkgconfig/effcam.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/effcam $(DESTDIR)$(PREFIX)/include/effcam.h

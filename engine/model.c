@@ -858,7 +858,6 @@ static void *ec_map_file(int fd, size_t size)
 
 ec_status ec_model_load(const char *path, ec_model **out)
 {
-    ec_blas_init();
     if (!path || !out) return ec_fail(EC_ERR_ARG, "ec_model_load: NULL argument");
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -169,7 +169,7 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
         return ec_fail(EC_ERR_ARG, "max_arena_bytes = %lld must be positive", (long long)o.max_arena_bytes);
     if (o.gradcam && (o.cam_class < -1 || o.cam_class >= m->n_labels))
         return ec_fail(EC_ERR_ARG, "cam_class = %d (the model has %d classes)", o.cam_class, m->n_labels);
-    ec_blas_init();
+    if (!ec_cpu_has_avx2()) ec_blas_init();   /* OpenBLAS runs the GEMMs here: loaded now, not by a worker mid-pass */
 
     ec_session *s = calloc(1, sizeof *s);
     if (!s) return ec_fail(EC_ERR_NOMEM, "out of memory");

@@ -1,5 +1,4 @@
-/* gemm.c - the one wrapper around cblas_sgemm, and its naive twin. */
-#include <cblas.h>
+/* gemm.c - the one wrapper around OpenBLAS's sgemm (blas.c), and its naive twin. */
 
 #include "kernels/kernels.h"
 
@@ -25,8 +24,8 @@ void ec_gemm(int M, int N, int K, const float *A, int lda, const float *B, int l
         gemm_scale_c(M, N, beta, C, ldc);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K,
-                1.0f, A, lda, B, ldb, beta, C, ldc);
+    if (ec_blas_sgemm(M, N, K, A, lda, B, ldb, beta, C, ldc) != 0)
+        ec_gemm__ref(M, N, K, A, lda, B, ldb, beta, C, ldc);   /* no OpenBLAS here */
 }
 
 void ec_gemm__ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,

@@ -32,9 +32,12 @@ void ec_f16_to_f32_scale_cols(const uint16_t *src, float *dst, size_t rows, int 
 void ec_f16_to_f32_scale_cols__ref(const uint16_t *src, float *dst, size_t rows, int cols, const float *scale);
 
 /* ---- process set-up, checksums ---------------------------------------------- */
-/* OpenBLAS to one thread and its idle server threads stopped, once per process
- * (blas.c; every model load and session creation calls it). */
+/* OpenBLAS (blas.c): opened with dlopen at the first need, set to one thread,
+ * its idle server threads stopped; once per process. ec_blas_sgemm is its
+ * row-major sgemm without transposes (alpha 1), -1 if no OpenBLAS could be
+ * opened. */
 void ec_blas_init(void);
+int ec_blas_sgemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 const char *ec_blas_core(void);                          /* OpenBLAS's core type name */
 const char *ec_blas_config(void);                        /* OpenBLAS's build configuration */
 /* zlib's CRC-32 of b[0, n) continuing from crc (0 to start): carry-less
@@ -45,7 +48,8 @@ uint32_t ec_crc32_update__clmul(uint32_t crc, const unsigned char *b, size_t n);
 int ec_cpu_has_clmul(void);                              /* PCLMULQDQ + SSE4.1 usable */
 
 /* ---- GEMM -----------------------------------------------------------------
- * The one wrapper around cblas_sgemm, row-major, no transposes:
+ * The one wrapper around OpenBLAS's sgemm (the CPUs without AVX2; the
+ * reference twin where no OpenBLAS can be opened), row-major, no transposes:
  * C[M,N] = A[M,K] @ B[K,N] + beta * C. */
 void ec_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc);

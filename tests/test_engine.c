@@ -1201,6 +1201,28 @@ static void check_huge_mappings(const ec_model *m, const ec_session *s)
            file_pmd, m->size / 1024, anon_huge, ec_session_arena_bytes(s));
 }
 
+/* OpenBLAS runs only the GEMMs of CPUs without AVX2 (kernels/blas.c): with
+ * AVX2 a whole V2-S predict + Grad-CAM must not have loaded it (its ~3.5 MB of
+ * resident pages are what not linking it saves); without AVX2 it (or the
+ * reference GEMM, where none is installed) ran them. */
+static void check_openblas_not_loaded(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) {
+        t_skip("v2s_300_openblas_not_loaded", "no /proc/self/maps");
+        return;
+    }
+    char line[512];
+    int loaded = 0;
+    while (fgets(line, sizeof line, f)) loaded |= strstr(line, "libopenblas") != NULL;
+    fclose(f);
+    if (!ec_cpu_has_avx2()) {
+        printf("# v2s_300: scalar kernels: OpenBLAS %s\n", loaded ? "loaded, it ran the GEMMs" : "not found, the reference GEMM ran");
+        return;
+    }
+    T_CHECK("v2s_300_openblas_not_loaded", !loaded, "libopenblas is mapped although every GEMM is effcam's own");
+}
+
 /* EfficientNetV2-S at 300 px with fp16 kernels (the shapes the thread splits
  * are tuned on: 1x1 convs of 361 and 100 rows split by rows or by panels,
  * depthwise convs of 19 and 10 rows, Winograd bands): predict and Grad-CAM
@@ -1239,6 +1261,7 @@ static void test_threads_v2s(void)
     T_CHECK("v2s_300_fp16_threads_bit_identical", ok && same, "%s",
             ok ? "threads 2 or 3 differ from 1" : ec_last_error());
     check_huge_mappings(m, s[0]);
+    check_openblas_not_loaded();
     for (int t = 0; t < 3; t++) ec_session_free(s[t]);
     free(rgb);
     ec_model_free(m);
