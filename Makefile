@@ -62,6 +62,7 @@ TOOL_OBJ  := $(call obj,$(CONVERT_SRC) $(MODELS_SRC))
 CLI_OBJ   := $(call obj,$(CLI_SRC))
 TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+TEST_SHIM := $(BUILD)/tests/shim_no_openblas.so
 
 LIB_A   := $(BUILD)/libeffcam.a
 LIB_SO  := $(BUILD)/libeffcam.so.$(VERSION)
@@ -73,7 +74,7 @@ EFFCAM  := $(BUILD)/effcam
 # Objects reached only through the pattern rules below would be deleted as
 # intermediates, and a second `make` would then compile them again.
 .SECONDARY: $(patsubst $(BUILD)/%,$(BUILD)/obj/%.o,$(TEST_BIN) $(BENCH_BIN))
-all: $(EFFCAM) $(LIB_A) $(LIB_SO) $(TEST_BIN) $(BENCH_BIN)
+all: $(EFFCAM) $(LIB_A) $(LIB_SO) $(TEST_BIN) $(BENCH_BIN) $(TEST_SHIM)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,6 +104,12 @@ $(EFFCAM): $(CLI_OBJ) $(TOOL_A) $(LIB_A)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TOOL_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $< $(TOOL_A) $(LIB_A) $(LIBS)
+
+# test_cli.sh preloads it to make every dlopen of OpenBLAS fail (no sanitizer:
+# it only forwards dlopen, and a preloaded ASan library would have to come first).
+$(TEST_SHIM): tests/shim_no_openblas.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 $(WARN) -fPIC -shared -o $@ $< -ldl
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(TOOL_A) $(LIB_A)
 	@mkdir -p $(dir $@)

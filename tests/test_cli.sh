@@ -184,4 +184,30 @@ printf '%s\n' "$txt" | grep -q '^by op .*GFLOP/s  %peak$' && printf '%s\n' "$txt
 [ "$scal" = "0.00 0" ] || ok=0                                                     # scalar kernels: not measured
 check "bench --layers: the FMA peak measured (${pk% *} GFLOP/s, ${pk#* }-bit FMAs), %peak per op kind; scalar kernels: none" \
     "$([ $ok = 1 ]; echo $?)" "json peak '$pk', scalar '$scal'"
+
+# ---- no OpenBLAS installed: a CPU without AVX2 runs the reference GEMM ------------------
+# kernels/blas.c opens OpenBLAS with dlopen when a GEMM first needs it; the shim
+# makes that fail, as on a machine without it. The answer must be the one
+# OpenBLAS gives (up to summation order) and bench must say what ran.
+shim="$EC_BUILD/tests/shim_no_openblas.so"
+if [ -f "$shim" ]; then
+    pre="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"   # the ASan build: let the shim load
+    EFFCAM_NO_AVX2=1 "$EC_BIN" predict "$ecm" "$img/skin_capture.jpg" --json > "$dir/blas.json" 2> "$dir/blas.err"; ra=$?
+    EFFCAM_NO_AVX2=1 ASAN_OPTIONS="$pre" LD_PRELOAD="$shim" "$EC_BIN" predict "$ecm" "$img/skin_capture.jpg" --json \
+        > "$dir/noblas.json" 2> "$dir/noblas.err"; rb=$?
+    core=$(EFFCAM_NO_AVX2=1 ASAN_OPTIONS="$pre" LD_PRELOAD="$shim" "$EC_BIN" bench "$ecm" --runs 1 --warmup 1 --json 2>&1 |
+           sed -n 's/.*"openblas_core": "\([^"]*\)".*/\1/p')
+    pa=$(sed 's/.*"probabilities": \[\([^]]*\)\].*/\1/' "$dir/blas.json")
+    pb=$(sed 's/.*"probabilities": \[\([^]]*\)\].*/\1/' "$dir/noblas.json")
+    d=$(awk -v a="$pa" -v b="$pb" 'BEGIN { n = split(a, x, ", "); m = split(b, y, ", "); if (n != m || n < 2) { print "mismatch"; exit }
+                                          w = 0; for (i = 1; i <= n; i++) { e = x[i] - y[i]; if (e < 0) e = -e; if (e > w) w = e } printf "%.3g", w }')
+    ok=1
+    [ $ra -eq 0 ] && [ $rb -eq 0 ] && [ ! -s "$dir/noblas.err" ] || ok=0
+    case "$d" in mismatch | "") ok=0;; *) awk -v d="$d" 'BEGIN { exit !(d <= 1e-5) }' || ok=0;; esac
+    case "$core" in "none (libopenblas.so.0 not found"*) ;; *) ok=0;; esac
+    check "no OpenBLAS installed, no AVX2: the reference GEMM runs (max |dp| $d against OpenBLAS's answer), bench says so" \
+        "$([ $ok = 1 ]; echo $?)" "exit $ra / $rb, max |dp| '$d', core '$core', stderr: $(head -c 300 "$dir/noblas.err")"
+else
+    echo "SKIP no OpenBLAS installed: $shim not built"
+fi
 exit 0
