@@ -169,7 +169,6 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
         return ec_fail(EC_ERR_ARG, "max_arena_bytes = %lld must be positive", (long long)o.max_arena_bytes);
     if (o.gradcam && (o.cam_class < -1 || o.cam_class >= m->n_labels))
         return ec_fail(EC_ERR_ARG, "cam_class = %d (the model has %d classes)", o.cam_class, m->n_labels);
-    if (!ec_cpu_has_avx2()) ec_blas_init();   /* OpenBLAS runs the GEMMs here: loaded now, not by a worker mid-pass */
 
     ec_session *s = calloc(1, sizeof *s);
     if (!s) return ec_fail(EC_ERR_NOMEM, "out of memory");
@@ -641,7 +640,6 @@ ec_status ec_session_profile_get(const ec_session *s, ec_profile *out)
 void ec_backend(ec_backend_info *out)
 {
     if (!out) return;
-    ec_blas_init();
     out->kernels = ec_cpu_has_avx512() ? "avx512" : ec_cpu_has_avx2() ? "avx2" : "scalar";
     out->blas_core = ec_blas_core();
     out->blas_config = ec_blas_config();

@@ -44,11 +44,11 @@ static void ec_blas_load(void)
     ec_sgemm_fn = (__typeof__(cblas_sgemm) *)dlsym(lib, "cblas_sgemm");   /* last: the others are set */
 }
 
-void ec_blas_init(void) { pthread_once(&ec_blas_once, ec_blas_load); }
+static void ec_blas_open(void) { pthread_once(&ec_blas_once, ec_blas_load); }
 
 int ec_blas_sgemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    ec_blas_init();
+    ec_blas_open();
     if (!ec_sgemm_fn) return -1;
     ec_sgemm_fn(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
     return 0;
@@ -58,7 +58,7 @@ int ec_blas_sgemm(int M, int N, int K, const float *A, int lda, const float *B, 
 
 const char *ec_blas_core(void)
 {
-    ec_blas_init();
+    ec_blas_open();
     if (!ec_sgemm_fn) return "none (libopenblas.so.0 not found: the reference GEMM runs)";
     const char *c = ec_corename_fn ? ec_corename_fn() : NULL;
     return c ? c : "?";
@@ -66,7 +66,7 @@ const char *ec_blas_core(void)
 
 const char *ec_blas_config(void)
 {
-    ec_blas_init();
+    ec_blas_open();
     const char *c = ec_config_fn ? ec_config_fn() : NULL;
     return c ? c : "?";
 }

@@ -32,11 +32,10 @@ void ec_f16_to_f32_scale_cols(const uint16_t *src, float *dst, size_t rows, int 
 void ec_f16_to_f32_scale_cols__ref(const uint16_t *src, float *dst, size_t rows, int cols, const float *scale);
 
 /* ---- process set-up, checksums ---------------------------------------------- */
-/* OpenBLAS (blas.c): opened with dlopen at the first need, set to one thread,
- * its idle server threads stopped; once per process. ec_blas_sgemm is its
- * row-major sgemm without transposes (alpha 1), -1 if no OpenBLAS could be
+/* OpenBLAS (blas.c), opened with dlopen by the first of these calls (set to one
+ * thread, its idle server threads stopped; once per process). ec_blas_sgemm is
+ * its row-major sgemm without transposes (alpha 1), -1 if no OpenBLAS could be
  * opened. */
-void ec_blas_init(void);
 int ec_blas_sgemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 const char *ec_blas_core(void);                          /* OpenBLAS's core type name */
 const char *ec_blas_config(void);                        /* OpenBLAS's build configuration */
