@@ -844,9 +844,9 @@ static void *ec_map_file(int fd, size_t size)
                 errno = e;
                 return MAP_FAILED;
             }
-            /* the reservation around it goes back */
+            /* the reservation around it goes back (a - r < huge: the tail is never empty) */
             if (a > r) munmap(r, (size_t)(a - r));
-            if (r + len + huge > a + len) munmap(a + len, (size_t)(r + len + huge - (a + len)));
+            munmap(a + len, (size_t)(r + huge - a));
 #ifdef MADV_HUGEPAGE
             (void)madvise(map, size, MADV_HUGEPAGE);
 #endif

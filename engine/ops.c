@@ -229,9 +229,9 @@ static void ec_w16_panels(void *ctx, int task, int thread)
     ec_gemm_w16(t->M, t->N, t->K, t->x, t->K, t->w16, t->scale, t->se, t->shift, t->act, t->y, t->N, 0, t->M, p0, p1);
 }
 
-/* A 1x1 conv of few rows (M <= 512: the 19x19 and 10x10 stages) on several
- * threads. Row tasks each read (and widen) all of W and panel tasks each read
- * all of A, once per task:
+/* How a packed GEMM splits into tasks. A 1x1 conv of few rows (M <= 512: the
+ * 19x19 and 10x10 stages) on several threads: row tasks each read (and widen)
+ * all of W and panel tasks each read all of A, once per task:
  *   A more than half of W (all the projections: 100 x 1536 floats of A against
  *   1536 x 256 fp16 weights at 10x10, 361 x 960 against 960 x 160 at 19x19;
  *   the 19x19 expansions): one row block per thread, each reading its rows of
@@ -240,21 +240,26 @@ static void ec_w16_panels(void *ctx, int task, int thread)
  *   2 per task where there are enough: a single panel runs the kernel's 14 x 16
  *   tile (1 B load per 14 broadcasts and 14 FMAs, against 2 per 28 for a pair).
  * Measured on Zen 5, 2 threads (steps alternated): the 15 10x10 projections
- * took 4.2 ms split by single panels, 3.8 by rows. Sets t->rows or t->cols;
- * EC_SPLIT_NONE: the caller's usual row split. */
-enum { EC_SPLIT_NONE, EC_SPLIT_ROWS, EC_SPLIT_PANELS };
-
-static int ec_few_rows_split(const ec_exec *ex, ec_mm_task *t, int np, size_t w_bytes)
+ * took 4.2 ms split by single panels, 3.8 by rows. Otherwise (more rows, or
+ * one thread) rows at micro-tile multiples; an im2col conv keeps the tile rows
+ * its plan set. Returns 1 with t->cols set for panel tasks, 0 with t->rows set
+ * for row tasks. */
+static int ec_split(const ec_exec *ex, ec_mm_task *t, int np, size_t w_bytes)
 {
     const int T = ex->threads;
-    if (t->g || T <= 1 || t->M > 512) return EC_SPLIT_NONE;
-    if (2 * (size_t)t->M * sizeof(float) > (size_t)t->N * w_bytes && t->M >= 2 * T * EC_PG_MR) {
-        t->rows = (t->M + T - 1) / T;
-        return EC_SPLIT_ROWS;
+    if (t->g) return 0;
+    if (T > 1 && t->M <= 512) {
+        if (2 * (size_t)t->M * sizeof(float) > (size_t)t->N * w_bytes && t->M >= 2 * T * EC_PG_MR) {
+            t->rows = (t->M + T - 1) / T;
+            return 0;
+        }
+        if (np >= 2 * T) {
+            t->cols = np >= 4 * T ? ec_per_task(ex, np, 2) : ec_per_task(ex, np, 1);
+            return 1;
+        }
     }
-    if (np < 2 * T) return EC_SPLIT_NONE;
-    t->cols = np >= 4 * T ? ec_per_task(ex, np, 2) : ec_per_task(ex, np, 1);
-    return EC_SPLIT_PANELS;
+    t->rows = ec_per_task(ex, t->M, EC_PG_MR);
+    return 0;
 }
 
 static void ec_packed_conv(const ec_exec *ex, const ec_step *st, ec_mm_task *t)
@@ -270,13 +275,9 @@ static void ec_packed_conv(const ec_exec *ex, const ec_step *st, ec_mm_task *t)
             ec_pool_run(NULL, 1, ec_w16_rows, t);
             return;
         }
-        switch (ec_few_rows_split(ex, t, np, sizeof(uint16_t))) {
-        case EC_SPLIT_PANELS:
+        if (ec_split(ex, t, np, sizeof(uint16_t))) {
             ec_pool_run(ex->pool, (np + t->cols - 1) / t->cols, ec_w16_panels, t);
             return;
-        case EC_SPLIT_ROWS: break;
-        default:
-            if (!t->g) t->rows = ec_per_task(ex, t->M, EC_PG_MR);
         }
         ec_pool_run(ex->pool, (t->M + t->rows - 1) / t->rows, ec_w16_rows, t);
         return;
@@ -286,13 +287,9 @@ static void ec_packed_conv(const ec_exec *ex, const ec_step *st, ec_mm_task *t)
     if (ex->threads > 1 && (size_t)t->K * t->N >= (64u << 10)) pk.per = ec_per_task(ex, np, 1);
     ec_pool_run(ex->pool, (np + pk.per - 1) / pk.per, ec_pack_panels, &pk);
     t->w = ex->wide;
-    switch (ec_few_rows_split(ex, t, np, sizeof(float))) {
-    case EC_SPLIT_PANELS:
+    if (ec_split(ex, t, np, sizeof(float))) {
         ec_pool_run(ex->pool, (np + t->cols - 1) / t->cols, ec_pg_panels, t);
         return;
-    case EC_SPLIT_ROWS: break;
-    default:
-        if (!t->g) t->rows = ec_per_task(ex, t->M, EC_PG_MR);   /* at micro-tile multiples */
     }
     ec_pool_run(ex->pool, (t->M + t->rows - 1) / t->rows, ec_pg_rows, t);
 }
