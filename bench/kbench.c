@@ -107,8 +107,8 @@ static void bench_peak(void)
     void *ctxs[2] = {&y, &z};
     double t[2];
     best_times(2, fns, ctxs, t);
-    if (t[0] > 0) peak_y = 2000.0 * 12 * 8 * 2 / t[0] * 1e-9;
-    if (t[1] > 0) peak_z = 1000.0 * 24 * 16 * 2 / t[1] * 1e-9;
+    if (t[0] > 0) peak_y = ec_cpu_fma_probe_flops(y.iters, 0) / t[0] * 1e-9;
+    if (t[1] > 0) peak_z = ec_cpu_fma_probe_flops(z.iters, 1) / t[1] * 1e-9;
     printf("peak FMA, one core: ymm %.1f GFLOP/s, zmm %.1f GFLOP/s (zmm/ymm %.2f); AVX-512 kernels %s\n", peak_y,
            peak_z, peak_y > 0 ? peak_z / peak_y : 0.0, ec_cpu_has_avx512() ? "in use" : "not used");
 }

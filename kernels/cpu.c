@@ -171,16 +171,16 @@ double ec_cpu_fma_peak_gflops(int *bits)
     if (bits) *bits = zmm ? 512 : ymm ? 256 : 0;
     if (!ymm) return 0.0;
     const long iters = 4096;   /* x 24 zmm or x 12 ymm FMAs */
+    float (*probe)(long, float) = zmm ? ec_cpu_fma_probe__avx512 : ec_cpu_fma_probe__avx2;
     volatile float sink = 0.0f;
-    for (int i = 0; i < 16; i++) sink += zmm ? ec_cpu_fma_probe__avx512(iters, 1.0f) : ec_cpu_fma_probe__avx2(iters, 1.0f);
+    for (int i = 0; i < 16; i++) sink += probe(iters, 1.0f);
     double best = 1e300;
     for (int rep = 0; rep < 40; rep++) {
         double t0 = now_ns();
-        sink += zmm ? ec_cpu_fma_probe__avx512(iters, 1.0f) : ec_cpu_fma_probe__avx2(iters, 1.0f);
+        sink += probe(iters, 1.0f);
         double t = now_ns() - t0;
         if (t > 0 && t < best) best = t;
     }
     (void)sink;
-    double flops = zmm ? (double)iters * 24 * 16 * 2 : (double)iters * 12 * 8 * 2;
-    return best < 1e300 ? flops / best : 0.0;   /* per ns = GFLOP/s */
+    return best < 1e300 ? ec_cpu_fma_probe_flops(iters, zmm) / best : 0.0;   /* per ns = GFLOP/s */
 }

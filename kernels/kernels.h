@@ -392,6 +392,8 @@ int ec_cpu_has_avx512(void);
  * probe of bench/kbench.c too. */
 float ec_cpu_fma_probe__avx512(long iters, float seed);
 float ec_cpu_fma_probe__avx2(long iters, float seed);
+/* The floating-point operations of one probe call (2 per lane of each FMA). */
+static inline double ec_cpu_fma_probe_flops(long iters, int zmm) { return (double)iters * (zmm ? 24 * 16 : 12 * 8) * 2; }
 /* One core's FMA peak (GFLOP/s) at the width the kernels run (*bits: 512, 256, or 0
  * for the scalar kernels, then 0 GFLOP/s), measured with the probes (~1 ms). */
 double ec_cpu_fma_peak_gflops(int *bits);
