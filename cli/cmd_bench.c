@@ -117,18 +117,16 @@ static void agg_add(agg *a, int *na, int cap, const char *key, double ms, double
     if (*na < cap) a[(*na)++] = (agg){ key, ms, flops, 1 };
 }
 
-/* The share of the FMA peak (GFLOP/s) that flops in ms reached; 0 without either. */
-static double peak_frac(double flops, double ms, double peak)
-{
-    return ms > 0 && peak > 0 ? flops / (ms * 1e6) / peak : 0.0;
-}
+/* GFLOP/s of flops done in ms (0 without a time), and its share of the FMA peak (0 without one). */
+static double gflops(double flops, double ms) { return ms > 0 ? flops / (ms * 1e6) : 0.0; }
+static double peak_frac(double flops, double ms, double peak) { return peak > 0 ? gflops(flops, ms) / peak : 0.0; }
 
 static void agg_print(const char *title, const agg *a, int n, double total, double peak)
 {
     printf("\n%-30s steps        ms      %%   GFLOP  GFLOP/s  %%peak\n", title);
     for (int i = 0; i < n; i++) {
         printf("%-30s %5d %9.3f %6.2f %7.3f %8.1f", a[i].key, a[i].n, a[i].ms, total > 0 ? 100 * a[i].ms / total : 0,
-               a[i].flops / 1e9, a[i].ms > 0 ? a[i].flops / (a[i].ms * 1e6) : 0.0);
+               a[i].flops / 1e9, gflops(a[i].flops, a[i].ms));
         if (a[i].flops > 0 && peak > 0) printf(" %6.1f\n", 100 * peak_frac(a[i].flops, a[i].ms, peak));
         else printf("      -\n");
     }
@@ -210,7 +208,7 @@ static int layers_table(ec_session *s, const uint8_t *rgb, int w, int h, int run
             snprintf(shape, sizeof shape, "%dx%dx%d", d[k].out_h, d[k].out_w, d[k].out_c);
             printf("%4d %-44.44s %-8s %-12s %6d %5d %5d %9.2f %8.3f %6.2f %7.1f\n", k, d[k].name, d[k].op, shape,
                    d[k].gemm_m, d[k].gemm_n, d[k].gemm_k, d[k].flops / 1e6, med[k], total > 0 ? 100 * med[k] / total : 0,
-                   med[k] > 0 && d[k].flops > 0 ? d[k].flops / (med[k] * 1e6) : 0.0);
+                   gflops(d[k].flops, med[k]));
         }
         if (peak > 0)
             printf("\nFMA peak: %.1f GFLOP/s per core (%d-bit FMAs, measured), %.1f for %d thread%s; %%peak = GFLOP/s over it\n",
