@@ -133,40 +133,15 @@ typedef struct ec_crc_check {
 static size_t ec_tensor_bytes(const ec_tensor *t) { return (size_t)t->elems * (t->dtype == ECM_DT_F16 ? 2 : 4); }
 
 /* Index of the first NaN or infinity among the tensor's values, or -1: all
- * exponent bits set, in float32 or float16. Blocks of 64 with a fixed trip
- * count let the compiler vectorize the test (an OR over the block); only a
- * block that has one is searched element by element. */
+ * exponent bits set, in float32 or float16. The SIMD scan (kernels/f16.c)
+ * answers whether there is one; only then are the values searched one by one. */
 static int64_t ec_first_nonfinite(const ec_tensor *T)
 {
+    const int f16 = T->dtype == ECM_DT_F16;
+    if (!ec_any_nonfinite(T->data, (size_t)T->elems, f16)) return -1;
     const unsigned char *b = T->data;
-    int64_t n = T->elems, i = 0;
-    if (T->dtype == ECM_DT_F16) {
-        for (; i + 64 <= n; i += 64) {
-            uint16_t blk[64];
-            memcpy(blk, b + 2 * i, sizeof blk);   /* the map is aligned; memory images may not be */
-            unsigned bad = 0;
-            for (int k = 0; k < 64; k++) bad |= (blk[k] & 0x7c00u) == 0x7c00u;
-            if (bad) break;
-        }
-        for (; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, b + 2 * i, 2);
-            if ((h & 0x7c00u) == 0x7c00u) return i;
-        }
-        return -1;
-    }
-    for (; i + 64 <= n; i += 64) {
-        uint32_t blk[64];
-        memcpy(blk, b + 4 * i, sizeof blk);
-        unsigned bad = 0;
-        for (int k = 0; k < 64; k++) bad |= (blk[k] & 0x7f800000u) == 0x7f800000u;
-        if (bad) break;
-    }
-    for (; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, b + 4 * i, 4);
-        if ((u & 0x7f800000u) == 0x7f800000u) return i;
-    }
+    for (int64_t i = 0; i < T->elems; i++)
+        if (ec_any_nonfinite(b + (size_t)i * (f16 ? 2 : 4), 1, f16)) return i;
     return -1;
 }
 

@@ -44,6 +44,50 @@ static uLong ec_crc_clmul(uLong crc, const unsigned char *b, size_t n)
 }
 #endif
 
+#ifdef EC_CRC_CLMUL
+/* The same folding with VPCLMULQDQ on 512-bit registers, for n >= 256 a
+ * multiple of 256: four registers (16 lanes) fold forward by 2048 bits per
+ * step, then into one register by 512-bit folds lane by lane (the constants of
+ * the 4-lane loop above), whose four lanes are exactly that loop's x0..x3 and
+ * end the same way. ~3x the 128-bit loop on Zen 5 (13.6 -> ~40 GB/s in cache),
+ * which matters on a cold start: the first predict checks all 41 MB of a
+ * V2-S's weights. Constants: x^(2048+-32) mod P, bit-reflected. */
+__attribute__((target("avx512f,avx512bw,vpclmulqdq,pclmul,sse4.1")))
+static uLong ec_crc_vpclmul(uLong crc, const unsigned char *b, size_t n)
+{
+    const __m512i k16 = _mm512_broadcast_i32x4(_mm_set_epi64x(0x1322d1430LL, 0x11542778aLL));
+    const __m512i k4 = _mm512_broadcast_i32x4(_mm_set_epi64x(0x1c6e41596LL, 0x154442bd4LL));
+    __m512i a0 = _mm512_loadu_si512(b), a1 = _mm512_loadu_si512(b + 64);
+    __m512i a2 = _mm512_loadu_si512(b + 128), a3 = _mm512_loadu_si512(b + 192);
+    a0 = _mm512_xor_si512(a0, _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)(uint32_t)~crc)));
+    /* x.lo * k.lo ^ x.hi * k.hi ^ d, per 128-bit lane (0x96: a three-way XOR) */
+#define EC_FOLD5(x, k, d) \
+    _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(x, k, 0x00), _mm512_clmulepi64_epi128(x, k, 0x11), d, 0x96)
+    for (size_t off = 256; off < n; off += 256) {
+        a0 = EC_FOLD5(a0, k16, _mm512_loadu_si512(b + off));
+        a1 = EC_FOLD5(a1, k16, _mm512_loadu_si512(b + off + 64));
+        a2 = EC_FOLD5(a2, k16, _mm512_loadu_si512(b + off + 128));
+        a3 = EC_FOLD5(a3, k16, _mm512_loadu_si512(b + off + 192));
+    }
+    a1 = EC_FOLD5(a0, k4, a1);
+    a2 = EC_FOLD5(a1, k4, a2);
+    a3 = EC_FOLD5(a2, k4, a3);
+#undef EC_FOLD5
+    const __m128i k1 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);
+    __m128i x0 = _mm512_extracti32x4_epi32(a3, 0), x1 = _mm512_extracti32x4_epi32(a3, 1);
+    __m128i x2 = _mm512_extracti32x4_epi32(a3, 2), x3 = _mm512_extracti32x4_epi32(a3, 3);
+#define EC_FOLD(x, k, d) _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), d)
+    x1 = EC_FOLD(x0, k1, x1);
+    x2 = EC_FOLD(x1, k1, x2);
+    x3 = EC_FOLD(x2, k1, x3);
+#undef EC_FOLD
+    unsigned char r[16];
+    _mm_storeu_si128((__m128i *)r, x3);
+    return crc32(0xffffffffUL, r, 16);
+}
+#endif
+
+
 /* zlib's table code, in 1 GiB pieces (zlib takes uInt lengths). */
 uint32_t ec_crc32_update__ref(uint32_t crc32_in, const unsigned char *b, size_t n)
 {
@@ -73,13 +117,35 @@ uint32_t ec_crc32_update__clmul(uint32_t crc, const unsigned char *b, size_t n)
     }
     return ec_crc32_update__ref(crc, b, n);
 }
+
+/* 512-bit folding where AVX-512 is in use (ec_cpu_has_avx512: EFFCAM_NO_AVX512
+ * turns it off with the other AVX-512 kernels) and the CPU has VPCLMULQDQ. */
+int ec_cpu_has_vpclmul(void)
+{
+    static int has = -1;
+    if (has < 0) has = ec_cpu_has_avx512() && ec_cpu_has_clmul() && __builtin_cpu_supports("vpclmulqdq");
+    return has;
+}
+
+uint32_t ec_crc32_update__vpclmul(uint32_t crc, const unsigned char *b, size_t n)
+{
+    if (n >= 512) {
+        size_t nb = n & ~(size_t)255;
+        crc = (uint32_t)ec_crc_vpclmul(crc, b, nb);
+        b += nb, n -= nb;
+    }
+    return ec_crc32_update__clmul(crc, b, n);
+}
 #else
 int ec_cpu_has_clmul(void) { return 0; }
 uint32_t ec_crc32_update__clmul(uint32_t crc, const unsigned char *b, size_t n) { return ec_crc32_update__ref(crc, b, n); }
+int ec_cpu_has_vpclmul(void) { return 0; }
+uint32_t ec_crc32_update__vpclmul(uint32_t crc, const unsigned char *b, size_t n) { return ec_crc32_update__ref(crc, b, n); }
 #endif
 
 uint32_t ec_crc32_update(uint32_t crc, const unsigned char *b, size_t n)
 {
-    return ec_cpu_has_clmul() ? ec_crc32_update__clmul(crc, b, n) : ec_crc32_update__ref(crc, b, n);
+    return ec_cpu_has_vpclmul() ? ec_crc32_update__vpclmul(crc, b, n)
+           : ec_cpu_has_clmul()  ? ec_crc32_update__clmul(crc, b, n) : ec_crc32_update__ref(crc, b, n);
 }
 

@@ -117,3 +117,29 @@ void ec_f32_to_f16_n(const float *restrict src, uint16_t *restrict dst, size_t n
     else
         ec_f32_to_f16_n__ref(src, dst, n);
 }
+
+/* ---- the loader's check: any infinity or NaN among a weight tensor's values ---- */
+
+int ec_any_nonfinite__ref(const void *p, size_t n, int f16)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        if (f16) {
+            uint16_t h;
+            memcpy(&h, b + 2 * i, 2);   /* memory images may not be aligned */
+            if ((h & 0x7c00u) == 0x7c00u) return 1;
+        } else {
+            uint32_t u;
+            memcpy(&u, b + 4 * i, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) return 1;
+        }
+    }
+    return 0;
+}
+
+int ec_any_nonfinite(const void *p, size_t n, int f16)
+{
+    if (ec_cpu_has_avx512()) return ec_any_nonfinite__avx512(p, n, f16);
+    if (ec_cpu_has_avx2()) return ec_any_nonfinite__avx2(p, n, f16);
+    return ec_any_nonfinite__ref(p, n, f16);
+}

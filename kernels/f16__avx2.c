@@ -66,3 +66,29 @@ void ec_f32_to_f16_n__avx2(const float *restrict src, uint16_t *restrict dst, si
         _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++) dst[i] = ec_f32_to_f16(src[i]);
 }
+
+/* 1 if any of n float16 (f16) or float32 values has all exponent bits set:
+ * 128 bytes per step, the compares OR'd; the tail (under 32 bytes) scalar.
+ * Reads only the n values' bytes. */
+int ec_any_nonfinite__avx2(const void *p, size_t n, int f16)
+{
+    const unsigned char *b = p;
+    const size_t bytes = n * (f16 ? 2 : 4);
+    const __m256i e = f16 ? _mm256_set1_epi16(0x7c00) : _mm256_set1_epi32(0x7f800000);
+#define EC_NF(v) (f16 ? _mm256_cmpeq_epi16(_mm256_and_si256(v, e), e) : _mm256_cmpeq_epi32(_mm256_and_si256(v, e), e))
+    size_t i = 0;
+    for (; i + 128 <= bytes; i += 128) {
+        __m256i k = _mm256_or_si256(
+            _mm256_or_si256(EC_NF(_mm256_loadu_si256((const __m256i *)(b + i))),
+                            EC_NF(_mm256_loadu_si256((const __m256i *)(b + i + 32)))),
+            _mm256_or_si256(EC_NF(_mm256_loadu_si256((const __m256i *)(b + i + 64))),
+                            EC_NF(_mm256_loadu_si256((const __m256i *)(b + i + 96)))));
+        if (!_mm256_testz_si256(k, k)) return 1;
+    }
+    for (; i + 32 <= bytes; i += 32) {
+        __m256i k = EC_NF(_mm256_loadu_si256((const __m256i *)(b + i)));
+        if (!_mm256_testz_si256(k, k)) return 1;
+    }
+#undef EC_NF
+    return ec_any_nonfinite__ref(b + i, (bytes - i) / (f16 ? 2 : 4), f16);
+}

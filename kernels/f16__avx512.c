@@ -48,3 +48,28 @@ void ec_f32_to_f16_n__avx512(const float *restrict src, uint16_t *restrict dst, 
         _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + i), _MM_FROUND_TO_NEAREST_INT));
     }
 }
+
+/* 1 if any of n float16 (f16) or float32 values has all exponent bits set:
+ * 256 bytes per step, the compares OR'd into one mask; the tail is k-masked.
+ * Reads only the n values' bytes. */
+int ec_any_nonfinite__avx512(const void *p, size_t n, int f16)
+{
+    const unsigned char *b = p;
+    const size_t bytes = n * (f16 ? 2 : 4);
+    const __m512i e = f16 ? _mm512_set1_epi16(0x7c00) : _mm512_set1_epi32(0x7f800000);
+#define EC_NF(v) (f16 ? (__mmask64)_mm512_cmpeq_epi16_mask(_mm512_and_si512(v, e), e) \
+                      : (__mmask64)_mm512_cmpeq_epi32_mask(_mm512_and_si512(v, e), e))
+    size_t i = 0;
+    for (; i + 256 <= bytes; i += 256) {
+        __mmask64 k = EC_NF(_mm512_loadu_si512(b + i)) | EC_NF(_mm512_loadu_si512(b + i + 64)) |
+                      EC_NF(_mm512_loadu_si512(b + i + 128)) | EC_NF(_mm512_loadu_si512(b + i + 192));
+        if (k) return 1;
+    }
+    for (; i < bytes; i += 64) {
+        const size_t left = bytes - i < 64 ? bytes - i : 64;   /* a multiple of 2 or 4 */
+        const __mmask64 m = left == 64 ? ~(__mmask64)0 : ((__mmask64)1 << left) - 1;
+        if (EC_NF(_mm512_maskz_loadu_epi8(m, b + i))) return 1;   /* masked-off bytes read as 0 */
+    }
+#undef EC_NF
+    return 0;
+}

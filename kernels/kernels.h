@@ -25,6 +25,13 @@ void ec_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);       /* dispat
 void ec_f16_to_f32_n__ref(const uint16_t *src, float *dst, size_t n);
 void ec_f32_to_f16_n(const float *src, uint16_t *dst, size_t n);       /* dispatch (F16C), RNE */
 void ec_f32_to_f16_n__ref(const float *src, uint16_t *dst, size_t n);
+/* 1 if any of n values (float16 bits if f16, else float32) is an infinity or a
+ * NaN (all exponent bits set), else 0; p need not be aligned. The loader's
+ * check of every weight tensor on first use (engine/model.c). */
+int ec_any_nonfinite(const void *p, size_t n, int f16);
+int ec_any_nonfinite__ref(const void *p, size_t n, int f16);
+int ec_any_nonfinite__avx2(const void *p, size_t n, int f16);
+int ec_any_nonfinite__avx512(const void *p, size_t n, int f16);
 /* dst[r, j] = f16(src[r, j]) * scale[j] for a (rows, cols) matrix: a conv kernel
  * (K, N) widened with its BN scale folded into each output column (one rounding,
  * the product; scale NULL = plain widening). */
@@ -40,11 +47,14 @@ int ec_blas_sgemm(int M, int N, int K, const float *A, int lda, const float *B, 
 const char *ec_blas_core(void);                          /* OpenBLAS's core type name */
 const char *ec_blas_config(void);                        /* OpenBLAS's build configuration */
 /* zlib's CRC-32 of b[0, n) continuing from crc (0 to start): carry-less
- * multiplication where the CPU has it, zlib's table code (__ref) otherwise. */
+ * multiplication where the CPU has it (512-bit VPCLMULQDQ with AVX-512, else
+ * 128-bit PCLMULQDQ), zlib's table code (__ref) otherwise. */
 uint32_t ec_crc32_update(uint32_t crc, const unsigned char *b, size_t n);
 uint32_t ec_crc32_update__ref(uint32_t crc, const unsigned char *b, size_t n);
 uint32_t ec_crc32_update__clmul(uint32_t crc, const unsigned char *b, size_t n);
 int ec_cpu_has_clmul(void);                              /* PCLMULQDQ + SSE4.1 usable */
+uint32_t ec_crc32_update__vpclmul(uint32_t crc, const unsigned char *b, size_t n);
+int ec_cpu_has_vpclmul(void);                            /* VPCLMULQDQ + AVX-512 in use */
 
 /* ---- GEMM -----------------------------------------------------------------
  * The one wrapper around OpenBLAS's sgemm (the CPUs without AVX2; the

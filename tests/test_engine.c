@@ -1092,17 +1092,22 @@ static void test_crc(void)
     unsigned char *b = malloc(cap);
     uint32_t x = 12345;
     for (size_t i = 0; i < cap; i++) { x = x * 1664525u + 1013904223u; b[i] = (unsigned char)(x >> 24); }
-    static const size_t lens[] = { 0, 1, 63, 64, 65, 255, 256, 257, 319, 320, 321, 1000, 4096, 65536 + 13, 1u << 20,
+    static const size_t lens[] = { 0, 1, 63, 64, 65, 255, 256, 257, 319, 320, 321, 511, 512, 513, 837, 1000, 4096, 65536 + 13, 1u << 20,
                                    (1u << 20) + 300 };
     int bad = -1;
+    const char *bad_k = "";
     for (size_t i = 0; i < sizeof lens / sizeof lens[0] && bad < 0; i++)
         for (int start = 0; start < 3 && bad < 0; start++) {
             uint32_t seed = start == 0 ? 0 : start == 1 ? 0xdeadbeefu : 0xffffffffu;
             uint32_t want = (uint32_t)crc32(seed, b + start, (uInt)lens[i]);
-            if (ec_crc32_update(seed, b + start, lens[i]) != want) bad = (int)i;
+            if (ec_crc32_update(seed, b + start, lens[i]) != want) bad = (int)i, bad_k = "dispatched";
+            if (ec_crc32_update__clmul(seed, b + start, lens[i]) != want) bad = (int)i, bad_k = "clmul";
+            if (ec_cpu_has_vpclmul() && ec_crc32_update__vpclmul(seed, b + start, lens[i]) != want) bad = (int)i, bad_k = "vpclmul";
         }
-    T_CHECK("crc32 fast path equals zlib (lengths 0..1 MiB, 3 start values, unaligned)", bad < 0,
-            "length %zu differs", bad >= 0 ? lens[bad] : 0);
+    T_CHECK("crc32 fast paths equal zlib (128- and 512-bit folding, lengths 0..1 MiB, 3 start values, unaligned)",
+            bad < 0, "the %s path differs at length %zu", bad_k, bad >= 0 ? lens[bad] : 0);
+    if (!ec_cpu_has_vpclmul())
+        t_skip("crc32 512-bit folding", "this CPU (or EFFCAM_NO_AVX512) has no VPCLMULQDQ with AVX-512 in use");
     free(b);
 }
 

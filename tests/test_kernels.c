@@ -276,6 +276,57 @@ static void test_f16(void)
     free(hs); free(fa); free(fb);
 }
 
+/* The loader's non-finite scan: each twin against __ref, float16 and float32,
+ * lengths around the 32/128/256-byte steps, unaligned starts, one planted
+ * infinity, NaN or largest finite value (not a hit) at the first, a middle or
+ * the last position, and a trap value just past the end that must not count. */
+static void test_any_nonfinite(void)
+{
+    typedef int nf_fn(const void *p, size_t n, int f16);
+    nf_fn *const fn[NVAR + 1] = {ec_any_nonfinite__avx2, ec_any_nonfinite__avx512, ec_any_nonfinite};
+    static const size_t lens[] = {0, 1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 1000};
+    unsigned char *buf = malloc(4 * 1100 + 8);
+    for (int v = 0; v < NVAR + 1; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "any_nonfinite_%s_vs_ref", v < NVAR ? var_name[v] : "dispatch");
+        if (v < NVAR && !var_have(v)) { t_skip(name, var_why(v)); continue; }
+        int bad = 0, cases = 0;
+        char where[128] = "";
+        for (int f16 = 0; f16 < 2 && !bad; f16++)
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0] && !bad; li++)
+                for (int off = 0; off < 3 && !bad; off++)
+                    for (int plant = 0; plant < 10 && !bad; plant++) {
+                        const size_t n = lens[li];
+                        unsigned char *p = buf + off;
+                        for (size_t i = 0; i < n + 1; i++) {   /* finite values, then the trap */
+                            uint32_t u = (uint32_t)(i * 2654435761u);
+                            if (f16) { uint16_t h = (uint16_t)((u & 0x83ffu) | (((u >> 10) % 31) << 10)); memcpy(p + 2 * i, &h, 2); }
+                            else { uint32_t w = (u & 0x807fffffu) | (((u >> 23) % 255) << 23); memcpy(p + 4 * i, &w, 4); }
+                        }
+                        if (f16) { uint16_t h = 0x7c00; memcpy(p + 2 * n, &h, 2); }
+                        else { uint32_t w = 0x7f800000; memcpy(p + 4 * n, &w, 4); }
+                        if (n && plant) {
+                            /* plants 1-3: inf, NaN, max finite at 0; 4-6 in the middle; 7-9 last */
+                            size_t at = plant <= 3 ? 0 : plant <= 6 ? n / 2 : n - 1;
+                            int kind = (plant - 1) % 3;
+                            uint32_t w = kind == 0 ? 0x7f800000u : kind == 1 ? 0xffc00001u : 0x7f7fffffu;
+                            uint16_t h = kind == 0 ? 0xfc00 : kind == 1 ? 0x7e01 : 0x7bff;
+                            if (f16) memcpy(p + 2 * at, &h, 2);
+                            else memcpy(p + 4 * at, &w, 4);
+                        }
+                        int want = ec_any_nonfinite__ref(p, n, f16), got = fn[v](p, n, f16);
+                        cases++;
+                        if (want != got || (plant && n && (plant - 1) % 3 < 2 && !want)) {
+                            bad = 1;
+                            snprintf(where, sizeof where, "%s n=%zu off=%d plant=%d: %d, ref %d", f16 ? "f16" : "f32", n,
+                                     off, plant, got, want);
+                        }
+                    }
+        T_CHECK(name, !bad, "%s (%d cases)", where, cases);
+    }
+    free(buf);
+}
+
 /* ---- GEMM ------------------------------------------------------------------- */
 
 static void test_gemm(void)
@@ -1591,6 +1642,7 @@ int main(void)
     printf("# kernels: AVX2 variants %s; AVX-512 variants %s\n", ec_cpu_has_avx2() ? "tested" : "absent on this CPU (SKIP)",
            ec_cpu_has_avx512() ? "tested" : "not used on this CPU or disabled by EFFCAM_NO_AVX512 (SKIP)");
     test_f16();
+    test_any_nonfinite();
     test_gemm();
     test_im2col();
     test_act_accuracy();
