@@ -986,7 +986,9 @@ static void ec_rescale_rows(const ec_ew_task *t, size_t r0, size_t r1)
 {
     const float *x = EW_X(t, r0);
     float *y = EW_Y(t, r0);
-    for (size_t i = 0; i < (r1 - r0) * t->c; i++) y[i] = x[i] * t->n->f0 + t->n->f1;
+    const float f0 = t->n->f0, f1 = t->n->f1;   /* locals: y cannot alias them, so the loop vectorizes */
+    const size_t n = (r1 - r0) * t->c;
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * f0 + f1;
 }
 
 /* the backward of all three: dx (+)= dy * scale[c] (batchnorm, normalize) or
