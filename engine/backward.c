@@ -24,7 +24,11 @@
  * without a residual: checkpoint its narrow input, not its expanded middle).
  * Each node is recomputed at most once, so the backward costs about a
  * forward (the data gradients) plus the recomputed part of one (the
- * projection convs and everything before A are not rerun).
+ * projection convs and everything before A are not rerun). Within a bound
+ * (ec_session_options.cam_keep_bytes, 11 MiB by default), recompute groups that read no pre-activation of
+ * a conv with its own activation are kept instead, the most recompute FLOPs
+ * per pinned byte first (ec_bw_keep): their BN outputs are pinned, so the
+ * forward writes them.
  *
  * The memory plan places gradients, recomputed values and temporaries in the
  * arena's dead space with their lifetimes: a checkpoint dies when its block's
@@ -36,13 +40,17 @@
  *   top_conv (default)  keeps A and top_bn's output (1.0 MB), as the head-only
  *                       Grad-CAM did; arena 6.5 MB, the forward's own
  *   top_activation      keeps A (0.5 MB); arena 6.5 MB
- *   block4f_add         9 of 10 groups after A recomputed; 3.8 MB pinned, arena 9.0 MB
- *   stem_activation     42 of 50 groups recomputed from 15.2 MB of block inputs
- *                       (the rest needs nothing: projections, the head); arena
- *                       24.0 MB, its peak in the backward of block5i (the last
- *                       19x19x960 block: its recomputed pre-activations, its
- *                       gradients, and every checkpoint before it)
- *   input               arena 20.6 MB (the stem's 150x150 checkpoints are not
+ *   block4f_add         the head kept (top_bn's output, 0.5 MB), the 24 MBConv
+ *                       groups after A recomputed; 4.2 MB pinned, arena 9.0 MB
+ *   stem_activation     36 of 50 groups recomputed from 11.8 MB of block inputs;
+ *                       kept: 10.4 MB of pre-activations (stage 3's four blocks,
+ *                       1.1-1.5 MB each at ~290 MFLOP of recompute per MB,
+ *                       block2b's 4.3 MB at ~220, the head); the rest needs
+ *                       nothing (projections); arena 29.2 MB (24.0 recomputing
+ *                       all of them), its peak in the backward of block5i (the
+ *                       last 19x19x960 block: its recomputed pre-activations,
+ *                       its gradients, and every value pinned before it)
+ *   input               arena 24.8 MB (the stem's 150x150 checkpoints are not
  *                       needed: the rescaled input is)
  * Keeping everything the backward reads instead would pin ~3 full tensors per
  * block (~100 MB for the stem target); recomputing costs about 0.7 of a forward
@@ -140,6 +148,7 @@ typedef struct {
     int p0, p1;                   /* path positions (p0, p1]: its nodes */
     int recompute;
     int needs_in;
+    int keep;                     /* a recompute group kept instead (ec_bw_keep) */
 } ec_group;
 
 typedef struct {                  /* prepare's working arrays */
@@ -306,6 +315,67 @@ static ec_status ec_bw_closure(const ec_model *m, const ec_gradcam_plan *g, ec_b
         }
     }
     return EC_OK;
+}
+
+/* FLOPs to recompute value v (a BN output the fused forward never writes): the
+ * conv (or dwconv) feeding that BN; 0 for anything else. */
+static double ec_bw_recompute_flops(const ec_model *m, int v)
+{
+    const int bn = m->producer[v];
+    if (bn < 0 || m->nodes[bn].op != ECM_OP_BATCHNORM) return 0;
+    const int cv = m->producer[m->nodes[bn].in[0]];
+    if (cv < 0 || !ec_is_mm(m->nodes[cv].op)) return 0;
+    const ec_node *n = &m->nodes[cv];
+    const ec_value *x = &m->values[n->in[0]], *y = &m->values[n->out];
+    const double cin = n->op == ECM_OP_DWCONV2D ? 1.0 : (double)x->c;
+    return 2.0 * y->h * y->w * y->c * n->kh * n->kw * cin;
+}
+
+/* Keep instead of recompute, within EC_BW_KEEP_BYTES: a recompute group whose
+ * backward reads only values (no pre-activation of a conv with its own
+ * activation, which no forward step writes) can have them pinned instead: the
+ * forward then writes each BN output it reads (plan.c fuses an activation into
+ * its conv only when the BN output is not pinned, and a Winograd conv into the
+ * 1x1 conv after it only when its output goes straight there), and its
+ * recompute goes. Groups are taken by recompute FLOPs per pinned byte, highest
+ * first, while the pinned bytes fit. */
+static void ec_bw_keep(const ec_model *m, const ec_gradcam_plan *g, ec_bw_work *w, int ng, size_t budget)
+{
+    size_t left = budget;
+    for (;;) {
+        int best = -1;
+        double best_r = 0;
+        size_t best_b = 0;
+        for (int k = 0; k < ng; k++) {
+            const ec_group *gr = &w->grp[k];
+            if (!gr->recompute || gr->keep) continue;
+            size_t bytes = 0;
+            double flops = 0;
+            int ok = 1;
+            for (int j = gr->p0 + 1; j <= gr->p1 && ok; j++) {
+                int r[ECM_MAX_IN], nr = ec_bw_reads(m, g, w->path[j], r);
+                for (int q = 0; q < nr && ok; q++) {
+                    const int v = r[q];
+                    if (v >= w->nv) ok = 0;
+                    else if (v != m->output && !g->pin[v] && g->on[v]) {
+                        bytes += ec_value_bytes(m, v);
+                        if (!w->mat[v]) flops += ec_bw_recompute_flops(m, v);
+                    }
+                }
+            }
+            if (!ok || bytes == 0 || bytes > left || flops <= 0) continue;
+            const double r = flops / (double)bytes;
+            if (best < 0 || r > best_r) best = k, best_r = r, best_b = bytes;
+        }
+        if (best < 0) return;
+        ec_group *gr = &w->grp[best];
+        gr->keep = 1, gr->recompute = 0;
+        left -= best_b;
+        for (int j = gr->p0 + 1; j <= gr->p1; j++) {   /* the forward writes them now */
+            int r[ECM_MAX_IN], nr = ec_bw_reads(m, g, w->path[j], r);
+            for (int q = 0; q < nr; q++) w->mat[r[q]] = 1;
+        }
+    }
 }
 
 static int ec_bw_push(ec_gradcam_plan *g, const ec_bw_step *st)
@@ -491,7 +561,7 @@ ec_status ec_gradcam_prepare(const ec_model *m, const ec_session_options *opt, i
     /* groups between boundaries; keep or recompute each (see the top) */
     int nb = ec_bw_boundaries(m, g, &w), ng = 0;
     for (int b = 1; b < nb; b++) {
-        ec_group gr = { w.bnd[b - 1], w.bpos[b - 1], w.bpos[b], 0, 0 };
+        ec_group gr = { w.bnd[b - 1], w.bpos[b - 1], w.bpos[b], 0, 0, 0 };
         size_t internal = 0;
         for (int j = gr.p0 + 1; j <= gr.p1; j++) {
             int r[ECM_MAX_IN], nr = ec_bw_reads(m, g, w.path[j], r);
@@ -512,6 +582,7 @@ ec_status ec_gradcam_prepare(const ec_model *m, const ec_session_options *opt, i
         w.grp[ng++] = gr;
     }
     g->n_groups = ng;
+    if (!keep_all) ec_bw_keep(m, g, &w, ng, opt->cam_keep_bytes > 0 ? (size_t)opt->cam_keep_bytes : 0);
 
     /* pins: A, recompute groups' inputs, kept groups' reads, off-path operands */
     g->pin[g->A] = 1;
@@ -526,7 +597,7 @@ ec_status ec_gradcam_prepare(const ec_model *m, const ec_session_options *opt, i
             for (int q = 0; q < nr; q++) {
                 int v = r[q];
                 if (v >= nv || v == m->output || g->pin[v]) continue;
-                if (!g->on[v] || (!gr->recompute && (v == gr->in || w.mat[v]))) {
+                if (!g->on[v] || (!gr->recompute && (v == gr->in || w.mat[v] || gr->keep))) {
                     g->pin[v] = 1;
                     g->kept_bytes += ec_value_bytes(m, v);
                 }

@@ -112,6 +112,7 @@ ec_session_options ec_session_options_default(void)
     o.resize = EC_RESIZE_LANCZOS;          /* the app's model input */
     o.overlay_resize = EC_RESIZE_BICUBIC;  /* Pillow's default: the app's overlay base */
     o.max_arena_bytes = ECM_DEFAULT_MAX_ACTIVATION_BYTES;
+    o.cam_keep_bytes = EC_BW_KEEP_BYTES;
     return o;
 }
 
@@ -167,6 +168,8 @@ ec_status ec_session_new_debug(const ec_model *m, const ec_session_options *opt,
         return ec_fail(EC_ERR_ARG, "resize filter %d / %d (0..%d)", (int)o.resize, (int)o.overlay_resize, EC_RESIZE_LANCZOS);
     if (o.max_arena_bytes <= 0)
         return ec_fail(EC_ERR_ARG, "max_arena_bytes = %lld must be positive", (long long)o.max_arena_bytes);
+    if (o.cam_keep_bytes < 0)
+        return ec_fail(EC_ERR_ARG, "cam_keep_bytes = %lld must not be negative", (long long)o.cam_keep_bytes);
     if (o.gradcam && (o.cam_class < -1 || o.cam_class >= m->n_labels))
         return ec_fail(EC_ERR_ARG, "cam_class = %d (the model has %d classes)", o.cam_class, m->n_labels);
 

@@ -584,6 +584,11 @@ static double fd_score(ec_session *s, const ec_model *m, int cls, int logit)
  *     crosses fewer relu kinks on the way.
  * The step eps is 1e-2 on values of order 1, and in proportion on the raw
  * input (0..255, rescaled to about +-2). */
+/* The pinned-bytes budget the finite-difference checks give their sessions:
+ * 0 recomputes every block that can be (the tiny models fit any budget whole,
+ * so the default would keep them all and leave recompute untested). */
+static int64_t fd_keep = 0;
+
 static void test_gradcam_fd(const char *tag, ec_model *m, int logit, const char *layer, int threads, int per_element)
 {
     int H, W;
@@ -595,10 +600,11 @@ static void test_gradcam_fd(const char *tag, ec_model *m, int logit, const char 
     o.cam_logit = logit;
     o.cam_layer = layer;
     o.threads = threads;
+    o.cam_keep_bytes = fd_keep;
     ec_session *s = NULL, *k = NULL;
     char name[160];
-    snprintf(name, sizeof name, "gradcam_fd_%s%s%s%s%s", tag, layer ? "_" : "", layer ? layer : "", logit ? "_logit" : "",
-             threads > 1 ? "_threads2" : "");
+    snprintf(name, sizeof name, "gradcam_fd_%s%s%s%s%s%s", tag, layer ? "_" : "", layer ? layer : "", logit ? "_logit" : "",
+             threads > 1 ? "_threads2" : "", fd_keep ? "_kept" : "");
     ec_status st = ec_session_new(m, &o, &s);
     o.threads = 1;
     if (st || ec_session_new_debug(m, &o, 1, &k)) { t_fail(name, "%s", ec_last_error()); free(rgb); ec_session_free(s); return; }
@@ -692,6 +698,55 @@ static void test_gradcam_threads(const char *tag, ec_model *m, const char *layer
     }
     ec_session_free(s1);
     ec_session_free(s2);
+    free(rgb);
+}
+
+/* Keeping blocks' values (cam_keep_bytes) instead of recomputing them: the
+ * same gradient and heatmap within float rounding (a kept pre-activation comes
+ * from the forward's conv, a recomputed one from the backward's, which may group
+ * the same sums differently), fewer blocks recomputed; and a negative budget
+ * is refused. */
+static void test_gradcam_keep(const char *tag, ec_model *m, const char *layer)
+{
+    int H, W;
+    ec_model_input_size(m, &H, &W);
+    uint8_t *rgb = malloc((size_t)H * W * 3);
+    fill_image(rgb, (size_t)H * W * 3);
+    ec_session_options o = ec_session_options_default();
+    o.gradcam = 1;
+    o.cam_layer = layer;
+    ec_session *sk = NULL, *sr = NULL;
+    ec_result rk, rr;
+    char name[160];
+    snprintf(name, sizeof name, "gradcam_keep_vs_recompute_%s_%s", tag, layer);
+    ec_status st = ec_session_new(m, &o, &sk);
+    o.cam_keep_bytes = 0;
+    if (!st) st = ec_session_new(m, &o, &sr);
+    if (!st) st = ec_session_predict_rgb(sk, rgb, W, H, &rk);
+    if (!st) st = ec_session_predict_rgb(sr, rgb, W, H, &rr);
+    if (st) {
+        t_fail(name, "%s", ec_last_error());
+    } else {
+        const ec_gradcam_plan *gk = ec_session_gradcam(sk), *gr = ec_session_gradcam(sr);
+        const ec_value *va = &m->values[gk->A];
+        size_t n = (size_t)va->h * va->w * va->c, hw = (size_t)va->h * va->w, at = 0;
+        const float *g1 = ec_session_grad(sk, gk->A), *g2 = ec_session_grad(sr, gr->A);
+        double gmax = 0, d = max_abs_diff(g1, g2, n, &at), dc = max_abs_diff(rk.cam, rr.cam, hw, NULL);
+        for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(g2[i]));
+        T_CHECK(name, d <= 1e-5 * gmax && dc <= 1e-5 && gk->n_recompute < gr->n_recompute && gk->kept_bytes > 0,
+                "gradient max |d| %.3g of max %.3g at %zu, heatmap max |d| %.3g; blocks recomputed %d (kept %zu bytes) "
+                "vs %d", d, gmax, at, dc, gk->n_recompute, gk->kept_bytes, gr->n_recompute);
+        printf("# %s: %d of %d blocks recomputed (%zu bytes kept) vs %d; gradient max |d| %.3g of max %.3g, heatmap %.3g\n",
+               name, gk->n_recompute, gk->n_groups, gk->kept_bytes, gr->n_recompute, d, gmax, dc);
+    }
+    ec_session_free(sk);
+    ec_session_free(sr);
+    sk = NULL;
+    o.cam_keep_bytes = -1;
+    st = ec_session_new(m, &o, &sk);
+    T_CHECK("gradcam_keep_negative_refused", st == EC_ERR_ARG && strstr(ec_last_error(), "cam_keep_bytes"),
+            "status %d: %s", st, ec_last_error());
+    ec_session_free(sk);
     free(rgb);
 }
 
@@ -1321,6 +1376,15 @@ int main(void)
         test_gradcam_fd("deep", mdeep, 0, "input", 2, 0);
         test_gradcam_threads("deep", mdeep, "input");
         test_gradcam_threads("deep", mdeep, "stem_activation");
+        /* the default budget: blocks kept, checked by finite differences too */
+        fd_keep = ec_session_options_default().cam_keep_bytes;
+        test_gradcam_fd("v2_fp32", m32, 0, "stem_activation", 1, 1);
+        test_gradcam_fd("deep", mdeep, 0, "stem_activation", 1, 0);
+        test_gradcam_fd("deep", mdeep, 1, "input", 2, 0);
+        fd_keep = 0;
+        test_gradcam_keep("v2_fp32", m32, "stem_activation");
+        test_gradcam_keep("deep", mdeep, "stem_activation");
+        test_gradcam_keep("deep", mdeep, "input");
         test_gradcam_errors(m32);
     }
     ec_model_free(m32);
