@@ -12,6 +12,23 @@
 #include "kernels.h"
 
 #ifdef EC_CRC_CLMUL
+/* Four consecutive 128-bit lanes of folded state (64 bytes) -> the CRC: each
+ * lane folded into the next (x^(128+-32) mod P), then zlib's CRC of the last
+ * from a zero register (zlib's ~0 start) is the CRC of the whole. */
+__attribute__((target("pclmul,sse4.1")))
+static uLong ec_crc_lanes4(__m128i x0, __m128i x1, __m128i x2, __m128i x3)
+{
+    const __m128i k1 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);
+#define EC_FOLD(x, k, d) _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), d)
+    x1 = EC_FOLD(x0, k1, x1);
+    x2 = EC_FOLD(x1, k1, x2);
+    x3 = EC_FOLD(x2, k1, x3);
+#undef EC_FOLD
+    unsigned char r[16];
+    _mm_storeu_si128((__m128i *)r, x3);
+    return crc32(0xffffffffUL, r, 16);
+}
+
 /* zlib's CRC-32 (reflected, poly 0x04c11db7) of b[0, n), n >= 64 a multiple of
  * 64, extending crc: carry-less multiplication folds four 128-bit lanes forward
  * by 512 bits per step (~3.5x zlib's table code), then into one lane; folding
@@ -22,7 +39,6 @@ __attribute__((target("pclmul,sse4.1")))
 static uLong ec_crc_clmul(uLong crc, const unsigned char *b, size_t n)
 {
     const __m128i k4 = _mm_set_epi64x(0x1c6e41596LL, 0x154442bd4LL);   /* 4-lane fold */
-    const __m128i k1 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);   /* 1-lane fold */
     __m128i x0 = _mm_loadu_si128((const __m128i *)b), x1 = _mm_loadu_si128((const __m128i *)(b + 16));
     __m128i x2 = _mm_loadu_si128((const __m128i *)(b + 32)), x3 = _mm_loadu_si128((const __m128i *)(b + 48));
     /* zlib's register is kept inverted: put ~crc into the first 4 bytes */
@@ -34,13 +50,8 @@ static uLong ec_crc_clmul(uLong crc, const unsigned char *b, size_t n)
         x2 = EC_FOLD(x2, k4, _mm_loadu_si128((const __m128i *)(b + off + 32)));
         x3 = EC_FOLD(x3, k4, _mm_loadu_si128((const __m128i *)(b + off + 48)));
     }
-    x1 = EC_FOLD(x0, k1, x1);
-    x2 = EC_FOLD(x1, k1, x2);
-    x3 = EC_FOLD(x2, k1, x3);
 #undef EC_FOLD
-    unsigned char r[16];
-    _mm_storeu_si128((__m128i *)r, x3);
-    return crc32(0xffffffffUL, r, 16);   /* zero register: zlib's ~0 start */
+    return ec_crc_lanes4(x0, x1, x2, x3);
 }
 #endif
 
@@ -73,17 +84,8 @@ static uLong ec_crc_vpclmul(uLong crc, const unsigned char *b, size_t n)
     a2 = EC_FOLD5(a1, k4, a2);
     a3 = EC_FOLD5(a2, k4, a3);
 #undef EC_FOLD5
-    const __m128i k1 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);
-    __m128i x0 = _mm512_extracti32x4_epi32(a3, 0), x1 = _mm512_extracti32x4_epi32(a3, 1);
-    __m128i x2 = _mm512_extracti32x4_epi32(a3, 2), x3 = _mm512_extracti32x4_epi32(a3, 3);
-#define EC_FOLD(x, k, d) _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), d)
-    x1 = EC_FOLD(x0, k1, x1);
-    x2 = EC_FOLD(x1, k1, x2);
-    x3 = EC_FOLD(x2, k1, x3);
-#undef EC_FOLD
-    unsigned char r[16];
-    _mm_storeu_si128((__m128i *)r, x3);
-    return crc32(0xffffffffUL, r, 16);
+    return ec_crc_lanes4(_mm512_extracti32x4_epi32(a3, 0), _mm512_extracti32x4_epi32(a3, 1),
+                         _mm512_extracti32x4_epi32(a3, 2), _mm512_extracti32x4_epi32(a3, 3));
 }
 #endif
 
@@ -108,14 +110,23 @@ int ec_cpu_has_clmul(void)
     return has;
 }
 
-uint32_t ec_crc32_update__clmul(uint32_t crc, const unsigned char *b, size_t n)
+/* b[0, n): whole blocks by fold when there are at least min bytes, the rest
+ * by tail (each a CRC extending crc, so the two pieces chain). */
+static uint32_t ec_crc_split(uint32_t crc, const unsigned char *b, size_t n, size_t min, size_t block,
+                             uLong (*fold)(uLong, const unsigned char *, size_t),
+                             uint32_t (*tail)(uint32_t, const unsigned char *, size_t))
 {
-    if (n >= 256) {
-        size_t nb = n & ~(size_t)63;
-        crc = (uint32_t)ec_crc_clmul(crc, b, nb);
+    if (n >= min) {
+        const size_t nb = n - n % block;
+        crc = (uint32_t)fold(crc, b, nb);
         b += nb, n -= nb;
     }
-    return ec_crc32_update__ref(crc, b, n);
+    return tail(crc, b, n);
+}
+
+uint32_t ec_crc32_update__clmul(uint32_t crc, const unsigned char *b, size_t n)
+{
+    return ec_crc_split(crc, b, n, 256, 64, ec_crc_clmul, ec_crc32_update__ref);
 }
 
 /* 512-bit folding where AVX-512 is in use (ec_cpu_has_avx512: EFFCAM_NO_AVX512
@@ -129,12 +140,7 @@ int ec_cpu_has_vpclmul(void)
 
 uint32_t ec_crc32_update__vpclmul(uint32_t crc, const unsigned char *b, size_t n)
 {
-    if (n >= 512) {
-        size_t nb = n & ~(size_t)255;
-        crc = (uint32_t)ec_crc_vpclmul(crc, b, nb);
-        b += nb, n -= nb;
-    }
-    return ec_crc32_update__clmul(crc, b, n);
+    return ec_crc_split(crc, b, n, 512, 256, ec_crc_vpclmul, ec_crc32_update__clmul);
 }
 #else
 int ec_cpu_has_clmul(void) { return 0; }

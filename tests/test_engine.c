@@ -667,26 +667,43 @@ static void test_gradcam_fd(const char *tag, ec_model *m, int logit, const char 
     ec_session_free(k);
 }
 
-/* The backward at a deep target with 1 and 2 threads: the same bits. */
-static void test_gradcam_threads(const char *tag, ec_model *m, const char *layer)
+/* Grad-CAM options for layer. */
+static ec_session_options cam_options(const char *layer)
+{
+    ec_session_options o = ec_session_options_default();
+    o.gradcam = 1;
+    o.cam_layer = layer;
+    return o;
+}
+
+/* Two sessions of m (options o1, o2) each predicting the same model-size
+ * image; nonzero on an error (the sessions, if made, are the caller's to free). */
+static ec_status session_pair(ec_model *m, const ec_session_options *o1, const ec_session_options *o2, ec_session **s1,
+                              ec_session **s2, ec_result *r1, ec_result *r2)
 {
     int H, W;
     ec_model_input_size(m, &H, &W);
     uint8_t *rgb = malloc((size_t)H * W * 3);
+    if (!rgb) return EC_ERR_NOMEM;
     fill_image(rgb, (size_t)H * W * 3);
-    ec_session_options o = ec_session_options_default();
-    o.gradcam = 1;
-    o.cam_layer = layer;
+    ec_status st = ec_session_new(m, o1, s1);
+    if (!st) st = ec_session_new(m, o2, s2);
+    if (!st) st = ec_session_predict_rgb(*s1, rgb, W, H, r1);
+    if (!st) st = ec_session_predict_rgb(*s2, rgb, W, H, r2);
+    free(rgb);
+    return st;
+}
+
+/* The backward at a deep target with 1 and 2 threads: the same bits. */
+static void test_gradcam_threads(const char *tag, ec_model *m, const char *layer)
+{
     ec_session *s1 = NULL, *s2 = NULL;
     ec_result r1, r2;
     char name[160];
     snprintf(name, sizeof name, "gradcam_threads_bit_identical_%s_%s", tag, layer);
-    ec_status st = ec_session_new(m, &o, &s1);
-    o.threads = 2;
-    if (!st) st = ec_session_new(m, &o, &s2);
-    if (!st) st = ec_session_predict_rgb(s1, rgb, W, H, &r1);
-    if (!st) st = ec_session_predict_rgb(s2, rgb, W, H, &r2);
-    if (st) {
+    ec_session_options o = cam_options(layer), o2 = o;
+    o2.threads = 2;
+    if (session_pair(m, &o, &o2, &s1, &s2, &r1, &r2)) {
         t_fail(name, "%s", ec_last_error());
     } else {
         const ec_gradcam_plan *g = ec_session_gradcam(s1);
@@ -698,33 +715,21 @@ static void test_gradcam_threads(const char *tag, ec_model *m, const char *layer
     }
     ec_session_free(s1);
     ec_session_free(s2);
-    free(rgb);
 }
 
 /* Keeping blocks' values (cam_keep_bytes) instead of recomputing them: the
  * same gradient and heatmap within float rounding (a kept pre-activation comes
  * from the forward's conv, a recomputed one from the backward's, which may group
- * the same sums differently), fewer blocks recomputed; and a negative budget
- * is refused. */
+ * the same sums differently), fewer blocks recomputed. */
 static void test_gradcam_keep(const char *tag, ec_model *m, const char *layer)
 {
-    int H, W;
-    ec_model_input_size(m, &H, &W);
-    uint8_t *rgb = malloc((size_t)H * W * 3);
-    fill_image(rgb, (size_t)H * W * 3);
-    ec_session_options o = ec_session_options_default();
-    o.gradcam = 1;
-    o.cam_layer = layer;
     ec_session *sk = NULL, *sr = NULL;
     ec_result rk, rr;
     char name[160];
     snprintf(name, sizeof name, "gradcam_keep_vs_recompute_%s_%s", tag, layer);
-    ec_status st = ec_session_new(m, &o, &sk);
-    o.cam_keep_bytes = 0;
-    if (!st) st = ec_session_new(m, &o, &sr);
-    if (!st) st = ec_session_predict_rgb(sk, rgb, W, H, &rk);
-    if (!st) st = ec_session_predict_rgb(sr, rgb, W, H, &rr);
-    if (st) {
+    ec_session_options o = cam_options(layer), o0 = o;
+    o0.cam_keep_bytes = 0;
+    if (session_pair(m, &o, &o0, &sk, &sr, &rk, &rr)) {
         t_fail(name, "%s", ec_last_error());
     } else {
         const ec_gradcam_plan *gk = ec_session_gradcam(sk), *gr = ec_session_gradcam(sr);
@@ -741,13 +746,6 @@ static void test_gradcam_keep(const char *tag, ec_model *m, const char *layer)
     }
     ec_session_free(sk);
     ec_session_free(sr);
-    sk = NULL;
-    o.cam_keep_bytes = -1;
-    st = ec_session_new(m, &o, &sk);
-    T_CHECK("gradcam_keep_negative_refused", st == EC_ERR_ARG && strstr(ec_last_error(), "cam_keep_bytes"),
-            "status %d: %s", st, ec_last_error());
-    ec_session_free(sk);
-    free(rgb);
 }
 
 static void test_gradcam_errors(ec_model *m)
@@ -755,6 +753,12 @@ static void test_gradcam_errors(ec_model *m)
     ec_session_options o = ec_session_options_default();
     ec_session *s = NULL;
     o.gradcam = 1;
+    o.cam_keep_bytes = -1;
+    ec_status st0 = ec_session_new(m, &o, &s);
+    T_CHECK("gradcam_keep_negative_refused", st0 == EC_ERR_ARG && strstr(ec_last_error(), "cam_keep_bytes"),
+            "status %d: %s", st0, ec_last_error());
+    ec_session_free(s), s = NULL;
+    o.cam_keep_bytes = ec_session_options_default().cam_keep_bytes;
     o.cam_layer = "avg_pool";   /* GlobalAveragePooling2D without keepdims: 2-D */
     ec_status st = ec_session_new(m, &o, &s);
     T_CHECK("gradcam_layer_2d_refused", st == EC_ERR_ARG && strstr(ec_last_error(), "avg_pool") &&
