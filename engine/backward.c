@@ -25,10 +25,10 @@
  * Each node is recomputed at most once, so the backward costs about a
  * forward (the data gradients) plus the recomputed part of one (the
  * projection convs and everything before A are not rerun). Within a bound
- * (ec_session_options.cam_keep_bytes, 11 MiB by default), recompute groups that read no pre-activation of
- * a conv with its own activation are kept instead, the most recompute FLOPs
- * per pinned byte first (ec_bw_keep): their BN outputs are pinned, so the
- * forward writes them.
+ * (ec_session_options.cam_keep_bytes, 11 MiB by default), recompute groups
+ * that read no pre-activation of a conv with its own activation are kept
+ * instead, the most recompute FLOPs per pinned byte first (ec_bw_keep): their
+ * BN outputs are pinned, so the forward writes them.
  *
  * The memory plan places gradients, recomputed values and temporaries in the
  * arena's dead space with their lifetimes: a checkpoint dies when its block's
@@ -331,7 +331,8 @@ static double ec_bw_recompute_flops(const ec_model *m, int v)
     return 2.0 * y->h * y->w * y->c * n->kh * n->kw * cin;
 }
 
-/* Keep instead of recompute, within EC_BW_KEEP_BYTES: a recompute group whose
+/* Keep instead of recompute, within budget bytes (the session's cam_keep_bytes,
+ * EC_BW_KEEP_BYTES by default): a recompute group whose
  * backward reads only values (no pre-activation of a conv with its own
  * activation, which no forward step writes) can have them pinned instead: the
  * forward then writes each BN output it reads (plan.c fuses an activation into
