@@ -332,14 +332,14 @@ static double ec_bw_recompute_flops(const ec_model *m, int v)
 }
 
 /* Keep instead of recompute, within budget bytes (the session's cam_keep_bytes,
- * EC_BW_KEEP_BYTES by default): a recompute group whose
- * backward reads only values (no pre-activation of a conv with its own
- * activation, which no forward step writes) can have them pinned instead: the
- * forward then writes each BN output it reads (plan.c fuses an activation into
- * its conv only when the BN output is not pinned, and a Winograd conv into the
- * 1x1 conv after it only when its output goes straight there), and its
- * recompute goes. Groups are taken by recompute FLOPs per pinned byte, highest
- * first, while the pinned bytes fit. */
+ * EC_BW_KEEP_BYTES by default): a recompute group whose backward reads only
+ * values (no pre-activation of a conv with its own activation, which no forward
+ * step writes) can have them pinned instead: the forward then writes each BN
+ * output it reads (plan.c fuses an activation into its conv only when the BN
+ * output is not pinned, and a Winograd conv into the 1x1 conv after it only
+ * when its output goes straight there), and its recompute goes. Groups are
+ * taken by recompute FLOPs per pinned byte, highest first, while the pinned
+ * bytes fit. */
 static void ec_bw_keep(const ec_model *m, const ec_gradcam_plan *g, ec_bw_work *w, int ng, size_t budget)
 {
     size_t left = budget;
