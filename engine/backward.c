@@ -148,7 +148,6 @@ typedef struct {
     int p0, p1;                   /* path positions (p0, p1]: its nodes */
     int recompute;
     int needs_in;
-    int keep;                     /* a recompute group kept instead (ec_bw_keep) */
 } ec_group;
 
 typedef struct {                  /* prepare's working arrays */
@@ -349,7 +348,7 @@ static void ec_bw_keep(const ec_model *m, const ec_gradcam_plan *g, ec_bw_work *
         size_t best_b = 0;
         for (int k = 0; k < ng; k++) {
             const ec_group *gr = &w->grp[k];
-            if (!gr->recompute || gr->keep) continue;
+            if (!gr->recompute) continue;
             size_t bytes = 0;
             double flops = 0;
             int ok = 1;
@@ -370,9 +369,9 @@ static void ec_bw_keep(const ec_model *m, const ec_gradcam_plan *g, ec_bw_work *
         }
         if (best < 0) return;
         ec_group *gr = &w->grp[best];
-        gr->keep = 1, gr->recompute = 0;
+        gr->recompute = 0;
         left -= best_b;
-        for (int j = gr->p0 + 1; j <= gr->p1; j++) {   /* the forward writes them now */
+        for (int j = gr->p0 + 1; j <= gr->p1; j++) {   /* the forward writes them now: the pins below keep them */
             int r[ECM_MAX_IN], nr = ec_bw_reads(m, g, w->path[j], r);
             for (int q = 0; q < nr; q++) w->mat[r[q]] = 1;
         }
@@ -562,7 +561,7 @@ ec_status ec_gradcam_prepare(const ec_model *m, const ec_session_options *opt, i
     /* groups between boundaries; keep or recompute each (see the top) */
     int nb = ec_bw_boundaries(m, g, &w), ng = 0;
     for (int b = 1; b < nb; b++) {
-        ec_group gr = { w.bnd[b - 1], w.bpos[b - 1], w.bpos[b], 0, 0, 0 };
+        ec_group gr = { w.bnd[b - 1], w.bpos[b - 1], w.bpos[b], 0, 0 };
         size_t internal = 0;
         for (int j = gr.p0 + 1; j <= gr.p1; j++) {
             int r[ECM_MAX_IN], nr = ec_bw_reads(m, g, w.path[j], r);
@@ -598,7 +597,7 @@ ec_status ec_gradcam_prepare(const ec_model *m, const ec_session_options *opt, i
             for (int q = 0; q < nr; q++) {
                 int v = r[q];
                 if (v >= nv || v == m->output || g->pin[v]) continue;
-                if (!g->on[v] || (!gr->recompute && (v == gr->in || w.mat[v] || gr->keep))) {
+                if (!g->on[v] || (!gr->recompute && (v == gr->in || w.mat[v]))) {
                     g->pin[v] = 1;
                     g->kept_bytes += ec_value_bytes(m, v);
                 }

@@ -141,7 +141,7 @@ static int64_t ec_first_nonfinite(const ec_tensor *T)
     if (!ec_any_nonfinite(T->data, (size_t)T->elems, f16)) return -1;
     const unsigned char *b = T->data;
     for (int64_t i = 0; i < T->elems; i++)
-        if (ec_any_nonfinite(b + (size_t)i * (f16 ? 2 : 4), 1, f16)) return i;
+        if (ec_any_nonfinite__ref(b + (size_t)i * (f16 ? 2 : 4), 1, f16)) return i;
     return -1;
 }
 

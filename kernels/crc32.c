@@ -53,9 +53,7 @@ static uLong ec_crc_clmul(uLong crc, const unsigned char *b, size_t n)
 #undef EC_FOLD
     return ec_crc_lanes4(x0, x1, x2, x3);
 }
-#endif
 
-#ifdef EC_CRC_CLMUL
 /* The same folding with VPCLMULQDQ on 512-bit registers, for n >= 256 a
  * multiple of 256: four registers (16 lanes) fold forward by 2048 bits per
  * step, then into one register by 512-bit folds lane by lane (the constants of
@@ -88,7 +86,6 @@ static uLong ec_crc_vpclmul(uLong crc, const unsigned char *b, size_t n)
                          _mm512_extracti32x4_epi32(a3, 2), _mm512_extracti32x4_epi32(a3, 3));
 }
 #endif
-
 
 /* zlib's table code, in 1 GiB pieces (zlib takes uInt lengths). */
 uint32_t ec_crc32_update__ref(uint32_t crc32_in, const unsigned char *b, size_t n)

@@ -569,6 +569,11 @@ static double fd_score(ec_session *s, const ec_model *m, int cls, int logit)
     return z;
 }
 
+/* The pinned-bytes budget the finite-difference checks give their sessions:
+ * 0 recomputes every block that can be (the tiny models fit any budget whole,
+ * so the default would keep them all and leave recompute untested). */
+static int64_t fd_keep = 0;
+
 /* d score / dA from the production session (recomputing what it did not keep)
  * against finite differences of the score in a keep_all session, re-running
  * the forward from A's producer on. layer NULL: the model's choice; "input":
@@ -584,11 +589,6 @@ static double fd_score(ec_session *s, const ec_model *m, int cls, int logit)
  *     crosses fewer relu kinks on the way.
  * The step eps is 1e-2 on values of order 1, and in proportion on the raw
  * input (0..255, rescaled to about +-2). */
-/* The pinned-bytes budget the finite-difference checks give their sessions:
- * 0 recomputes every block that can be (the tiny models fit any budget whole,
- * so the default would keep them all and leave recompute untested). */
-static int64_t fd_keep = 0;
-
 static void test_gradcam_fd(const char *tag, ec_model *m, int logit, const char *layer, int threads, int per_element)
 {
     int H, W;
@@ -1151,8 +1151,8 @@ static void test_crc(void)
     unsigned char *b = malloc(cap);
     uint32_t x = 12345;
     for (size_t i = 0; i < cap; i++) { x = x * 1664525u + 1013904223u; b[i] = (unsigned char)(x >> 24); }
-    static const size_t lens[] = { 0, 1, 63, 64, 65, 255, 256, 257, 319, 320, 321, 511, 512, 513, 837, 1000, 4096, 65536 + 13, 1u << 20,
-                                   (1u << 20) + 300 };
+    static const size_t lens[] = { 0, 1, 63, 64, 65, 255, 256, 257, 319, 320, 321, 511, 512, 513, 837, 1000, 4096,
+                                   65536 + 13, 1u << 20, (1u << 20) + 300 };
     int bad = -1;
     const char *bad_k = "";
     for (size_t i = 0; i < sizeof lens / sizeof lens[0] && bad < 0; i++)
