@@ -676,45 +676,63 @@ static ec_session_options cam_options(const char *layer)
     return o;
 }
 
-/* Two sessions of m (options o1, o2) each predicting the same model-size
- * image; nonzero on an error (the sessions, if made, are the caller's to free). */
-static ec_status session_pair(ec_model *m, const ec_session_options *o1, const ec_session_options *o2, ec_session **s1,
-                              ec_session **s2, ec_result *r1, ec_result *r2)
+/* Two Grad-CAM sessions of m (options o1, o2) after predicting the same
+ * model-size image: their results, the gradients at the target A (n values,
+ * hw pixels). */
+typedef struct {
+    ec_session *s[2];
+    ec_result r[2];
+    const ec_gradcam_plan *g[2];
+    const float *grad[2];
+    size_t n, hw;
+} cam_pair;
+
+/* nonzero on an error; cam_pair_free either way */
+static ec_status cam_pair_run(ec_model *m, const ec_session_options *o1, const ec_session_options *o2, cam_pair *p)
 {
+    memset(p, 0, sizeof *p);
     int H, W;
     ec_model_input_size(m, &H, &W);
     uint8_t *rgb = malloc((size_t)H * W * 3);
     if (!rgb) return EC_ERR_NOMEM;
     fill_image(rgb, (size_t)H * W * 3);
-    ec_status st = ec_session_new(m, o1, s1);
-    if (!st) st = ec_session_new(m, o2, s2);
-    if (!st) st = ec_session_predict_rgb(*s1, rgb, W, H, r1);
-    if (!st) st = ec_session_predict_rgb(*s2, rgb, W, H, r2);
+    const ec_session_options *o[2] = { o1, o2 };
+    ec_status st = EC_OK;
+    for (int i = 0; i < 2 && !st; i++) st = ec_session_new(m, o[i], &p->s[i]);
+    for (int i = 0; i < 2 && !st; i++) st = ec_session_predict_rgb(p->s[i], rgb, W, H, &p->r[i]);
     free(rgb);
-    return st;
+    if (st) return st;
+    for (int i = 0; i < 2; i++) {
+        p->g[i] = ec_session_gradcam(p->s[i]);
+        p->grad[i] = ec_session_grad(p->s[i], p->g[i]->A);
+    }
+    const ec_value *va = &m->values[p->g[0]->A];
+    p->hw = (size_t)va->h * va->w, p->n = p->hw * va->c;
+    return EC_OK;
+}
+
+static void cam_pair_free(cam_pair *p)
+{
+    ec_session_free(p->s[0]);
+    ec_session_free(p->s[1]);
 }
 
 /* The backward at a deep target with 1 and 2 threads: the same bits. */
 static void test_gradcam_threads(const char *tag, ec_model *m, const char *layer)
 {
-    ec_session *s1 = NULL, *s2 = NULL;
-    ec_result r1, r2;
     char name[160];
     snprintf(name, sizeof name, "gradcam_threads_bit_identical_%s_%s", tag, layer);
     ec_session_options o = cam_options(layer), o2 = o;
     o2.threads = 2;
-    if (session_pair(m, &o, &o2, &s1, &s2, &r1, &r2)) {
+    cam_pair p;
+    if (cam_pair_run(m, &o, &o2, &p)) {
         t_fail(name, "%s", ec_last_error());
     } else {
-        const ec_gradcam_plan *g = ec_session_gradcam(s1);
-        const ec_value *va = &m->values[g->A];
-        size_t n = (size_t)va->h * va->w * va->c, hw = (size_t)va->h * va->w;
-        const float *g1 = ec_session_grad(s1, g->A), *g2 = ec_session_grad(s2, g->A);
-        T_CHECK(name, !memcmp(g1, g2, n * sizeof *g1) && !memcmp(r1.cam, r2.cam, hw * sizeof *r1.cam),
-                "threads = 2 differs: gradient max |d| %.3g", max_abs_diff(g1, g2, n, NULL));
+        T_CHECK(name, !memcmp(p.grad[0], p.grad[1], p.n * sizeof *p.grad[0]) &&
+                          !memcmp(p.r[0].cam, p.r[1].cam, p.hw * sizeof *p.r[0].cam),
+                "threads = 2 differs: gradient max |d| %.3g", max_abs_diff(p.grad[0], p.grad[1], p.n, NULL));
     }
-    ec_session_free(s1);
-    ec_session_free(s2);
+    cam_pair_free(&p);
 }
 
 /* Keeping blocks' values (cam_keep_bytes) instead of recomputing them: the
@@ -723,29 +741,26 @@ static void test_gradcam_threads(const char *tag, ec_model *m, const char *layer
  * the same sums differently), fewer blocks recomputed. */
 static void test_gradcam_keep(const char *tag, ec_model *m, const char *layer)
 {
-    ec_session *sk = NULL, *sr = NULL;
-    ec_result rk, rr;
     char name[160];
     snprintf(name, sizeof name, "gradcam_keep_vs_recompute_%s_%s", tag, layer);
     ec_session_options o = cam_options(layer), o0 = o;
     o0.cam_keep_bytes = 0;
-    if (session_pair(m, &o, &o0, &sk, &sr, &rk, &rr)) {
+    cam_pair p;
+    if (cam_pair_run(m, &o, &o0, &p)) {
         t_fail(name, "%s", ec_last_error());
     } else {
-        const ec_gradcam_plan *gk = ec_session_gradcam(sk), *gr = ec_session_gradcam(sr);
-        const ec_value *va = &m->values[gk->A];
-        size_t n = (size_t)va->h * va->w * va->c, hw = (size_t)va->h * va->w, at = 0;
-        const float *g1 = ec_session_grad(sk, gk->A), *g2 = ec_session_grad(sr, gr->A);
-        double gmax = 0, d = max_abs_diff(g1, g2, n, &at), dc = max_abs_diff(rk.cam, rr.cam, hw, NULL);
-        for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(g2[i]));
+        const ec_gradcam_plan *gk = p.g[0], *gr = p.g[1];
+        size_t at = 0;
+        double gmax = 0, d = max_abs_diff(p.grad[0], p.grad[1], p.n, &at);
+        double dc = max_abs_diff(p.r[0].cam, p.r[1].cam, p.hw, NULL);
+        for (size_t i = 0; i < p.n; i++) gmax = fmax(gmax, fabs(p.grad[1][i]));
         T_CHECK(name, d <= 1e-5 * gmax && dc <= 1e-5 && gk->n_recompute < gr->n_recompute && gk->kept_bytes > 0,
                 "gradient max |d| %.3g of max %.3g at %zu, heatmap max |d| %.3g; blocks recomputed %d (kept %zu bytes) "
                 "vs %d", d, gmax, at, dc, gk->n_recompute, gk->kept_bytes, gr->n_recompute);
         printf("# %s: %d of %d blocks recomputed (%zu bytes kept) vs %d; gradient max |d| %.3g of max %.3g, heatmap %.3g\n",
                name, gk->n_recompute, gk->n_groups, gk->kept_bytes, gr->n_recompute, d, gmax, dc);
     }
-    ec_session_free(sk);
-    ec_session_free(sr);
+    cam_pair_free(&p);
 }
 
 static void test_gradcam_errors(ec_model *m)
