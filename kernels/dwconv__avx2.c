@@ -141,21 +141,52 @@ EC_V8_INLINE void dw_row_tile(const dw_ctx *k, int oy, int cb, const int KW, con
  * per pass at a stride of c floats; with c = 512 or 1536 (strides of 2 and 6 KB)
  * those lines fall into a few L1 sets and evict each other. Same per-element
  * arithmetic as dw_row_tile (plain mode, c % 8 == 0, mult 1). */
-/* One output pixel ox of row-major pass dw_row_pm, every channel tile, its taps
- * clipped to the image (border columns; interior leftovers get the full range). */
+/* NT channel tiles [cb, cb + 8 NT) of one pixel in plain mode, each with
+ * dw_pixel's arithmetic (two row-parity chains, added, then scale/shift and the
+ * activation), the NT tiles' chains independent of each other: a tile alone
+ * waits on its FMA latency and on the activation's polynomial, and the border
+ * columns (2 of the 10 of a 10x10 map) then cost more than the interior. */
+EC_V8_INLINE void dw_pixel_tiles(const dw_ctx *k, const float *xr, float *o, int cb, int ky0, int ky1, int kx0,
+                                 int kx1, const int KW, const int NT)
+{
+    const size_t C = (size_t)k->C, xrow = (size_t)k->in_w * C;
+    __m256 acc[2][4];
+    EC_V8_UNROLL for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
+    const float *xk = xr + cb;
+    for (int ky = ky0; ky < ky1; ky++, xk += xrow) {
+        const float *wr = k->w + ((size_t)ky * KW + kx0) * C + cb;
+        __m256 a[4];
+        EC_V8_UNROLL for (int j = 0; j < NT; j++) a[j] = acc[ky & 1][j];
+        for (int t = 0; t < kx1 - kx0; t++)
+            EC_V8_UNROLL for (int j = 0; j < NT; j++)
+                a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(xk + t * C + 8 * j), _mm256_loadu_ps(wr + t * C + 8 * j), a[j]);
+        EC_V8_UNROLL for (int j = 0; j < NT; j++) acc[ky & 1][j] = a[j];
+    }
+    __m256 v[4];
+    EC_V8_UNROLL for (int j = 0; j < NT; j++) {
+        const __m256 vs = k->scale ? _mm256_loadu_ps(k->scale + cb + 8 * j) : _mm256_set1_ps(1.0f);
+        const __m256 vh = k->shift ? _mm256_loadu_ps(k->shift + cb + 8 * j) : _mm256_setzero_ps();
+        v[j] = _mm256_fmadd_ps(_mm256_add_ps(acc[0][j], acc[1][j]), vs, vh);
+    }
+    ec_v8_act_n(v, NT, k->act);
+    EC_V8_UNROLL for (int j = 0; j < NT; j++) _mm256_storeu_ps(o + cb + 8 * j, v[j]);
+}
+
+/* One output pixel ox of row-major pass dw_row_pm, every channel tile (4 at a
+ * time, then one by one), its taps clipped to the image (border columns;
+ * interior leftovers get the full range). */
 EC_V8_INLINE void dw_pm_pixel(const dw_ctx *k, const float *xrow0, float *orow, int ox, int ky0, int ky1,
                               const int KW)
 {
-    const __m256i ones = _mm256_set1_epi32(-1), zero = _mm256_setzero_si256();
     const size_t C = (size_t)k->C;
     const int ix0 = ox * k->sw - k->pad_l;
     const int kx0 = ix0 < 0 ? -ix0 : 0;
     const int kx1 = k->in_w - ix0 < KW ? k->in_w - ix0 : KW;
     const float *xr = kx0 < kx1 ? xrow0 + (size_t)(ix0 + kx0) * C : xrow0;
-    for (size_t cb = 0; cb < C; cb += 8)
-        dw_pixel(k, xr + cb, k->w + cb, orow + ox * C + cb, ky0, ky1, kx0, kx1, KW, DW_PLAIN, ones, zero,
-                 k->scale ? _mm256_loadu_ps(k->scale + cb) : _mm256_set1_ps(1.0f),
-                 k->shift ? _mm256_loadu_ps(k->shift + cb) : _mm256_setzero_ps());
+    float *o = orow + ox * C;
+    int cb = 0;
+    for (; cb + 32 <= k->C; cb += 32) dw_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, KW, 4);
+    for (; cb < k->C; cb += 8) dw_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, KW, 1);
 }
 
 EC_V8_INLINE void dw_row_pm(const dw_ctx *k, int oy, const int KW)

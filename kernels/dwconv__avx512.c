@@ -64,26 +64,66 @@ EC_V16_INLINE void dw5_finish(const dw5_ctx *k, __m512 *acc, const int n, float 
     }
 }
 
+/* NT channel tiles [cb, cb + 16 NT) of one pixel, taps [ky0, ky1) x [kx0,
+ * kx1); xr points at channel 0 of input pixel (iy0 + ky0, ix0 + kx0); mult 1.
+ * The NT chains are independent: one tile alone waits on its FMA latency at
+ * every tap and on the activation's polynomial, and the border columns (2 of
+ * the 10 of a 10x10 map) then cost more than the 8 interior ones. MASKED: one
+ * tile, the last, partial one (NT 1, loads under m). */
+EC_V16_INLINE void dw5_pixel_tiles(const dw5_ctx *k, const float *xr, float *o, int cb, int ky0, int ky1, int kx0,
+                                   int kx1, float *rs, const int NT, const int MASKED, __mmask16 m)
+{
+    const size_t C = (size_t)k->C, xrow = (size_t)k->in_w * C;
+#define DW5_LT(ptr) (MASKED ? _mm512_maskz_loadu_ps(m, ptr) : _mm512_loadu_ps(ptr))
+    __m512 acc[8];
+    EC_V16_UNROLL for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();
+    const float *xk = xr + cb;
+    for (int ky = ky0; ky < ky1; ky++, xk += xrow) {
+        const float *wr = k->w + ((size_t)ky * k->kw + kx0) * C + cb;
+        for (int t = 0; t < kx1 - kx0; t++)
+            EC_V16_UNROLL for (int j = 0; j < NT; j++)
+                acc[j] = _mm512_fmadd_ps(DW5_LT(xk + t * C + 16 * j), DW5_LT(wr + t * C + 16 * j), acc[j]);
+    }
+    EC_V16_UNROLL for (int j = 0; j < NT; j++) {
+        const __m512 vs = k->scale ? DW5_LT(k->scale + cb + 16 * j) : _mm512_set1_ps(1.0f);
+        const __m512 vh = k->shift ? DW5_LT(k->shift + cb + 16 * j) : _mm512_setzero_ps();
+        acc[j] = _mm512_fmadd_ps(acc[j], vs, vh);
+    }
+#undef DW5_LT
+    ec_v16_act_n(acc, NT, k->act);
+    EC_V16_UNROLL for (int j = 0; j < NT; j++) {
+        const __mmask16 mj = MASKED ? m : (__mmask16)0xffff;
+        _mm512_mask_storeu_ps(o + cb + 16 * j, mj, acc[j]);
+        if (rs) _mm512_mask_storeu_ps(rs + cb + 16 * j, mj, _mm512_add_ps(_mm512_maskz_loadu_ps(mj, rs + cb + 16 * j), acc[j]));
+    }
+}
+
 /* One output pixel, all channel tiles, taps [ky0, ky1) x [kx0, kx1); xr points
- * at channel 0 of input pixel (iy0 + ky0, ix0 + kx0). */
+ * at channel 0 of input pixel (iy0 + ky0, ix0 + kx0). Tiles go 8, then 4 at a
+ * time (independent chains), then one by one (the gather path: always). */
 EC_V16_INLINE void dw5_pixel(const dw5_ctx *k, const float *xr, float *o, int ky0, int ky1, int kx0, int kx1,
                              float *rs, const int gather)
 {
     const size_t C = (size_t)k->C, c = (size_t)k->c, xrow = (size_t)k->in_w * c;
-    for (int cb = 0; cb < k->C; cb += 16) {
+    int cb = 0;
+    if (!gather) {
+        for (; cb + 8 * 16 <= k->C; cb += 8 * 16) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 8, 0, 0xffff);
+        for (; cb + 4 * 16 <= k->C; cb += 4 * 16) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 4, 0, 0xffff);
+        for (; cb + 16 <= k->C; cb += 16) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 1, 0, 0xffff);
+        if (cb < k->C) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 1, 1, ec_v16_tail_mask(k->C - cb));
+        return;
+    }
+    for (; cb < k->C; cb += 16) {
         const __mmask16 m = ec_v16_tail_mask(k->C - cb);
-        __m512i gidx = _mm512_setzero_si512();
-        if (gather) {
-            int32_t idx[16];
-            for (int j = 0; j < 16; j++) idx[j] = (cb + j) / k->mult;
-            gidx = _mm512_loadu_si512(idx);
-        }
+        int32_t idx[16];
+        for (int j = 0; j < 16; j++) idx[j] = (cb + j) / k->mult;
+        const __m512i gidx = _mm512_loadu_si512(idx);
         __m512 acc[1] = {_mm512_setzero_ps()};
         const float *xk = xr;
         for (int ky = ky0; ky < ky1; ky++, xk += xrow) {
             const float *wr = k->w + ((size_t)ky * k->kw + kx0) * C + cb;
             for (int t = 0; t < kx1 - kx0; t++)
-                acc[0] = _mm512_fmadd_ps(dw5_x(k, xk + t * c, cb, m, gather, gidx), _mm512_maskz_loadu_ps(m, wr + t * C),
+                acc[0] = _mm512_fmadd_ps(dw5_x(k, xk + t * c, cb, m, 1, gidx), _mm512_maskz_loadu_ps(m, wr + t * C),
                                          acc[0]);
         }
         float *op[1] = {o};
