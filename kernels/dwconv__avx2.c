@@ -53,27 +53,41 @@ EC_V8_INLINE void dw_store(float *p, __m256 v, const int mode, __m256i mask)
     else _mm256_maskstore_ps(p, mask, v);
 }
 
-/* One output pixel with taps kx in [kx0, kx1) (a border column, or an interior
- * leftover with [0, KW)); xr points at input row iy0 + ky0, pixel ix0 + kx0.
- * Rows alternate between two accumulators to halve the FMA latency chain; that
- * only reassociates the reference's (ky, kx)-ordered sum. */
-EC_V8_INLINE void dw_pixel(const dw_ctx *k, const float *xr, const float *wt, float *o,
-                           int ky0, int ky1, int kx0, int kx1, const int KW,
-                           const int mode, __m256i mask, __m256i gidx, __m256 vs, __m256 vh)
+/* NT channel tiles (8 NT channels) of one output pixel with taps kx in [kx0,
+ * kx1) (a border column, or an interior leftover with [0, KW)); xr points at
+ * input row iy0 + ky0, pixel ix0 + kx0, at the first tile's channel (channel 0
+ * when gathering); wt, o, sc and sh (NULL: no scale / shift) at the first
+ * tile's channel. Rows alternate between two accumulators to halve the FMA
+ * latency chain; that only reassociates the reference's (ky, kx)-ordered sum.
+ * The tiles' chains are independent of each other: a tile alone waits on its
+ * FMA latency and on the activation's polynomial, and the border columns (2 of
+ * the 10 of a 10x10 map) then cost more than the interior. More than one tile
+ * in plain mode only. */
+EC_V8_INLINE void dw_pixel(const dw_ctx *k, const float *xr, const float *wt, float *o, const float *sc,
+                           const float *sh, int ky0, int ky1, int kx0, int kx1, const int KW, const int mode,
+                           __m256i mask, __m256i gidx, const int NT)
 {
     const size_t C = (size_t)k->C, c = (size_t)k->c, xrow = (size_t)k->in_w * c;
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 acc[2][4];
+    EC_V8_UNROLL for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
     for (int ky = ky0; ky < ky1; ky++, xr += xrow) {
         const float *wr = wt + ((size_t)ky * KW + kx0) * C;
-        __m256 a = acc[ky & 1];
+        __m256 a[4];
+        EC_V8_UNROLL for (int j = 0; j < NT; j++) a[j] = acc[ky & 1][j];
         for (int t = 0; t < kx1 - kx0; t++)
-            a = _mm256_fmadd_ps(dw_load_x(xr + t * c, mode, mask, gidx),
-                                dw_load(wr + t * C, mode, mask), a);
-        acc[ky & 1] = a;
+            EC_V8_UNROLL for (int j = 0; j < NT; j++)
+                a[j] = _mm256_fmadd_ps(dw_load_x(xr + t * c + 8 * j, mode, mask, gidx),
+                                       dw_load(wr + t * C + 8 * j, mode, mask), a[j]);
+        EC_V8_UNROLL for (int j = 0; j < NT; j++) acc[ky & 1][j] = a[j];
     }
-    __m256 v[1] = {_mm256_fmadd_ps(_mm256_add_ps(acc[0], acc[1]), vs, vh)};
-    ec_v8_act_n(v, 1, k->act);
-    dw_store(o, v[0], mode, mask);
+    __m256 v[4];
+    EC_V8_UNROLL for (int j = 0; j < NT; j++) {
+        const __m256 vs = sc ? dw_load(sc + 8 * j, mode, mask) : _mm256_set1_ps(1.0f);
+        const __m256 vh = sh ? dw_load(sh + 8 * j, mode, mask) : _mm256_setzero_ps();
+        v[j] = _mm256_fmadd_ps(_mm256_add_ps(acc[0][j], acc[1][j]), vs, vh);
+    }
+    ec_v8_act_n(v, NT, k->act);
+    EC_V8_UNROLL for (int j = 0; j < NT; j++) dw_store(o + 8 * j, v[j], mode, mask);
 }
 
 /* Output row oy, channels [cb, cb + 8) (fewer under a tail mask). */
@@ -91,8 +105,9 @@ EC_V8_INLINE void dw_row_tile(const dw_ctx *k, int oy, int cb, const int KW, con
                          (ky0 < ky1 ? (size_t)(iy0 + ky0) * k->in_w * c : 0);
     const float *wt = k->w + cb;                          /* tap t at wt + t * C */
     float *orow = k->out + (size_t)oy * out_w * C + cb;   /* pixel ox at orow + ox * C */
-    const __m256 vs = k->scale ? dw_load(k->scale + cb, mode, mask) : _mm256_set1_ps(1.0f);
-    const __m256 vh = k->shift ? dw_load(k->shift + cb, mode, mask) : _mm256_setzero_ps();
+    const float *sc = k->scale ? k->scale + cb : NULL, *sh = k->shift ? k->shift + cb : NULL;
+    const __m256 vs = sc ? dw_load(sc, mode, mask) : _mm256_set1_ps(1.0f);
+    const __m256 vh = sh ? dw_load(sh, mode, mask) : _mm256_setzero_ps();
     const size_t xstep = (size_t)sw * c;                  /* input floats between output pixels */
     const size_t xrow = (size_t)k->in_w * c;
 
@@ -102,7 +117,7 @@ EC_V8_INLINE void dw_row_tile(const dw_ctx *k, int oy, int cb, const int KW, con
         const int kx0 = ix0 < 0 ? -ix0 : 0;
         const int kx1 = k->in_w - ix0 < KW ? k->in_w - ix0 : KW;
         const float *xr = kx0 < kx1 ? xrow0 + (size_t)(ix0 + kx0) * c : xrow0;
-        dw_pixel(k, xr, wt, orow + ox * C, ky0, ky1, kx0, kx1, KW, mode, mask, gidx, vs, vh);
+        dw_pixel(k, xr, wt, orow + ox * C, sc, sh, ky0, ky1, kx0, kx1, KW, mode, mask, gidx, 1);
     }
     for (; ox + 4 <= k->xb; ox += 4) {                    /* interior, 4 pixels */
         const float *xp0 = xrow0 + (size_t)(ox * sw - k->pad_l) * c;
@@ -124,14 +139,14 @@ EC_V8_INLINE void dw_row_tile(const dw_ctx *k, int oy, int cb, const int KW, con
         EC_V8_UNROLL for (int u = 0; u < 4; u++) dw_store(orow + (ox + u) * C, a[u], mode, mask);
     }
     for (; ox < k->xb; ox++)                              /* interior leftovers */
-        dw_pixel(k, xrow0 + (size_t)(ox * sw - k->pad_l) * c, wt, orow + ox * C,
-                 ky0, ky1, 0, KW, KW, mode, mask, gidx, vs, vh);
+        dw_pixel(k, xrow0 + (size_t)(ox * sw - k->pad_l) * c, wt, orow + ox * C, sc, sh, ky0, ky1, 0, KW, KW, mode,
+                 mask, gidx, 1);
     for (; ox < out_w; ox++) {                            /* right border */
         const int ix0 = ox * sw - k->pad_l;
         const int kx0 = ix0 < 0 ? -ix0 : 0;
         const int kx1 = k->in_w - ix0 < KW ? k->in_w - ix0 : KW;
         const float *xr = kx0 < kx1 ? xrow0 + (size_t)(ix0 + kx0) * c : xrow0;
-        dw_pixel(k, xr, wt, orow + ox * C, ky0, ky1, kx0, kx1, KW, mode, mask, gidx, vs, vh);
+        dw_pixel(k, xr, wt, orow + ox * C, sc, sh, ky0, ky1, kx0, kx1, KW, mode, mask, gidx, 1);
     }
 }
 
@@ -141,37 +156,6 @@ EC_V8_INLINE void dw_row_tile(const dw_ctx *k, int oy, int cb, const int KW, con
  * per pass at a stride of c floats; with c = 512 or 1536 (strides of 2 and 6 KB)
  * those lines fall into a few L1 sets and evict each other. Same per-element
  * arithmetic as dw_row_tile (plain mode, c % 8 == 0, mult 1). */
-/* NT channel tiles [cb, cb + 8 NT) of one pixel in plain mode, each with
- * dw_pixel's arithmetic (two row-parity chains, added, then scale/shift and the
- * activation), the NT tiles' chains independent of each other: a tile alone
- * waits on its FMA latency and on the activation's polynomial, and the border
- * columns (2 of the 10 of a 10x10 map) then cost more than the interior. */
-EC_V8_INLINE void dw_pixel_tiles(const dw_ctx *k, const float *xr, float *o, int cb, int ky0, int ky1, int kx0,
-                                 int kx1, const int KW, const int NT)
-{
-    const size_t C = (size_t)k->C, xrow = (size_t)k->in_w * C;
-    __m256 acc[2][4];
-    EC_V8_UNROLL for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
-    const float *xk = xr + cb;
-    for (int ky = ky0; ky < ky1; ky++, xk += xrow) {
-        const float *wr = k->w + ((size_t)ky * KW + kx0) * C + cb;
-        __m256 a[4];
-        EC_V8_UNROLL for (int j = 0; j < NT; j++) a[j] = acc[ky & 1][j];
-        for (int t = 0; t < kx1 - kx0; t++)
-            EC_V8_UNROLL for (int j = 0; j < NT; j++)
-                a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(xk + t * C + 8 * j), _mm256_loadu_ps(wr + t * C + 8 * j), a[j]);
-        EC_V8_UNROLL for (int j = 0; j < NT; j++) acc[ky & 1][j] = a[j];
-    }
-    __m256 v[4];
-    EC_V8_UNROLL for (int j = 0; j < NT; j++) {
-        const __m256 vs = k->scale ? _mm256_loadu_ps(k->scale + cb + 8 * j) : _mm256_set1_ps(1.0f);
-        const __m256 vh = k->shift ? _mm256_loadu_ps(k->shift + cb + 8 * j) : _mm256_setzero_ps();
-        v[j] = _mm256_fmadd_ps(_mm256_add_ps(acc[0][j], acc[1][j]), vs, vh);
-    }
-    ec_v8_act_n(v, NT, k->act);
-    EC_V8_UNROLL for (int j = 0; j < NT; j++) _mm256_storeu_ps(o + cb + 8 * j, v[j]);
-}
-
 /* One output pixel ox of row-major pass dw_row_pm, every channel tile (4 at a
  * time, then one by one), its taps clipped to the image (border columns;
  * interior leftovers get the full range). */
@@ -183,10 +167,15 @@ EC_V8_INLINE void dw_pm_pixel(const dw_ctx *k, const float *xrow0, float *orow, 
     const int kx0 = ix0 < 0 ? -ix0 : 0;
     const int kx1 = k->in_w - ix0 < KW ? k->in_w - ix0 : KW;
     const float *xr = kx0 < kx1 ? xrow0 + (size_t)(ix0 + kx0) * C : xrow0;
+    const __m256i ones = _mm256_set1_epi32(-1), zero = _mm256_setzero_si256();
     float *o = orow + ox * C;
+#define DW_PM_TILES(cb, NT)                                                                                   \
+    dw_pixel(k, xr + (cb), k->w + (cb), o + (cb), k->scale ? k->scale + (cb) : NULL,                          \
+             k->shift ? k->shift + (cb) : NULL, ky0, ky1, kx0, kx1, KW, DW_PLAIN, ones, zero, NT)
     int cb = 0;
-    for (; cb + 32 <= k->C; cb += 32) dw_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, KW, 4);
-    for (; cb < k->C; cb += 8) dw_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, KW, 1);
+    for (; cb + 32 <= k->C; cb += 32) DW_PM_TILES(cb, 4);
+    for (; cb < k->C; cb += 8) DW_PM_TILES(cb, 1);
+#undef DW_PM_TILES
 }
 
 EC_V8_INLINE void dw_row_pm(const dw_ctx *k, int oy, const int KW)

@@ -65,24 +65,27 @@ EC_V16_INLINE void dw5_finish(const dw5_ctx *k, __m512 *acc, const int n, float 
 }
 
 /* NT channel tiles [cb, cb + 16 NT) of one pixel, taps [ky0, ky1) x [kx0,
- * kx1); xr points at channel 0 of input pixel (iy0 + ky0, ix0 + kx0); mult 1.
- * The NT chains are independent: one tile alone waits on its FMA latency at
- * every tap and on the activation's polynomial, and the border columns (2 of
- * the 10 of a 10x10 map) then cost more than the 8 interior ones. MASKED: one
- * tile, the last, partial one (NT 1, loads under m). */
+ * kx1); xr points at channel 0 of input pixel (iy0 + ky0, ix0 + kx0). The NT
+ * chains are independent: one tile alone waits on its FMA latency at every tap
+ * and on the activation's polynomial, and the border columns (2 of the 10 of a
+ * 10x10 map) then cost more than the 8 interior ones. MASKED: one tile, the
+ * last, partial one or a gathered one (NT 1, loads under m). */
 EC_V16_INLINE void dw5_pixel_tiles(const dw5_ctx *k, const float *xr, float *o, int cb, int ky0, int ky1, int kx0,
-                                   int kx1, float *rs, const int NT, const int MASKED, __mmask16 m)
+                                   int kx1, float *rs, const int NT, const int MASKED, __mmask16 m, const int gather,
+                                   __m512i gidx)
 {
-    const size_t C = (size_t)k->C, xrow = (size_t)k->in_w * C;
+    const size_t C = (size_t)k->C, c = (size_t)k->c, xrow = (size_t)k->in_w * c;
 #define DW5_LT(ptr) (MASKED ? _mm512_maskz_loadu_ps(m, ptr) : _mm512_loadu_ps(ptr))
     __m512 acc[8];
     EC_V16_UNROLL for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();
-    const float *xk = xr + cb;
+    const float *xk = xr;
     for (int ky = ky0; ky < ky1; ky++, xk += xrow) {
         const float *wr = k->w + ((size_t)ky * k->kw + kx0) * C + cb;
         for (int t = 0; t < kx1 - kx0; t++)
-            EC_V16_UNROLL for (int j = 0; j < NT; j++)
-                acc[j] = _mm512_fmadd_ps(DW5_LT(xk + t * C + 16 * j), DW5_LT(wr + t * C + 16 * j), acc[j]);
+            EC_V16_UNROLL for (int j = 0; j < NT; j++) {
+                const __m512 xv = gather ? dw5_x(k, xk + t * c, cb, m, 1, gidx) : DW5_LT(xk + t * c + cb + 16 * j);
+                acc[j] = _mm512_fmadd_ps(xv, DW5_LT(wr + t * C + 16 * j), acc[j]);
+            }
     }
     EC_V16_UNROLL for (int j = 0; j < NT; j++) {
         const __m512 vs = k->scale ? DW5_LT(k->scale + cb + 16 * j) : _mm512_set1_ps(1.0f);
@@ -100,35 +103,25 @@ EC_V16_INLINE void dw5_pixel_tiles(const dw5_ctx *k, const float *xr, float *o, 
 
 /* One output pixel, all channel tiles, taps [ky0, ky1) x [kx0, kx1); xr points
  * at channel 0 of input pixel (iy0 + ky0, ix0 + kx0). Tiles go 8, then 4 at a
- * time (independent chains), then one by one (the gather path: always). */
+ * time (independent chains), then one by one (gathered ones always). */
 EC_V16_INLINE void dw5_pixel(const dw5_ctx *k, const float *xr, float *o, int ky0, int ky1, int kx0, int kx1,
                              float *rs, const int gather)
 {
-    const size_t C = (size_t)k->C, c = (size_t)k->c, xrow = (size_t)k->in_w * c;
+    const __m512i none = _mm512_setzero_si512();
     int cb = 0;
-    if (!gather) {
-        for (; cb + 8 * 16 <= k->C; cb += 8 * 16) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 8, 0, 0xffff);
-        for (; cb + 4 * 16 <= k->C; cb += 4 * 16) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 4, 0, 0xffff);
-        for (; cb + 16 <= k->C; cb += 16) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 1, 0, 0xffff);
-        if (cb < k->C) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 1, 1, ec_v16_tail_mask(k->C - cb));
+    if (gather) {
+        for (; cb < k->C; cb += 16) {
+            int32_t idx[16];
+            for (int j = 0; j < 16; j++) idx[j] = (cb + j) / k->mult;
+            dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 1, 1, ec_v16_tail_mask(k->C - cb), 1,
+                            _mm512_loadu_si512(idx));
+        }
         return;
     }
-    for (; cb < k->C; cb += 16) {
-        const __mmask16 m = ec_v16_tail_mask(k->C - cb);
-        int32_t idx[16];
-        for (int j = 0; j < 16; j++) idx[j] = (cb + j) / k->mult;
-        const __m512i gidx = _mm512_loadu_si512(idx);
-        __m512 acc[1] = {_mm512_setzero_ps()};
-        const float *xk = xr;
-        for (int ky = ky0; ky < ky1; ky++, xk += xrow) {
-            const float *wr = k->w + ((size_t)ky * k->kw + kx0) * C + cb;
-            for (int t = 0; t < kx1 - kx0; t++)
-                acc[0] = _mm512_fmadd_ps(dw5_x(k, xk + t * c, cb, m, 1, gidx), _mm512_maskz_loadu_ps(m, wr + t * C),
-                                         acc[0]);
-        }
-        float *op[1] = {o};
-        dw5_finish(k, acc, 1, op, cb, m, rs);
-    }
+    for (; cb + 8 * 16 <= k->C; cb += 8 * 16) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 8, 0, 0xffff, 0, none);
+    for (; cb + 4 * 16 <= k->C; cb += 4 * 16) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 4, 0, 0xffff, 0, none);
+    for (; cb + 16 <= k->C; cb += 16) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 1, 0, 0xffff, 0, none);
+    if (cb < k->C) dw5_pixel_tiles(k, xr, o, cb, ky0, ky1, kx0, kx1, rs, 1, 1, ec_v16_tail_mask(k->C - cb), 0, none);
 }
 
 /* NP interior pixels from ox (every tap inside the image), channel tile cb;

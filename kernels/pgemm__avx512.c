@@ -26,21 +26,21 @@
  * L2. (kbench on Zen 5, 48 KB L1: k blocks of 192 and 256 ran ~5% faster than
  * 128 over the EfficientNetV2-S shapes; 192 leaves room in L1 for the A rows
  * and a 32 KB L1 as well; K up to 256 goes in one block, see pg5_kc.) Partial
- * sums wait in C between k blocks (a float
- * stored and reloaded: exact). A is read in place, row stride lda. */
+ * sums wait in C between k blocks (a float stored and reloaded: exact). A is
+ * read in place, row stride lda. */
 #include "kernels/vmath_avx512.h"
 
 #define PG5_KC 192
 #define PG5_KC_MAX 256
 
-/* The k block from kb: all of K up to PG5_KC_MAX (K = 256, stage 6's
- * expansions and the top conv: one pass instead of 192 + 64, whose second
- * pass reloads C after the streamed weights pushed it out of L2: 6.3-6.5 ->
- * 6.1-6.3 ms for the 14 expansions at 1 thread), else PG5_KC at a time. */
-static inline int pg5_kc(int K, int kb)
+/* The k block size for a GEMM of depth K: all of K up to PG5_KC_MAX (K = 256,
+ * stage 6's expansions and the top conv: one pass instead of 192 + 64, whose
+ * second pass reloads C after the streamed weights pushed it out of L2: 6.3-6.5
+ * -> 6.1-6.3 ms for the 14 expansions at 1 thread), else PG5_KC. K = 0 still
+ * makes one pass, with an empty sum: act(shift). */
+static inline int pg5_kc(int K)
 {
-    if (K <= PG5_KC_MAX) return K - kb;
-    return K - kb < PG5_KC ? K - kb : PG5_KC;
+    return K <= 0 ? 1 : K <= PG5_KC_MAX ? K : PG5_KC;
 }
 #define PG5_MC 112
 
@@ -178,11 +178,11 @@ void ec_gemm_packed__avx512(int M, int N, int K, const float *A, int lda, const 
 {
     (void)M;
     const size_t bs = (size_t)(K > 0 ? K : 0) * EC_PG_NR;   /* floats between panels */
+    const int KC = pg5_kc(K), ke = K > 0 ? K : 1;
     for (int ib = m0; ib < m1; ib += PG5_MC) {
         const int ie = ib + PG5_MC < m1 ? ib + PG5_MC : m1;
-        /* K = 0: one pass with an empty sum, act(shift) */
-        for (int kb = 0, kc = 0; kb < K || (K <= 0 && kb == 0); kb += kc > 0 ? kc : 1) {
-            kc = K <= 0 ? 0 : pg5_kc(K, kb);
+        for (int kb = 0; kb < ke; kb += KC) {
+            const int kc = K <= kb ? 0 : K - kb < KC ? K - kb : KC;   /* 0 when K <= 0 */
             const int first = kb == 0, last = kb + kc >= K;
             for (int p = p0; p < p1;) {
                 const int np = pg5_group(p, p0, p1), pl = p + np - 1;
@@ -214,10 +214,11 @@ void ec_gemm_w16__avx512(int M, int N, int K, const float *A, int lda, const uin
 {
     (void)M;
     float blk[3 * PG5_KC_MAX * EC_PG_NR] __attribute__((aligned(64)));
+    const int KC = pg5_kc(K), ke = K > 0 ? K : 1;
     for (int ib = m0; ib < m1; ib += PG5_MC_W16) {
         const int ie = ib + PG5_MC_W16 < m1 ? ib + PG5_MC_W16 : m1;
-        for (int kb = 0, kc = 0; kb < K || (K <= 0 && kb == 0); kb += kc > 0 ? kc : 1) {
-            kc = K <= 0 ? 0 : pg5_kc(K, kb);
+        for (int kb = 0; kb < ke; kb += KC) {
+            const int kc = K <= kb ? 0 : K - kb < KC ? K - kb : KC;   /* 0 when K <= 0 */
             const int first = kb == 0, last = kb + kc >= K;
             for (int p = p0; p < p1;) {
                 const int np = pg5_group(p, p0, p1), pl = p + np - 1;
